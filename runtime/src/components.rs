@@ -1,0 +1,92 @@
+//! Loaded components: compiled, checked against the `particle` world, and
+//! pre-linked once so each spawn only instantiates.
+
+use crate::engine::{EngineHandle, Limits};
+use crate::error::{Result, RuntimeError};
+use crate::host::ParticlePre;
+use crate::particle::ParticleState;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use wasmtime::component::Component;
+
+pub struct LoadedComponent {
+    /// Shared by every particle of this component: the Cedar principal, and
+    /// a pointer identity for per-particle decision caches.
+    pub name: Arc<str>,
+    pub pre: ParticlePre<ParticleState>,
+    pub limits: Limits,
+}
+
+impl LoadedComponent {
+    pub fn load(engine: &EngineHandle, name: &str, path: &Path, limits: Limits) -> Result<Arc<Self>> {
+        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            // SAFETY: wasmtime requires that precompiled bytes come from a
+            // trusted `Engine::precompile_component` of a compatible engine;
+            // wasmtime checks the header and the release layer checks the
+            // hash recorded in release.lock before it gets here.
+            let component = unsafe { Component::deserialize(&engine.engine, &bytes) }.map_err(|e| {
+                RuntimeError::InvalidComponent {
+                    component: name.to_string(),
+                    reason: format!("{e:#}"),
+                }
+            })?;
+            return Self::link(engine, name, component, limits);
+        }
+        Self::from_bytes(engine, name, &bytes, limits)
+    }
+
+    pub fn from_bytes(engine: &EngineHandle, name: &str, bytes: &[u8], limits: Limits) -> Result<Arc<Self>> {
+        let component = Component::new(&engine.engine, bytes).map_err(|e| RuntimeError::InvalidComponent {
+            component: name.to_string(),
+            reason: first_line(&e),
+        })?;
+        Self::link(engine, name, component, limits)
+    }
+
+    fn link(engine: &EngineHandle, name: &str, component: Component, limits: Limits) -> Result<Arc<Self>> {
+        let wrong = |e: wasmtime::Error| RuntimeError::WrongWorld {
+            component: name.to_string(),
+            reason: format!("{e:#}"),
+        };
+        let pre = engine.linker.instantiate_pre(&component).map_err(wrong)?;
+        let pre = ParticlePre::new(pre).map_err(wrong)?;
+        Ok(Arc::new(LoadedComponent {
+            name: name.into(),
+            pre,
+            limits,
+        }))
+    }
+}
+
+fn first_line(e: &wasmtime::Error) -> String {
+    format!("{e:#}")
+}
+
+/// The node's component table; replaced entries keep running particles alive
+/// (they hold their own `Arc`).
+#[derive(Default)]
+pub struct Components {
+    map: RwLock<HashMap<String, Arc<LoadedComponent>>>,
+}
+
+impl Components {
+    pub fn insert(&self, c: Arc<LoadedComponent>) {
+        self.map.write().insert(c.name.to_string(), c);
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<LoadedComponent>> {
+        self.map.read().get(name).cloned()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.map.read().keys().cloned().collect();
+        v.sort();
+        v
+    }
+}

@@ -1,0 +1,148 @@
+//! The wasmtime engine of a node: configuration, pooling and the epoch ticker.
+//!
+//! One engine per node. The pooling allocator is sized from the node's
+//! particle capacity so spawning does not mmap; memory reservations are
+//! sized to the memory cap instead of wasmtime's 4 GiB default so that
+//! 100,000 instances fit in the address space.
+
+use crate::error::{Result, RuntimeError};
+use crate::node::NodeConfig;
+use crate::particle::ParticleState;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Per-component limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory cap per particle.
+    pub memory_bytes: u64,
+    /// CPU time a particle may run without returning to `recv`; 0 = no limit.
+    pub cpu_ms: u64,
+    /// Mailbox bound (data messages; signals always get through).
+    pub mailbox: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 << 20,
+            cpu_ms: 5_000,
+            mailbox: 10_000,
+        }
+    }
+}
+
+/// Memory maps one pooled particle needs at most (memory slot split in two,
+/// copy-on-write image, stack and its guard, tables), plus slack.
+pub const MAPS_PER_PARTICLE: u64 = 6;
+const MAPS_BASE: u64 = 8_192;
+
+const WASM_STACK: usize = 512 << 10;
+const ASYNC_STACK: usize = 1 << 20;
+
+pub struct EngineHandle {
+    pub engine: Engine,
+    pub linker: Linker<ParticleState>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// The kernel's limit on memory maps per process, if it can be read.
+pub fn max_map_count() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// How many particles fit under the kernel's map limit.
+pub fn particles_within_map_limit() -> Option<u32> {
+    let have = max_map_count()?;
+    Some((have.saturating_sub(MAPS_BASE) / MAPS_PER_PARTICLE).min(u32::MAX as u64) as u32)
+}
+
+impl EngineHandle {
+    pub fn new(cfg: &NodeConfig) -> Result<Self> {
+        let n = cfg.max_particles.max(1);
+        if let Some(have) = max_map_count() {
+            let needed = MAPS_BASE + n as u64 * MAPS_PER_PARTICLE;
+            if needed > have {
+                return Err(RuntimeError::MapCount {
+                    have,
+                    needed,
+                    particles: n,
+                });
+            }
+        }
+        if cfg.default_limits.memory_bytes > cfg.max_memory_bytes {
+            return Err(RuntimeError::Config(format!(
+                "default memory cap {} MiB is above the node's maximum {} MiB",
+                cfg.default_limits.memory_bytes >> 20,
+                cfg.max_memory_bytes >> 20
+            )));
+        }
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(4))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .total_stacks(n)
+            .max_core_instances_per_component(16)
+            .max_memories_per_component(4)
+            .max_tables_per_component(8)
+            .max_memories_per_module(2)
+            .max_tables_per_module(4)
+            .table_elements(20_000)
+            .max_memory_size(cfg.max_memory_bytes as usize)
+            // Keep a little of each slot resident on reuse: cheaper respawns.
+            .linear_memory_keep_resident(64 << 10)
+            .async_stack_keep_resident(16 << 10)
+            .max_unused_warm_slots(256);
+
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(WASM_STACK)
+            .async_stack_size(ASYNC_STACK)
+            .memory_reservation(cfg.max_memory_bytes)
+            .memory_guard_size(64 << 10)
+            .memory_reservation_for_growth(0)
+            .memory_init_cow(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let linker = crate::host::linker(&engine).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        spawn_ticker(engine.clone(), cfg.tick, stop.clone());
+        Ok(EngineHandle {
+            engine,
+            linker,
+            stop,
+        })
+    }
+}
+
+/// Ticks the epoch from an OS thread: a tokio task would itself be starved by
+/// the busy guest it is meant to preempt.
+fn spawn_ticker(engine: Engine, tick: std::time::Duration, stop: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new()
+        .name("plasmoid-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the epoch ticker, particles will not be preempted: {e}");
+    }
+}

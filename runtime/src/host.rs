@@ -1,0 +1,408 @@
+//! The `plasmoid:runtime/process` host functions: the guest's view of the node.
+//!
+//! Every function that reaches outside the particle asks the Cedar gate first;
+//! a denial is an error value for the guest and a warning in the log.
+
+use crate::node::{self, SendError as HostSendError, SpawnOpts};
+use crate::particle::ParticleState;
+use crate::pid::Pid;
+use crate::policy::Action;
+use crate::process::Process;
+use crate::reason::{ExitReason as HostReason, Msg};
+use plasmoid::runtime::process::{
+    DownMessage, ExitMessage, ExitReason, Host, HostPid, LinkError, LogLevel, Message, RegistryError,
+    SendError, SpawnError, TaggedMessage,
+};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker, Resource};
+
+wasmtime::component::bindgen!({
+    world: "particle",
+    path: "../wit",
+    imports: {
+        "plasmoid:runtime/process.recv": async | trappable,
+        "plasmoid:runtime/process.recv-ref": async | trappable,
+        default: trappable,
+    },
+    exports: { default: async },
+    with: { "plasmoid:runtime/process.pid": crate::host::PidRep },
+});
+
+/// What a guest's `pid` handle points at. The weak reference makes sends to
+/// a local process skip the process table lookup.
+pub struct PidRep {
+    pub pid: Pid,
+    local: Weak<Process>,
+}
+
+/// The linker every component is checked against: WASI p2 plus `process`.
+pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<ParticleState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    Particle::add_to_linker::<_, HasSelf<ParticleState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+impl From<HostReason> for ExitReason {
+    fn from(r: HostReason) -> Self {
+        match r {
+            HostReason::Normal => ExitReason::Normal,
+            HostReason::Kill => ExitReason::Kill,
+            HostReason::Killed => ExitReason::Killed,
+            HostReason::Shutdown(s) => ExitReason::Shutdown(s),
+            HostReason::Exception(s) => ExitReason::Exception(s),
+            HostReason::Noproc => ExitReason::Noproc,
+            HostReason::Noconnection => ExitReason::Noconnection,
+        }
+    }
+}
+
+impl From<ExitReason> for HostReason {
+    fn from(r: ExitReason) -> Self {
+        match r {
+            ExitReason::Normal => HostReason::Normal,
+            ExitReason::Kill => HostReason::Kill,
+            ExitReason::Killed => HostReason::Killed,
+            ExitReason::Shutdown(s) => HostReason::Shutdown(s),
+            ExitReason::Exception(s) => HostReason::Exception(s),
+            ExitReason::Noproc => HostReason::Noproc,
+            ExitReason::Noconnection => HostReason::Noconnection,
+        }
+    }
+}
+
+impl From<HostSendError> for SendError {
+    fn from(e: HostSendError) -> Self {
+        match e {
+            HostSendError::Noproc => SendError::Noproc,
+            HostSendError::MailboxFull => SendError::MailboxFull,
+            HostSendError::Denied(s) => SendError::Denied(s),
+            HostSendError::Noconnection => SendError::Noconnection,
+        }
+    }
+}
+
+/// Longest log line a guest may write; the rest is cut.
+const MAX_LOG: usize = 4096;
+
+impl ParticleState {
+    fn pid_handle(&mut self, pid: Pid) -> wasmtime::Result<Resource<PidRep>> {
+        let local = self
+            .node
+            .lookup(pid)
+            .map(|p| Arc::downgrade(&p))
+            .unwrap_or_default();
+        Ok(self.table.push(PidRep { pid, local })?)
+    }
+
+    fn target(&self, r: &Resource<PidRep>) -> wasmtime::Result<(Pid, Option<Arc<Process>>)> {
+        let rep = self.table.get(r)?;
+        Ok((rep.pid, rep.local.upgrade()))
+    }
+
+    fn denied(&self, action: Action, resource: &str) -> String {
+        tracing::warn!(
+            pid = %self.proc.pid,
+            component = %self.component.name,
+            action = action.as_str(),
+            resource,
+            "denied by policy"
+        );
+        format!("`{}` may not {} `{resource}`", self.component.name, action.as_str())
+    }
+
+    fn lower(&mut self, msg: Msg) -> wasmtime::Result<Message> {
+        Ok(match msg {
+            Msg::Data(d) => Message::Data(d),
+            Msg::Tagged {
+                sender,
+                reference,
+                payload,
+            } => Message::Tagged(TaggedMessage {
+                sender: self.pid_handle(sender)?,
+                ref_: reference,
+                payload,
+            }),
+            Msg::Exit { sender, reason } => Message::Exit(ExitMessage {
+                sender: self.pid_handle(sender)?,
+                reason: reason.into(),
+            }),
+            Msg::Down {
+                sender,
+                reference,
+                reason,
+            } => Message::Down(DownMessage {
+                sender: self.pid_handle(sender)?,
+                ref_: reference,
+                reason: reason.into(),
+            }),
+        })
+    }
+
+    async fn wait(&mut self, reference: Option<u64>, timeout_ms: Option<u64>) -> wasmtime::Result<Option<Message>> {
+        let mut msg = self.proc.mailbox.try_take(reference);
+        if msg.is_none() && timeout_ms != Some(0) {
+            let deadline = timeout_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+            let _waiting = WaitGuard::new(&self.node.waiting);
+            msg = self.proc.mailbox.take(reference, deadline).await;
+        }
+        self.cpu.fresh = true;
+        msg.map(|m| self.lower(m)).transpose()
+    }
+
+    fn spawn_with(
+        &mut self,
+        component: String,
+        name: Option<String>,
+        init: String,
+        link: bool,
+    ) -> Result<Resource<PidRep>, SpawnError> {
+        if !self.allowed(Action::Spawn, &component) {
+            return Err(SpawnError::Denied(self.denied(Action::Spawn, &component)));
+        }
+        let opts = SpawnOpts {
+            name,
+            link: link.then_some(self.proc.pid),
+        };
+        let pid = self.node.spawn_particle(&component, &init, opts).map_err(|e| match e {
+            node::SpawnError::UnknownComponent(c) => SpawnError::UnknownComponent(c),
+            node::SpawnError::NameTaken(n) => SpawnError::NameTaken(n),
+            node::SpawnError::Denied(d) => SpawnError::Denied(d),
+            node::SpawnError::Failed(f) => SpawnError::Failed(f),
+        })?;
+        self.pid_handle(pid).map_err(|e| SpawnError::Failed(e.to_string()))
+    }
+
+    fn send_msg(&mut self, target: Resource<PidRep>, msg: Msg) -> wasmtime::Result<Result<(), SendError>> {
+        let (pid, local) = self.target(&target)?;
+        let Some(t) = local.or_else(|| self.node.lookup(pid)) else {
+            let err = if pid.node == self.node.id {
+                SendError::Noproc
+            } else {
+                SendError::Noconnection
+            };
+            return Ok(Err(err));
+        };
+        if !self.allowed_on(Action::Send, &t.component) {
+            return Ok(Err(SendError::Denied(self.denied(Action::Send, &t.component))));
+        }
+        Ok(self.node.send_to(&t, msg).map_err(Into::into))
+    }
+
+    /// Cedar check for an action on a live target; `Err` carries the denial text.
+    fn check_target(&mut self, action: Action, target: &Process) -> Result<(), String> {
+        if self.allowed_on(action, &target.component) {
+            Ok(())
+        } else {
+            Err(self.denied(action, &target.component))
+        }
+    }
+}
+
+/// Counts particles blocked in `recv`, also when the wait is cancelled.
+struct WaitGuard<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> WaitGuard<'a> {
+    fn new(c: &'a std::sync::atomic::AtomicUsize) -> Self {
+        c.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        WaitGuard(c)
+    }
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl HostPid for ParticleState {
+    fn to_string(&mut self, this: Resource<PidRep>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&this)?.pid.to_string())
+    }
+
+    fn equals(&mut self, this: Resource<PidRep>, other: Resource<PidRep>) -> wasmtime::Result<bool> {
+        Ok(self.table.get(&this)?.pid == self.table.get(&other)?.pid)
+    }
+
+    fn drop(&mut self, rep: Resource<PidRep>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl Host for ParticleState {
+    fn self_pid(&mut self) -> wasmtime::Result<Resource<PidRep>> {
+        let rep = PidRep {
+            pid: self.proc.pid,
+            local: Arc::downgrade(&self.proc),
+        };
+        Ok(self.table.push(rep)?)
+    }
+
+    fn self_name(&mut self) -> wasmtime::Result<Option<String>> {
+        Ok(self.proc.registered_name())
+    }
+
+    fn make_ref(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.node.next_ref())
+    }
+
+    fn spawn(
+        &mut self,
+        component: String,
+        name: Option<String>,
+        init: String,
+    ) -> wasmtime::Result<Result<Resource<PidRep>, SpawnError>> {
+        Ok(self.spawn_with(component, name, init, false))
+    }
+
+    fn spawn_link(
+        &mut self,
+        component: String,
+        name: Option<String>,
+        init: String,
+    ) -> wasmtime::Result<Result<Resource<PidRep>, SpawnError>> {
+        Ok(self.spawn_with(component, name, init, true))
+    }
+
+    fn exit(&mut self, reason: ExitReason) -> wasmtime::Result<()> {
+        self.exit_request = Some(reason.into());
+        Err(wasmtime::Error::msg("particle called exit"))
+    }
+
+    fn send_exit(&mut self, target: Resource<PidRep>, reason: ExitReason) -> wasmtime::Result<Result<(), SendError>> {
+        let (pid, local) = self.target(&target)?;
+        let Some(t) = local.or_else(|| self.node.lookup(pid)) else {
+            return Ok(Err(SendError::Noproc));
+        };
+        if let Err(d) = self.check_target(Action::Exit, &t) {
+            return Ok(Err(SendError::Denied(d)));
+        }
+        self.node.deliver_exit(self.proc.pid, &t, reason.into(), false);
+        Ok(Ok(()))
+    }
+
+    fn send(&mut self, target: Resource<PidRep>, msg: Vec<u8>) -> wasmtime::Result<Result<(), SendError>> {
+        self.send_msg(target, Msg::Data(msg))
+    }
+
+    fn send_tagged(
+        &mut self,
+        target: Resource<PidRep>,
+        reference: u64,
+        msg: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), SendError>> {
+        let tagged = Msg::Tagged {
+            sender: self.proc.pid,
+            reference,
+            payload: msg,
+        };
+        self.send_msg(target, tagged)
+    }
+
+    async fn recv(&mut self, timeout_ms: Option<u64>) -> wasmtime::Result<Option<Message>> {
+        self.wait(None, timeout_ms).await
+    }
+
+    async fn recv_ref(&mut self, reference: u64, timeout_ms: Option<u64>) -> wasmtime::Result<Option<Message>> {
+        self.wait(Some(reference), timeout_ms).await
+    }
+
+    fn resolve(&mut self, pid: String) -> wasmtime::Result<Option<Resource<PidRep>>> {
+        match self.node.resolve(&pid) {
+            Some(p) => Ok(Some(self.pid_handle(p)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn register(&mut self, name: String) -> wasmtime::Result<Result<(), RegistryError>> {
+        if !self.allowed(Action::Register, &name) {
+            return Ok(Err(RegistryError::Denied(self.denied(Action::Register, &name))));
+        }
+        Ok(self.node.register(&self.proc, &name).map_err(registry_error))
+    }
+
+    fn unregister(&mut self, name: String) -> wasmtime::Result<Result<(), RegistryError>> {
+        if !self.allowed(Action::Register, &name) {
+            return Ok(Err(RegistryError::Denied(self.denied(Action::Register, &name))));
+        }
+        Ok(self.node.unregister(&name).map_err(registry_error))
+    }
+
+    fn lookup(&mut self, name: String) -> wasmtime::Result<Result<Resource<PidRep>, RegistryError>> {
+        if !self.allowed(Action::Lookup, &name) {
+            return Ok(Err(RegistryError::Denied(self.denied(Action::Lookup, &name))));
+        }
+        match self.node.whereis(&name) {
+            Some(pid) => Ok(Ok(self.pid_handle(pid)?)),
+            None => Ok(Err(RegistryError::NotFound)),
+        }
+    }
+
+    fn link(&mut self, target: Resource<PidRep>) -> wasmtime::Result<Result<(), LinkError>> {
+        let (pid, local) = self.target(&target)?;
+        if let Some(t) = local.or_else(|| self.node.lookup(pid))
+            && let Err(d) = self.check_target(Action::Link, &t)
+        {
+            return Ok(Err(LinkError::Denied(d)));
+        }
+        Ok(self.node.link(&self.proc, pid).map_err(|_| LinkError::Noproc))
+    }
+
+    fn unlink(&mut self, target: Resource<PidRep>) -> wasmtime::Result<()> {
+        let (pid, _) = self.target(&target)?;
+        self.node.unlink(&self.proc, pid);
+        Ok(())
+    }
+
+    fn monitor(&mut self, target: Resource<PidRep>) -> wasmtime::Result<Result<u64, LinkError>> {
+        let (pid, local) = self.target(&target)?;
+        if let Some(t) = local.or_else(|| self.node.lookup(pid))
+            && let Err(d) = self.check_target(Action::Monitor, &t)
+        {
+            return Ok(Err(LinkError::Denied(d)));
+        }
+        Ok(Ok(self.node.monitor(&self.proc, pid)))
+    }
+
+    fn demonitor(&mut self, reference: u64) -> wasmtime::Result<bool> {
+        Ok(self.node.demonitor(&self.proc, reference))
+    }
+
+    fn trap_exit(&mut self, enabled: bool) -> wasmtime::Result<bool> {
+        Ok(self.proc.set_trap_exit(enabled))
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        if !self.allowed(Action::Log, "local") {
+            return Ok(());
+        }
+        let mut message = message;
+        if message.len() > MAX_LOG {
+            let mut cut = MAX_LOG;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        let pid = self.proc.pid;
+        let component = &*self.component.name;
+        match level {
+            LogLevel::Trace => tracing::trace!(target: "particle", %pid, component, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "particle", %pid, component, "{message}"),
+            LogLevel::Info => tracing::info!(target: "particle", %pid, component, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "particle", %pid, component, "{message}"),
+            LogLevel::Error => tracing::error!(target: "particle", %pid, component, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+fn registry_error(e: node::RegistryError) -> RegistryError {
+    match e {
+        node::RegistryError::Taken => RegistryError::Taken,
+        node::RegistryError::NotFound => RegistryError::NotFound,
+        node::RegistryError::Denied(d) => RegistryError::Denied(d),
+    }
+}

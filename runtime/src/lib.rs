@@ -1,0 +1,30 @@
+//! plasmoid-runtime: the node that runs particles.
+//!
+//! It owns the wasmtime engine and the `plasmoid:runtime/process` host
+//! functions, pids, mailboxes, links, monitors, exit signals, the name
+//! registry and the Cedar gate, plus native processes for host code. It does
+//! not own supervision strategies (plasmoid-supervisor), manifests and
+//! builds (plasmoid-release) or the command line (the `plasmoid` binary).
+
+mod components;
+mod engine;
+mod error;
+mod host;
+mod mailbox;
+mod native;
+mod node;
+mod particle;
+mod pid;
+mod policy;
+mod process;
+mod reason;
+mod signals;
+
+pub use engine::{Limits, MAPS_PER_PARTICLE, max_map_count, particles_within_map_limit};
+pub use error::{Result, RuntimeError};
+pub use native::{CallError, NativeProcess};
+pub use node::{Node, NodeConfig, RegistryError, SendError, SpawnError, SpawnOpts};
+pub use pid::{NodeId, Pid};
+pub use policy::{Action, DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyGate, PolicySource};
+pub use reason::{ExitReason, Msg};
+pub use signals::Noproc;

@@ -1,0 +1,324 @@
+//! The node: process table, name registry, loaded components and the engine.
+//!
+//! Everything a process does to another process goes through the node, so
+//! that the same rules hold for wasm particles and native (host) processes.
+
+use crate::components::{Components, LoadedComponent};
+use crate::engine::{EngineHandle, Limits};
+use crate::error::Result;
+use crate::pid::{NodeId, Pid};
+use crate::policy::PolicyGate;
+use crate::process::Process;
+use crate::reason::{ExitReason, Msg};
+use dashmap::DashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Settings fixed when a node starts.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// How many particles may be alive at once; sizes the instance pool.
+    pub max_particles: u32,
+    /// Limits for components loaded without their own.
+    pub default_limits: Limits,
+    /// Largest memory cap any component may ask for (sizes pool slots).
+    pub max_memory_bytes: u64,
+    /// Epoch tick: the preemption slice and the CPU budget's resolution.
+    pub tick: std::time::Duration,
+    /// Folder with a `.cedarschema` and `.cedar` files; `None` = built-in defaults.
+    pub policy_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            max_particles: 10_000,
+            default_limits: Limits::default(),
+            max_memory_bytes: 256 << 20,
+            tick: std::time::Duration::from_millis(5),
+            policy_dir: None,
+        }
+    }
+}
+
+/// Why a send failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    Noproc,
+    MailboxFull,
+    Denied(String),
+    Noconnection,
+}
+
+/// Why a spawn failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpawnError {
+    UnknownComponent(String),
+    NameTaken(String),
+    Denied(String),
+    Failed(String),
+}
+
+/// Why a registry call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryError {
+    Taken,
+    NotFound,
+    Denied(String),
+}
+
+/// Options for a spawn.
+#[derive(Default, Clone, Debug)]
+pub struct SpawnOpts {
+    pub name: Option<String>,
+    /// Link the new process to this one before it runs.
+    pub link: Option<Pid>,
+}
+
+/// A handle to a running node; cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    pub(crate) inner: Arc<NodeInner>,
+}
+
+pub(crate) struct NodeInner {
+    pub id: NodeId,
+    seq: AtomicU64,
+    refs: AtomicU64,
+    procs: DashMap<u64, Arc<Process>>,
+    pub(crate) names: DashMap<String, Pid>,
+    pub components: Components,
+    pub engine: EngineHandle,
+    pub policy: PolicyGate,
+    pub config: NodeConfig,
+    pub live_particles: AtomicUsize,
+    /// Particles currently waiting in `recv` (for the spawn benchmark).
+    pub waiting: AtomicUsize,
+    pub rt: tokio::runtime::Handle,
+}
+
+impl Node {
+    /// Start a node on the current tokio runtime.
+    pub fn new(config: NodeConfig) -> Result<Node> {
+        let policy = match &config.policy_dir {
+            Some(dir) => PolicyGate::from_dir(dir)?,
+            None => PolicyGate::defaults()?,
+        };
+        let engine = EngineHandle::new(&config)?;
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| {
+            crate::error::RuntimeError::Config("a node must be created inside a tokio runtime".into())
+        })?;
+        Ok(Node {
+            inner: Arc::new(NodeInner {
+                id: NodeId::random(),
+                seq: AtomicU64::new(1),
+                refs: AtomicU64::new(1),
+                procs: DashMap::new(),
+                names: DashMap::new(),
+                components: Components::default(),
+                engine,
+                policy,
+                config,
+                live_particles: AtomicUsize::new(0),
+                waiting: AtomicUsize::new(0),
+                rt,
+            }),
+        })
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// Compile, validate and register a component under `name`.
+    pub fn load_component(&self, name: &str, path: &Path, limits: Option<Limits>) -> Result<()> {
+        let limits = limits.unwrap_or_else(|| self.inner.config.default_limits.clone());
+        let loaded = LoadedComponent::load(&self.inner.engine, name, path, limits)?;
+        self.inner.components.insert(loaded);
+        Ok(())
+    }
+
+    /// Same as `load_component`, from bytes (wasm or WAT text).
+    pub fn load_component_bytes(&self, name: &str, bytes: &[u8], limits: Option<Limits>) -> Result<()> {
+        let limits = limits.unwrap_or_else(|| self.inner.config.default_limits.clone());
+        let loaded = LoadedComponent::from_bytes(&self.inner.engine, name, bytes, limits)?;
+        self.inner.components.insert(loaded);
+        Ok(())
+    }
+
+    pub fn component_names(&self) -> Vec<String> {
+        self.inner.components.names()
+    }
+
+    /// Spawn a particle on behalf of the host (not Cedar-checked: the host is trusted).
+    pub fn spawn(&self, component: &str, init: &str, opts: SpawnOpts) -> Result<Pid, SpawnError> {
+        self.inner.spawn_particle(component, init, opts)
+    }
+
+    /// A native process owned by the caller, for host code that needs a pid.
+    pub fn native(&self, label: &str) -> crate::native::NativeProcess {
+        crate::native::NativeProcess::new(self.clone(), label)
+    }
+
+    /// Parse a printable pid of this node.
+    pub fn resolve(&self, text: &str) -> Option<Pid> {
+        self.inner.resolve(text)
+    }
+
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.inner.names.get(name).map(|p| *p)
+    }
+
+    pub fn is_alive(&self, pid: Pid) -> bool {
+        self.inner.lookup(pid).is_some()
+    }
+
+    /// Send an exit signal from the host, as Erlang's exit/2.
+    pub fn exit(&self, from: Pid, target: Pid, reason: ExitReason) -> Result<(), SendError> {
+        self.inner.send_exit(from, target, reason)
+    }
+
+    pub fn live_particles(&self) -> usize {
+        self.inner.live_particles.load(Ordering::Acquire)
+    }
+
+    /// Particles blocked in `recv` right now.
+    pub fn waiting_particles(&self) -> usize {
+        self.inner.waiting.load(Ordering::Acquire)
+    }
+
+    /// Ask every process to stop with `shutdown` and wait until none is left
+    /// or `timeout` passes. Returns how many were still alive.
+    pub async fn shutdown(&self, timeout: std::time::Duration) -> usize {
+        let all: Vec<Arc<Process>> = self.inner.procs.iter().map(|e| e.value().clone()).collect();
+        for p in all {
+            p.request_exit(ExitReason::Shutdown("node stopping".into()));
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.live_particles() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        self.live_particles()
+    }
+}
+
+impl NodeInner {
+    pub fn next_ref(&self) -> u64 {
+        self.refs.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn new_pid(&self) -> Pid {
+        Pid {
+            node: self.id,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    pub fn lookup(&self, pid: Pid) -> Option<Arc<Process>> {
+        if pid.node != self.id {
+            return None;
+        }
+        self.procs.get(&pid.seq).map(|p| p.value().clone())
+    }
+
+    pub fn resolve(&self, text: &str) -> Option<Pid> {
+        let (node, seq) = Pid::parse_parts(text)?;
+        (node.eq_ignore_ascii_case(&self.id.short())).then_some(Pid { node: self.id, seq })
+    }
+
+    pub fn remove_process(&self, pid: Pid) {
+        self.procs.remove(&pid.seq);
+    }
+
+    pub fn insert_process(&self, p: Arc<Process>) {
+        self.procs.insert(p.pid.seq, p);
+    }
+
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.names.get(name).map(|p| *p)
+    }
+
+    pub fn register(&self, p: &Process, name: &str) -> Result<(), RegistryError> {
+        let mut st = p.state.lock();
+        if !st.alive || st.name.is_some() {
+            return Err(RegistryError::Taken);
+        }
+        match self.names.entry(name.to_string()) {
+            dashmap::Entry::Occupied(_) => Err(RegistryError::Taken),
+            dashmap::Entry::Vacant(v) => {
+                v.insert(p.pid);
+                st.name = Some(name.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    pub fn unregister(&self, name: &str) -> Result<(), RegistryError> {
+        let (_, pid) = self.names.remove(name).ok_or(RegistryError::NotFound)?;
+        if let Some(p) = self.lookup(pid) {
+            let mut st = p.state.lock();
+            if st.name.as_deref() == Some(name) {
+                st.name = None;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn spawn_particle(
+        self: &Arc<Self>,
+        component: &str,
+        init: &str,
+        opts: SpawnOpts,
+    ) -> Result<Pid, SpawnError> {
+        let comp = self
+            .components
+            .get(component)
+            .ok_or_else(|| SpawnError::UnknownComponent(component.to_string()))?;
+        let max = self.config.max_particles as usize;
+        if self.live_particles.fetch_add(1, Ordering::AcqRel) >= max {
+            self.live_particles.fetch_sub(1, Ordering::AcqRel);
+            return Err(SpawnError::Failed(format!("node at capacity ({max} particles)")));
+        }
+        let pid = self.new_pid();
+        let proc = Process::new(pid, comp.name.clone(), comp.limits.mailbox);
+        if let Some(name) = &opts.name
+            && self.register(&proc, name).is_err()
+        {
+            self.live_particles.fetch_sub(1, Ordering::AcqRel);
+            return Err(SpawnError::NameTaken(name.clone()));
+        }
+        self.insert_process(proc.clone());
+        if let Some(parent) = opts.link {
+            match self.lookup(parent) {
+                Some(pp) => {
+                    pp.state.lock().links.insert(pid);
+                    proc.state.lock().links.insert(parent);
+                }
+                None => proc.request_exit(ExitReason::Noproc),
+            }
+        }
+        self.rt
+            .spawn(crate::particle::run(self.clone(), proc, comp, init.to_string()));
+        Ok(pid)
+    }
+}
+
+impl NodeInner {
+    /// Deliver `msg` to a local process entry.
+    pub fn send_to(&self, target: &Process, msg: Msg) -> Result<(), SendError> {
+        if !target.accepting() {
+            return Err(SendError::Noproc);
+        }
+        target.mailbox.push(msg, false).map_err(|_| SendError::MailboxFull)
+    }
+
+    /// Deliver `msg` to a pid.
+    pub fn send(&self, to: Pid, msg: Msg) -> Result<(), SendError> {
+        match self.lookup(to) {
+            Some(t) => self.send_to(&t, msg),
+            None if to.node != self.id => Err(SendError::Noconnection),
+            None => Err(SendError::Noproc),
+        }
+    }
+}

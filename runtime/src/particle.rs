@@ -1,0 +1,206 @@
+//! A particle's life: one store, one tokio task, from instantiation to exit.
+//!
+//! The task races the guest's `start` against the process entry's exit
+//! request. Dropping the wasm future cancels the guest wherever it is
+//! suspended (in `recv`, or yielding at an epoch tick), so a kill lands
+//! within one tick even in a loop that never calls the runtime.
+
+use crate::components::LoadedComponent;
+use crate::node::NodeInner;
+use crate::policy::Action;
+use crate::process::Process;
+use crate::reason::ExitReason;
+use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, StoreContextMut, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// The host side of one particle, kept in its `Store`.
+pub struct ParticleState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) proc: Arc<Process>,
+    pub(crate) node: Arc<NodeInner>,
+    pub(crate) component: Arc<LoadedComponent>,
+    pub(crate) memory: MemoryCap,
+    pub(crate) cpu: CpuMeter,
+    /// Set by the guest's `exit` or a broken limit, read when the call ends.
+    pub(crate) exit_request: Option<ExitReason>,
+    pub(crate) decisions: DecisionCache,
+}
+
+impl WasiView for ParticleState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory growth at the component's limit.
+pub struct MemoryCap {
+    limit: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.exceeded = true;
+            return Err(wasmtime::Error::msg("memory limit exceeded"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Counts epoch ticks a particle runs without waiting in `recv`.
+pub struct CpuMeter {
+    /// Set when the particle comes back from a wait; the next tick restarts the count.
+    pub fresh: bool,
+    ticks: u64,
+    budget_ticks: u64,
+    budget_ms: u64,
+}
+
+/// Per-particle memo of Cedar decisions for resources named by a shared
+/// `Arc<str>` (component names), compared by pointer: no hashing, no lock.
+#[derive(Default)]
+pub struct DecisionCache {
+    generation: u64,
+    entries: Vec<(Action, *const u8, bool)>,
+}
+
+// SAFETY: the raw pointers are only compared, never dereferenced.
+unsafe impl Send for DecisionCache {}
+unsafe impl Sync for DecisionCache {}
+
+impl ParticleState {
+    /// Whether this particle may do `action` to a particle/component named `resource`.
+    pub(crate) fn allowed_on(&mut self, action: Action, resource: &Arc<str>) -> bool {
+        let generation = self.node.policy.generation();
+        if self.decisions.generation != generation {
+            self.decisions.entries.clear();
+            self.decisions.generation = generation;
+        }
+        let key = resource.as_ptr();
+        if let Some((_, _, d)) = self.decisions.entries.iter().find(|(a, k, _)| *a == action && *k == key) {
+            return *d;
+        }
+        let d = self.node.policy.allowed(&self.component.name, action, resource);
+        if self.decisions.entries.len() < 32 {
+            self.decisions.entries.push((action, key, d));
+        }
+        d
+    }
+
+    /// Whether this particle may do `action` to a resource named by a plain string.
+    pub(crate) fn allowed(&self, action: Action, resource: &str) -> bool {
+        self.node.policy.allowed(&self.component.name, action, resource)
+    }
+}
+
+fn on_epoch(mut cx: StoreContextMut<'_, ParticleState>) -> wasmtime::Result<UpdateDeadline> {
+    let s = cx.data_mut();
+    if s.proc.exit_pending() {
+        return Err(wasmtime::Error::msg("exit signal"));
+    }
+    if s.cpu.fresh {
+        s.cpu.fresh = false;
+        s.cpu.ticks = 0;
+        return Ok(UpdateDeadline::Continue(1));
+    }
+    s.cpu.ticks += 1;
+    if s.cpu.budget_ticks > 0 && s.cpu.ticks > s.cpu.budget_ticks {
+        s.exit_request = Some(ExitReason::Exception(format!(
+            "cpu budget exceeded: ran {} ms without waiting in recv (limit {} ms)",
+            s.cpu.ticks * s.node.config.tick.as_millis() as u64,
+            s.cpu.budget_ms
+        )));
+        return Err(wasmtime::Error::msg("cpu budget exceeded"));
+    }
+    Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+}
+
+pub(crate) async fn run(node: Arc<NodeInner>, proc: Arc<Process>, comp: Arc<LoadedComponent>, init: String) {
+    let reason = life(&node, &proc, &comp, init).await;
+    if let ExitReason::Exception(msg) = &reason {
+        tracing::warn!(pid = %proc.pid, component = %comp.name, "particle crashed: {msg}");
+    }
+    node.process_exited(&proc, reason, true);
+}
+
+async fn life(node: &Arc<NodeInner>, proc: &Arc<Process>, comp: &Arc<LoadedComponent>, init: String) -> ExitReason {
+    let tick_ms = node.config.tick.as_millis().max(1) as u64;
+    let budget_ms = comp.limits.cpu_ms;
+    let state = ParticleState {
+        wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+        table: ResourceTable::new(),
+        proc: proc.clone(),
+        node: node.clone(),
+        component: comp.clone(),
+        memory: MemoryCap {
+            limit: comp.limits.memory_bytes as usize,
+            exceeded: false,
+        },
+        cpu: CpuMeter {
+            fresh: true,
+            ticks: 0,
+            budget_ticks: budget_ms.div_ceil(tick_ms),
+            budget_ms,
+        },
+        exit_request: None,
+        decisions: DecisionCache::default(),
+    };
+    let mut store = Store::new(&node.engine.engine, state);
+    store.limiter(|s| &mut s.memory);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(on_epoch);
+
+    let outcome = {
+        let work = async {
+            let bindings = comp.pre.instantiate_async(&mut store).await?;
+            bindings.call_start(&mut store, &init).await
+        };
+        tokio::select! {
+            biased;
+            reason = proc.exit_requested() => Err(reason),
+            res = work => Ok(res),
+        }
+    };
+    if let Some(reason) = proc.pending_exit() {
+        return reason;
+    }
+    let outcome = match outcome {
+        Err(reason) => return reason,
+        Ok(r) => r,
+    };
+    let data = store.data_mut();
+    if let Some(reason) = data.exit_request.take() {
+        return reason;
+    }
+    if data.memory.exceeded {
+        return ExitReason::Exception(format!(
+            "memory limit exceeded: the particle tried to grow its memory past {} MiB",
+            comp.limits.memory_bytes >> 20
+        ));
+    }
+    match outcome {
+        Ok(Ok(())) => ExitReason::Normal,
+        Ok(Err(msg)) => ExitReason::Exception(msg),
+        Err(e) => ExitReason::Exception(trap_message(&e)),
+    }
+}
+
+/// The trap's own words, without wasmtime's backtrace.
+fn trap_message(e: &wasmtime::Error) -> String {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        return format!("wasm trap: {trap}");
+    }
+    let text = format!("{e:#}");
+    text.lines().next().unwrap_or("trap").to_string()
+}

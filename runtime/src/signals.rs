@@ -1,0 +1,162 @@
+//! Links, monitors and exit signals, with Erlang's semantics.
+//!
+//! The rules, for a signal from `S` with reason `R` arriving at `T`:
+//! - a link signal is ignored unless the link still exists;
+//! - `kill` sent with exit/2 cannot be trapped: `T` dies as `killed`;
+//! - if `T` traps exits, the signal becomes an EXIT message in its mailbox,
+//!   behind every message `S` sent earlier (one queue, so no overtaking);
+//! - otherwise `normal` is ignored and any other reason ends `T` with `R`.
+
+use crate::node::{NodeInner, SendError};
+use crate::pid::Pid;
+use crate::process::Process;
+use crate::reason::{ExitReason, Msg};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Linking failed because the target is gone and the caller does not trap exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Noproc;
+
+impl NodeInner {
+    pub fn link(&self, me: &Process, target: Pid) -> Result<(), Noproc> {
+        if target == me.pid {
+            return Ok(());
+        }
+        // Our side first: if the target dies between the two steps, its exit
+        // still finds us through its own set once we are in it, and if we are
+        // not, we see it dead below.
+        me.state.lock().links.insert(target);
+        if let Some(t) = self.lookup(target) {
+            let mut st = t.state.lock();
+            if st.alive {
+                st.links.insert(me.pid);
+                return Ok(());
+            }
+        }
+        me.state.lock().links.remove(&target);
+        if me.traps_exits() {
+            let exit = Msg::Exit {
+                sender: target,
+                reason: ExitReason::Noproc,
+            };
+            let _ = me.mailbox.push(exit, true);
+            Ok(())
+        } else {
+            Err(Noproc)
+        }
+    }
+
+    pub fn unlink(&self, me: &Process, target: Pid) {
+        me.state.lock().links.remove(&target);
+        if let Some(t) = self.lookup(target) {
+            t.state.lock().links.remove(&me.pid);
+        }
+    }
+
+    /// Returns the monitor reference. A dead target yields DOWN `noproc` at once.
+    pub fn monitor(&self, me: &Process, target: Pid) -> u64 {
+        let reference = self.next_ref();
+        me.state.lock().monitoring.insert(reference, target);
+        if let Some(t) = self.lookup(target) {
+            let mut st = t.state.lock();
+            if st.alive {
+                st.watchers.insert(reference, me.pid);
+                return reference;
+            }
+        }
+        me.state.lock().monitoring.remove(&reference);
+        let down = Msg::Down {
+            sender: target,
+            reference,
+            reason: ExitReason::Noproc,
+        };
+        let _ = me.mailbox.push(down, true);
+        reference
+    }
+
+    /// Returns whether the monitor was still active; a queued DOWN is removed.
+    pub fn demonitor(&self, me: &Process, reference: u64) -> bool {
+        let target = me.state.lock().monitoring.remove(&reference);
+        if let Some(t) = target.and_then(|t| self.lookup(t)) {
+            t.state.lock().watchers.remove(&reference);
+        }
+        me.mailbox.remove_down(reference);
+        target.is_some()
+    }
+
+    /// Erlang's exit/2 from `from` to `target`.
+    pub fn send_exit(&self, from: Pid, target: Pid, reason: ExitReason) -> Result<(), SendError> {
+        let t = self.lookup(target).ok_or(SendError::Noproc)?;
+        self.deliver_exit(from, &t, reason, false);
+        Ok(())
+    }
+
+    pub fn deliver_exit(&self, from: Pid, to: &Process, reason: ExitReason, via_link: bool) {
+        if via_link && !to.state.lock().links.remove(&from) {
+            return;
+        }
+        if !via_link && reason == ExitReason::Kill {
+            to.request_exit(ExitReason::Killed);
+            return;
+        }
+        if to.traps_exits() {
+            let _ = to.mailbox.push(Msg::Exit { sender: from, reason }, true);
+            return;
+        }
+        match reason {
+            ExitReason::Normal if from != to.pid => {}
+            ExitReason::Kill => to.request_exit(ExitReason::Killed),
+            r => to.request_exit(r),
+        }
+    }
+
+    /// Everything that happens when a process ends: it leaves the table and
+    /// the registry, linked processes get exit signals, monitors fire.
+    pub fn process_exited(&self, p: &Arc<Process>, reason: ExitReason, particle: bool) {
+        let (links, watchers, monitoring, name) = {
+            let mut st = p.state.lock();
+            if !st.alive {
+                return;
+            }
+            st.alive = false;
+            (
+                std::mem::take(&mut st.links),
+                std::mem::take(&mut st.watchers),
+                std::mem::take(&mut st.monitoring),
+                st.name.take(),
+            )
+        };
+        p.mark_dead();
+        self.remove_process(p.pid);
+        if particle {
+            self.live_particles.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some(n) = name {
+            self.names.remove_if(&n, |_, v| *v == p.pid);
+        }
+        tracing::debug!(pid = %p.pid, component = %p.component, %reason, "process exited");
+        for l in links {
+            if let Some(t) = self.lookup(l) {
+                self.deliver_exit(p.pid, &t, reason.clone(), true);
+            }
+        }
+        for (reference, w) in watchers {
+            let Some(wp) = self.lookup(w) else { continue };
+            if wp.state.lock().monitoring.remove(&reference).is_some() {
+                let down = Msg::Down {
+                    sender: p.pid,
+                    reference,
+                    reason: reason.clone(),
+                };
+                let _ = wp.mailbox.push(down, true);
+            }
+        }
+        for (reference, t) in monitoring {
+            if let Some(tp) = self.lookup(t) {
+                tp.state.lock().watchers.remove(&reference);
+            }
+        }
+        p.mailbox.clear();
+    }
+}
