@@ -1,1 +1,78 @@
-fn main() {}
+//! The `plasmoid` command line: argument parsing and thin command functions.
+
+mod bench;
+mod load;
+mod logging;
+mod scaffold;
+mod start;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "plasmoid",
+    version,
+    about = "OTP-style supervision for WebAssembly particles"
+)]
+struct Cli {
+    /// Log format on stderr: `text` or `json`. Levels follow RUST_LOG (default: info).
+    #[arg(long, global = true, default_value = "text")]
+    log_format: logging::Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Boot a node, load components and spawn one particle.
+    Start(start::StartArgs),
+    /// Create a new application workspace.
+    New {
+        /// Folder (and workspace name) to create.
+        name: String,
+        /// Path of the plasmoid-sdk crate the app depends on.
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
+    /// Work with components of the application in the current folder.
+    Component {
+        #[command(subcommand)]
+        command: ComponentCommand,
+    },
+    /// Measure the runtime; prints one JSON object per figure.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum ComponentCommand {
+    /// Create a new component crate under `components/`.
+    New {
+        name: String,
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let result = match cli.command {
+        Command::Start(args) => start::run(args),
+        Command::New { name, sdk_path } => {
+            scaffold::new_app(&name, sdk_path).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Component {
+            command: ComponentCommand::New { name, sdk_path },
+        } => scaffold::new_component(&name, sdk_path).map(|_| ExitCode::SUCCESS),
+        Command::Bench(args) => bench::run(args).map(|_| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -20,7 +20,12 @@ pub struct LoadedComponent {
 }
 
 impl LoadedComponent {
-    pub fn load(engine: &EngineHandle, name: &str, path: &Path, limits: Limits) -> Result<Arc<Self>> {
+    pub fn load(
+        engine: &EngineHandle,
+        name: &str,
+        path: &Path,
+        limits: Limits,
+    ) -> Result<Arc<Self>> {
         let bytes = std::fs::read(path).map_err(|source| RuntimeError::Io {
             path: path.to_path_buf(),
             source,
@@ -30,26 +35,38 @@ impl LoadedComponent {
             // trusted `Engine::precompile_component` of a compatible engine;
             // wasmtime checks the header and the release layer checks the
             // hash recorded in release.lock before it gets here.
-            let component = unsafe { Component::deserialize(&engine.engine, &bytes) }.map_err(|e| {
-                RuntimeError::InvalidComponent {
-                    component: name.to_string(),
-                    reason: format!("{e:#}"),
-                }
-            })?;
+            let component =
+                unsafe { Component::deserialize(&engine.engine, &bytes) }.map_err(|e| {
+                    RuntimeError::InvalidComponent {
+                        component: name.to_string(),
+                        reason: format!("{e:#}"),
+                    }
+                })?;
             return Self::link(engine, name, component, limits);
         }
         Self::from_bytes(engine, name, &bytes, limits)
     }
 
-    pub fn from_bytes(engine: &EngineHandle, name: &str, bytes: &[u8], limits: Limits) -> Result<Arc<Self>> {
-        let component = Component::new(&engine.engine, bytes).map_err(|e| RuntimeError::InvalidComponent {
-            component: name.to_string(),
-            reason: first_line(&e),
-        })?;
+    pub fn from_bytes(
+        engine: &EngineHandle,
+        name: &str,
+        bytes: &[u8],
+        limits: Limits,
+    ) -> Result<Arc<Self>> {
+        let component =
+            Component::new(&engine.engine, bytes).map_err(|e| RuntimeError::InvalidComponent {
+                component: name.to_string(),
+                reason: first_line(&e),
+            })?;
         Self::link(engine, name, component, limits)
     }
 
-    fn link(engine: &EngineHandle, name: &str, component: Component, limits: Limits) -> Result<Arc<Self>> {
+    fn link(
+        engine: &EngineHandle,
+        name: &str,
+        component: Component,
+        limits: Limits,
+    ) -> Result<Arc<Self>> {
         let wrong = |e: wasmtime::Error| RuntimeError::WrongWorld {
             component: name.to_string(),
             reason: format!("{e:#}"),

@@ -119,7 +119,8 @@ impl EngineHandle {
             .memory_init_cow(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        let linker = crate::host::linker(&engine).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let linker =
+            crate::host::linker(&engine).map_err(|e| RuntimeError::Engine(e.to_string()))?;
 
         let stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), cfg.tick, stop.clone());

@@ -10,8 +10,8 @@ use crate::policy::Action;
 use crate::process::Process;
 use crate::reason::{ExitReason as HostReason, Msg};
 use plasmoid::runtime::process::{
-    DownMessage, ExitMessage, ExitReason, Host, HostPid, LinkError, LogLevel, Message, RegistryError,
-    SendError, SpawnError, TaggedMessage,
+    DownMessage, ExitMessage, ExitReason, Host, HostPid, LinkError, LogLevel, Message,
+    RegistryError, SendError, SpawnError, TaggedMessage,
 };
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -109,7 +109,11 @@ impl ParticleState {
             resource,
             "denied by policy"
         );
-        format!("`{}` may not {} `{resource}`", self.component.name, action.as_str())
+        format!(
+            "`{}` may not {} `{resource}`",
+            self.component.name,
+            action.as_str()
+        )
     }
 
     fn lower(&mut self, msg: Msg) -> wasmtime::Result<Message> {
@@ -140,10 +144,15 @@ impl ParticleState {
         })
     }
 
-    async fn wait(&mut self, reference: Option<u64>, timeout_ms: Option<u64>) -> wasmtime::Result<Option<Message>> {
+    async fn wait(
+        &mut self,
+        reference: Option<u64>,
+        timeout_ms: Option<u64>,
+    ) -> wasmtime::Result<Option<Message>> {
         let mut msg = self.proc.mailbox.try_take(reference);
         if msg.is_none() && timeout_ms != Some(0) {
-            let deadline = timeout_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+            let deadline =
+                timeout_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
             let _waiting = WaitGuard::new(&self.node.waiting);
             msg = self.proc.mailbox.take(reference, deadline).await;
         }
@@ -164,17 +173,26 @@ impl ParticleState {
         let opts = SpawnOpts {
             name,
             link: link.then_some(self.proc.pid),
+            monitor: None,
         };
-        let pid = self.node.spawn_particle(&component, &init, opts).map_err(|e| match e {
-            node::SpawnError::UnknownComponent(c) => SpawnError::UnknownComponent(c),
-            node::SpawnError::NameTaken(n) => SpawnError::NameTaken(n),
-            node::SpawnError::Denied(d) => SpawnError::Denied(d),
-            node::SpawnError::Failed(f) => SpawnError::Failed(f),
-        })?;
-        self.pid_handle(pid).map_err(|e| SpawnError::Failed(e.to_string()))
+        let pid = self
+            .node
+            .spawn_particle(&component, &init, opts)
+            .map_err(|e| match e {
+                node::SpawnError::UnknownComponent(c) => SpawnError::UnknownComponent(c),
+                node::SpawnError::NameTaken(n) => SpawnError::NameTaken(n),
+                node::SpawnError::Denied(d) => SpawnError::Denied(d),
+                node::SpawnError::Failed(f) => SpawnError::Failed(f),
+            })?;
+        self.pid_handle(pid)
+            .map_err(|e| SpawnError::Failed(e.to_string()))
     }
 
-    fn send_msg(&mut self, target: Resource<PidRep>, msg: Msg) -> wasmtime::Result<Result<(), SendError>> {
+    fn send_msg(
+        &mut self,
+        target: Resource<PidRep>,
+        msg: Msg,
+    ) -> wasmtime::Result<Result<(), SendError>> {
         let (pid, local) = self.target(&target)?;
         let Some(t) = local.or_else(|| self.node.lookup(pid)) else {
             let err = if pid.node == self.node.id {
@@ -185,7 +203,9 @@ impl ParticleState {
             return Ok(Err(err));
         };
         if !self.allowed_on(Action::Send, &t.component) {
-            return Ok(Err(SendError::Denied(self.denied(Action::Send, &t.component))));
+            return Ok(Err(SendError::Denied(
+                self.denied(Action::Send, &t.component),
+            )));
         }
         Ok(self.node.send_to(&t, msg).map_err(Into::into))
     }
@@ -221,7 +241,11 @@ impl HostPid for ParticleState {
         Ok(self.table.get(&this)?.pid.to_string())
     }
 
-    fn equals(&mut self, this: Resource<PidRep>, other: Resource<PidRep>) -> wasmtime::Result<bool> {
+    fn equals(
+        &mut self,
+        this: Resource<PidRep>,
+        other: Resource<PidRep>,
+    ) -> wasmtime::Result<bool> {
         Ok(self.table.get(&this)?.pid == self.table.get(&other)?.pid)
     }
 
@@ -271,7 +295,11 @@ impl Host for ParticleState {
         Err(wasmtime::Error::msg("particle called exit"))
     }
 
-    fn send_exit(&mut self, target: Resource<PidRep>, reason: ExitReason) -> wasmtime::Result<Result<(), SendError>> {
+    fn send_exit(
+        &mut self,
+        target: Resource<PidRep>,
+        reason: ExitReason,
+    ) -> wasmtime::Result<Result<(), SendError>> {
         let (pid, local) = self.target(&target)?;
         let Some(t) = local.or_else(|| self.node.lookup(pid)) else {
             return Ok(Err(SendError::Noproc));
@@ -279,11 +307,16 @@ impl Host for ParticleState {
         if let Err(d) = self.check_target(Action::Exit, &t) {
             return Ok(Err(SendError::Denied(d)));
         }
-        self.node.deliver_exit(self.proc.pid, &t, reason.into(), false);
+        self.node
+            .deliver_exit(self.proc.pid, &t, reason.into(), false);
         Ok(Ok(()))
     }
 
-    fn send(&mut self, target: Resource<PidRep>, msg: Vec<u8>) -> wasmtime::Result<Result<(), SendError>> {
+    fn send(
+        &mut self,
+        target: Resource<PidRep>,
+        msg: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), SendError>> {
         self.send_msg(target, Msg::Data(msg))
     }
 
@@ -305,7 +338,11 @@ impl Host for ParticleState {
         self.wait(None, timeout_ms).await
     }
 
-    async fn recv_ref(&mut self, reference: u64, timeout_ms: Option<u64>) -> wasmtime::Result<Option<Message>> {
+    async fn recv_ref(
+        &mut self,
+        reference: u64,
+        timeout_ms: Option<u64>,
+    ) -> wasmtime::Result<Option<Message>> {
         self.wait(Some(reference), timeout_ms).await
     }
 
@@ -318,21 +355,33 @@ impl Host for ParticleState {
 
     fn register(&mut self, name: String) -> wasmtime::Result<Result<(), RegistryError>> {
         if !self.allowed(Action::Register, &name) {
-            return Ok(Err(RegistryError::Denied(self.denied(Action::Register, &name))));
+            return Ok(Err(RegistryError::Denied(
+                self.denied(Action::Register, &name),
+            )));
         }
-        Ok(self.node.register(&self.proc, &name).map_err(registry_error))
+        Ok(self
+            .node
+            .register(&self.proc, &name)
+            .map_err(registry_error))
     }
 
     fn unregister(&mut self, name: String) -> wasmtime::Result<Result<(), RegistryError>> {
         if !self.allowed(Action::Register, &name) {
-            return Ok(Err(RegistryError::Denied(self.denied(Action::Register, &name))));
+            return Ok(Err(RegistryError::Denied(
+                self.denied(Action::Register, &name),
+            )));
         }
         Ok(self.node.unregister(&name).map_err(registry_error))
     }
 
-    fn lookup(&mut self, name: String) -> wasmtime::Result<Result<Resource<PidRep>, RegistryError>> {
+    fn lookup(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<Resource<PidRep>, RegistryError>> {
         if !self.allowed(Action::Lookup, &name) {
-            return Ok(Err(RegistryError::Denied(self.denied(Action::Lookup, &name))));
+            return Ok(Err(RegistryError::Denied(
+                self.denied(Action::Lookup, &name),
+            )));
         }
         match self.node.whereis(&name) {
             Some(pid) => Ok(Ok(self.pid_handle(pid)?)),
@@ -347,7 +396,10 @@ impl Host for ParticleState {
         {
             return Ok(Err(LinkError::Denied(d)));
         }
-        Ok(self.node.link(&self.proc, pid).map_err(|_| LinkError::Noproc))
+        Ok(self
+            .node
+            .link(&self.proc, pid)
+            .map_err(|_| LinkError::Noproc))
     }
 
     fn unlink(&mut self, target: Resource<PidRep>) -> wasmtime::Result<()> {

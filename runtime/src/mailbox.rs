@@ -86,7 +86,10 @@ impl Mailbox {
             match deadline {
                 None => self.notify.notified().await,
                 Some(d) => {
-                    if tokio::time::timeout_at(d, self.notify.notified()).await.is_err() {
+                    if tokio::time::timeout_at(d, self.notify.notified())
+                        .await
+                        .is_err()
+                    {
                         return self.take_from(reference, &mut skip);
                     }
                 }

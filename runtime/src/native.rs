@@ -45,11 +45,19 @@ impl NativeProcess {
     }
 
     /// Selective receive on a reference (tagged reply or DOWN).
-    pub async fn recv_ref(&self, reference: u64, timeout: Option<Duration>) -> Result<Option<Msg>, ExitReason> {
+    pub async fn recv_ref(
+        &self,
+        reference: u64,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Msg>, ExitReason> {
         self.take(Some(reference), timeout).await
     }
 
-    async fn take(&self, reference: Option<u64>, timeout: Option<Duration>) -> Result<Option<Msg>, ExitReason> {
+    async fn take(
+        &self,
+        reference: Option<u64>,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Msg>, ExitReason> {
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         tokio::select! {
             biased;
@@ -81,10 +89,19 @@ impl NativeProcess {
 
     /// Request/reply: send a tagged request and wait for the reply or the
     /// target's DOWN, like gen_server:call.
-    pub async fn call(&self, to: Pid, data: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, CallError> {
+    pub async fn call(
+        &self,
+        to: Pid,
+        data: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
         let reference = self.monitor(to);
-        self.send_tagged(to, reference, data).map_err(CallError::Send)?;
-        let reply = self.recv_ref(reference, Some(timeout)).await.map_err(CallError::Exited)?;
+        self.send_tagged(to, reference, data)
+            .map_err(CallError::Send)?;
+        let reply = self
+            .recv_ref(reference, Some(timeout))
+            .await
+            .map_err(CallError::Exited)?;
         self.demonitor(reference);
         match reply {
             Some(Msg::Tagged { payload, .. }) => Ok(payload),
@@ -129,10 +146,24 @@ impl NativeProcess {
     /// Spawn a particle linked to this process.
     pub fn spawn_link(&self, component: &str, init: &str) -> Result<Pid, crate::node::SpawnError> {
         let opts = crate::node::SpawnOpts {
-            name: None,
             link: Some(self.proc.pid),
+            ..Default::default()
         };
         self.node.inner.spawn_particle(component, init, opts)
+    }
+
+    /// Spawn a particle monitored by this process; returns its pid and the
+    /// monitor reference.
+    pub fn spawn_monitor(
+        &self,
+        component: &str,
+        init: &str,
+        mut opts: crate::node::SpawnOpts,
+    ) -> Result<(Pid, u64), crate::node::SpawnError> {
+        let reference = self.make_ref();
+        opts.monitor = Some((self.proc.pid, reference));
+        let pid = self.node.inner.spawn_particle(component, init, opts)?;
+        Ok((pid, reference))
     }
 
     /// End this process with `reason`.

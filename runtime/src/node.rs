@@ -74,6 +74,9 @@ pub struct SpawnOpts {
     pub name: Option<String>,
     /// Link the new process to this one before it runs.
     pub link: Option<Pid>,
+    /// Monitor the new process from this watcher with this reference (from
+    /// `make_ref`) before it runs, so not even an instant crash goes unseen.
+    pub monitor: Option<(Pid, u64)>,
 }
 
 /// A handle to a running node; cheap to clone.
@@ -107,7 +110,9 @@ impl Node {
         };
         let engine = EngineHandle::new(&config)?;
         let rt = tokio::runtime::Handle::try_current().map_err(|_| {
-            crate::error::RuntimeError::Config("a node must be created inside a tokio runtime".into())
+            crate::error::RuntimeError::Config(
+                "a node must be created inside a tokio runtime".into(),
+            )
         })?;
         Ok(Node {
             inner: Arc::new(NodeInner {
@@ -140,7 +145,12 @@ impl Node {
     }
 
     /// Same as `load_component`, from bytes (wasm or WAT text).
-    pub fn load_component_bytes(&self, name: &str, bytes: &[u8], limits: Option<Limits>) -> Result<()> {
+    pub fn load_component_bytes(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        limits: Option<Limits>,
+    ) -> Result<()> {
         let limits = limits.unwrap_or_else(|| self.inner.config.default_limits.clone());
         let loaded = LoadedComponent::from_bytes(&self.inner.engine, name, bytes, limits)?;
         self.inner.components.insert(loaded);
@@ -164,6 +174,11 @@ impl Node {
     /// Parse a printable pid of this node.
     pub fn resolve(&self, text: &str) -> Option<Pid> {
         self.inner.resolve(text)
+    }
+
+    /// A reference unique on this node (for monitors and request/reply).
+    pub fn make_ref(&self) -> u64 {
+        self.inner.next_ref()
     }
 
     pub fn whereis(&self, name: &str) -> Option<Pid> {
@@ -278,7 +293,9 @@ impl NodeInner {
         let max = self.config.max_particles as usize;
         if self.live_particles.fetch_add(1, Ordering::AcqRel) >= max {
             self.live_particles.fetch_sub(1, Ordering::AcqRel);
-            return Err(SpawnError::Failed(format!("node at capacity ({max} particles)")));
+            return Err(SpawnError::Failed(format!(
+                "node at capacity ({max} particles)"
+            )));
         }
         let pid = self.new_pid();
         let proc = Process::new(pid, comp.name.clone(), comp.limits.mailbox);
@@ -298,8 +315,18 @@ impl NodeInner {
                 None => proc.request_exit(ExitReason::Noproc),
             }
         }
-        self.rt
-            .spawn(crate::particle::run(self.clone(), proc, comp, init.to_string()));
+        if let Some((watcher, reference)) = opts.monitor
+            && let Some(w) = self.lookup(watcher)
+        {
+            w.state.lock().monitoring.insert(reference, pid);
+            proc.state.lock().watchers.insert(reference, watcher);
+        }
+        self.rt.spawn(crate::particle::run(
+            self.clone(),
+            proc,
+            comp,
+            init.to_string(),
+        ));
         Ok(pid)
     }
 }
@@ -310,7 +337,10 @@ impl NodeInner {
         if !target.accepting() {
             return Err(SendError::Noproc);
         }
-        target.mailbox.push(msg, false).map_err(|_| SendError::MailboxFull)
+        target
+            .mailbox
+            .push(msg, false)
+            .map_err(|_| SendError::MailboxFull)
     }
 
     /// Deliver `msg` to a pid.

@@ -45,7 +45,12 @@ pub struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.exceeded = true;
             return Err(wasmtime::Error::msg("memory limit exceeded"));
@@ -53,7 +58,12 @@ impl ResourceLimiter for MemoryCap {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -88,10 +98,18 @@ impl ParticleState {
             self.decisions.generation = generation;
         }
         let key = resource.as_ptr();
-        if let Some((_, _, d)) = self.decisions.entries.iter().find(|(a, k, _)| *a == action && *k == key) {
+        if let Some((_, _, d)) = self
+            .decisions
+            .entries
+            .iter()
+            .find(|(a, k, _)| *a == action && *k == key)
+        {
             return *d;
         }
-        let d = self.node.policy.allowed(&self.component.name, action, resource);
+        let d = self
+            .node
+            .policy
+            .allowed(&self.component.name, action, resource);
         if self.decisions.entries.len() < 32 {
             self.decisions.entries.push((action, key, d));
         }
@@ -100,7 +118,9 @@ impl ParticleState {
 
     /// Whether this particle may do `action` to a resource named by a plain string.
     pub(crate) fn allowed(&self, action: Action, resource: &str) -> bool {
-        self.node.policy.allowed(&self.component.name, action, resource)
+        self.node
+            .policy
+            .allowed(&self.component.name, action, resource)
     }
 }
 
@@ -123,10 +143,18 @@ fn on_epoch(mut cx: StoreContextMut<'_, ParticleState>) -> wasmtime::Result<Upda
         )));
         return Err(wasmtime::Error::msg("cpu budget exceeded"));
     }
-    Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+    Ok(UpdateDeadline::YieldCustom(
+        1,
+        Box::pin(tokio::task::yield_now()),
+    ))
 }
 
-pub(crate) async fn run(node: Arc<NodeInner>, proc: Arc<Process>, comp: Arc<LoadedComponent>, init: String) {
+pub(crate) async fn run(
+    node: Arc<NodeInner>,
+    proc: Arc<Process>,
+    comp: Arc<LoadedComponent>,
+    init: String,
+) {
     let reason = life(&node, &proc, &comp, init).await;
     if let ExitReason::Exception(msg) = &reason {
         tracing::warn!(pid = %proc.pid, component = %comp.name, "particle crashed: {msg}");
@@ -134,7 +162,12 @@ pub(crate) async fn run(node: Arc<NodeInner>, proc: Arc<Process>, comp: Arc<Load
     node.process_exited(&proc, reason, true);
 }
 
-async fn life(node: &Arc<NodeInner>, proc: &Arc<Process>, comp: &Arc<LoadedComponent>, init: String) -> ExitReason {
+async fn life(
+    node: &Arc<NodeInner>,
+    proc: &Arc<Process>,
+    comp: &Arc<LoadedComponent>,
+    init: String,
+) -> ExitReason {
     let tick_ms = node.config.tick.as_millis().max(1) as u64;
     let budget_ms = comp.limits.cpu_ms;
     let state = ParticleState {

@@ -117,8 +117,12 @@ impl PolicyGate {
                 _ => {}
             }
         }
-        let (schema_name, schema_text) =
-            schema.unwrap_or_else(|| ("policies/plasmoid.cedarschema".into(), DEFAULT_SCHEMA.into()));
+        let (schema_name, schema_text) = schema.unwrap_or_else(|| {
+            (
+                "policies/plasmoid.cedarschema".into(),
+                DEFAULT_SCHEMA.into(),
+            )
+        });
         Self::from_sources((&schema_name, &schema_text), sources)
     }
 
@@ -152,7 +156,15 @@ impl PolicyGate {
         if let Some(d) = self.cache.get(&key) {
             return *d;
         }
-        let decision = self.evaluate(principal, action, resource);
+        // Cedar guards its recursion with a stack probe that misreads a
+        // wasmtime fiber's stack (host calls run on the guest's fiber) and
+        // then denies everything. Misses are rare (the cache keeps the
+        // answer), so evaluate them on a thread with a real stack.
+        let decision = std::thread::scope(|s| {
+            s.spawn(|| self.evaluate(principal, action, resource))
+                .join()
+                .unwrap_or(false)
+        });
         if !decision {
             tracing::warn!(
                 principal = %principal,
@@ -181,9 +193,9 @@ impl PolicyGate {
         let Ok(request) = Request::new(p, a, r, Context::empty(), Some(&loaded.schema)) else {
             return false;
         };
-        let response = self
-            .authorizer
-            .is_authorized(&request, &loaded.policies, &Entities::empty());
+        let response =
+            self.authorizer
+                .is_authorized(&request, &loaded.policies, &Entities::empty());
         response.decision() == Decision::Allow
     }
 }
@@ -241,7 +253,12 @@ fn located(file: &str, text: &str, diag: &dyn Diagnostic, message: &str) -> Runt
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, column)
 }
 

@@ -48,7 +48,10 @@ pub enum Msg {
         payload: Vec<u8>,
     },
     /// An exit signal delivered as a message to a process trapping exits.
-    Exit { sender: Pid, reason: ExitReason },
+    Exit {
+        sender: Pid,
+        reason: ExitReason,
+    },
     /// A monitor fired.
     Down {
         sender: Pid,

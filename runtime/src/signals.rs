@@ -101,7 +101,13 @@ impl NodeInner {
             return;
         }
         if to.traps_exits() {
-            let _ = to.mailbox.push(Msg::Exit { sender: from, reason }, true);
+            let _ = to.mailbox.push(
+                Msg::Exit {
+                    sender: from,
+                    reason,
+                },
+                true,
+            );
             return;
         }
         match reason {

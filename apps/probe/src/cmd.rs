@@ -1,0 +1,319 @@
+//! The probe's commands and how each one is carried out.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use plasmoid_sdk::prelude::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::message_json;
+
+/// One command, as JSON: externally tagged, snake_case (`"self_pid"`,
+/// `{"link": "<pid>"}`, `{"send": {"to": "<pid>", "data": "…"}}`, …).
+/// Pid arguments are pid strings; one that does not resolve fails the
+/// command with `"bad pid"`.
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Cmd {
+    /// → `"<pid>"` of the new particle (linked when `link`).
+    Spawn {
+        component: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        init: String,
+        #[serde(default)]
+        link: bool,
+    },
+    /// → `null`
+    Link(String),
+    /// → `null`
+    Unlink(String),
+    /// → the monitor reference
+    Monitor(String),
+    /// → whether the monitor was active
+    Demonitor(u64),
+    /// → the previous setting
+    TrapExit(bool),
+    /// → `null`
+    Send { to: String, data: String },
+    /// → `null`
+    SendTagged {
+        to: String,
+        #[serde(rename = "ref")]
+        reference: u64,
+        data: String,
+    },
+    /// → `null`
+    SendExit { to: String, reason: ExitReason },
+    /// → `null` on timeout, else the message (see `message_json`)
+    Recv {
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
+    /// → `null` on timeout, else the message (see `message_json`)
+    RecvRef {
+        #[serde(rename = "ref")]
+        reference: u64,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
+    /// Exits with the reason; no reply.
+    Exit(ExitReason),
+    /// → `null`
+    Register(String),
+    /// → `null`
+    Unregister(String),
+    /// → `"<pid>"`
+    Lookup(String),
+    /// → `"<pid>"` or `null`
+    Resolve(String),
+    /// → `"<pid>"`
+    SelfPid,
+    /// → the registered name or `null`
+    SelfName,
+    /// → a fresh reference
+    MakeRef,
+    /// → `null`
+    Log { level: LogLevel, msg: String },
+    /// → whether both pids name the same process (the host's `equals`)
+    PidEquals(String, String),
+    /// Loops forever without calling the runtime; no reply.
+    Spin,
+    /// Allocates and touches this many MiB, kept until the probe ends (so
+    /// repeated commands add up); → the number of MiB.
+    AllocMb(u64),
+    /// Executes a wasm `unreachable`; no reply.
+    Trap,
+    /// Panics (which also traps); no reply.
+    Panic,
+    /// Returns `Err(s)` from `start`; no reply.
+    ReturnErr(String),
+    /// Returns `Ok(())` from `start`; no reply.
+    ReturnOk,
+    /// Sends `count` data messages `"0"`, `"1"`, … to `to`, stopping at the
+    /// first error; → `{"sent": k, "error": null | "<error>"}`.
+    Flood { to: String, count: u64 },
+}
+
+/// What the main loop does after a command.
+pub(crate) enum Step {
+    /// Send `{"ok": v}` / `{"err": e}` to the controller and go on.
+    Reply(Result<Value, String>),
+    /// Return this from `start`.
+    Return(Result<(), String>),
+}
+
+/// The probe's own state.
+pub(crate) struct Probe {
+    /// Memory held for `alloc_mb`, so that it counts until the probe ends.
+    hoard: Vec<Vec<u8>>,
+}
+
+const MIB: usize = 1 << 20;
+
+impl Probe {
+    pub(crate) fn new() -> Self {
+        Self { hoard: Vec::new() }
+    }
+
+    /// Carries out one command.
+    pub(crate) fn run(&mut self, command: Cmd) -> Step {
+        match command {
+            Cmd::ReturnErr(error) => Step::Return(Err(error)),
+            Cmd::ReturnOk => Step::Return(Ok(())),
+            command => Step::Reply(self.reply(command)),
+        }
+    }
+
+    fn reply(&mut self, command: Cmd) -> Result<Value, String> {
+        match command {
+            Cmd::Spawn {
+                component,
+                name,
+                init,
+                link,
+            } => {
+                let spawn_fn = if link { spawn_link } else { spawn };
+                let child = spawn_fn(&component, name.as_deref(), &init)?;
+                Ok(json!(child.to_string()))
+            }
+            Cmd::Link(target) => {
+                link(&pid(&target)?)?;
+                Ok(Value::Null)
+            }
+            Cmd::Unlink(target) => {
+                unlink(&pid(&target)?);
+                Ok(Value::Null)
+            }
+            Cmd::Monitor(target) => Ok(json!(monitor(&pid(&target)?)?)),
+            Cmd::Demonitor(reference) => Ok(json!(demonitor(reference))),
+            Cmd::TrapExit(enabled) => Ok(json!(trap_exit(enabled))),
+            Cmd::Send { to, data } => {
+                send(&pid(&to)?, data.as_bytes())?;
+                Ok(Value::Null)
+            }
+            Cmd::SendTagged {
+                to,
+                reference,
+                data,
+            } => {
+                send_tagged(&pid(&to)?, reference, data.as_bytes())?;
+                Ok(Value::Null)
+            }
+            Cmd::SendExit { to, reason } => {
+                send_exit(&pid(&to)?, reason)?;
+                Ok(Value::Null)
+            }
+            Cmd::Recv { timeout_ms } => Ok(received(recv(timeout_ms.map(Duration::from_millis)))),
+            Cmd::RecvRef {
+                reference,
+                timeout_ms,
+            } => Ok(received(recv_ref(
+                reference,
+                timeout_ms.map(Duration::from_millis),
+            ))),
+            Cmd::Exit(reason) => exit(reason),
+            Cmd::Register(name) => {
+                register(&name)?;
+                Ok(Value::Null)
+            }
+            Cmd::Unregister(name) => {
+                unregister(&name)?;
+                Ok(Value::Null)
+            }
+            Cmd::Lookup(name) => Ok(json!(lookup(&name)?.to_string())),
+            Cmd::Resolve(text) => Ok(json!(resolve(&text).map(|p| p.to_string()))),
+            Cmd::SelfPid => Ok(json!(self_pid().to_string())),
+            Cmd::SelfName => Ok(json!(self_name())),
+            Cmd::MakeRef => Ok(json!(make_ref())),
+            Cmd::Log { level, msg } => {
+                log(level, &msg);
+                Ok(Value::Null)
+            }
+            Cmd::PidEquals(a, b) => Ok(json!(pid(&a)?.equals(&pid(&b)?))),
+            Cmd::Spin => spin(),
+            Cmd::AllocMb(mib) => {
+                self.alloc_mb(mib);
+                Ok(json!(mib))
+            }
+            Cmd::Trap => trap(),
+            Cmd::Panic => panic!("probe panic"),
+            Cmd::Flood { to, count } => Ok(flood(&pid(&to)?, count)),
+            Cmd::ReturnErr(_) | Cmd::ReturnOk => unreachable!("handled in run"),
+        }
+    }
+
+    /// Grows the heap one MiB at a time, writing every byte (so every page is
+    /// really committed), until `mib` MiB are held or the memory limit ends
+    /// the particle: one MiB at a time so that the limit is hit wherever it
+    /// lies, never by a single impossible request.
+    fn alloc_mb(&mut self, mib: u64) {
+        for _ in 0..mib {
+            self.hoard.push(black_box(vec![1u8; MIB]));
+        }
+    }
+}
+
+/// Resolves a pid argument, failing with the documented `"bad pid"`.
+fn pid(text: &str) -> Result<Pid, String> {
+    resolve(text).ok_or_else(|| "bad pid".to_string())
+}
+
+fn received(message: Option<Message>) -> Value {
+    message.map_or(Value::Null, message_json)
+}
+
+fn flood(to: &Pid, count: u64) -> Value {
+    let mut error = None;
+    let mut sent = 0u64;
+    for i in 0..count {
+        if let Err(e) = send(to, i.to_string().as_bytes()) {
+            error = Some(String::from(e));
+            break;
+        }
+        sent += 1;
+    }
+    json!({"sent": sent, "error": error})
+}
+
+/// Burns CPU forever without touching the runtime: only preemption (epoch
+/// interruption) or a kill can end it. `black_box` keeps the loop from
+/// being optimised into nothing.
+fn spin() -> ! {
+    let mut i = 0u64;
+    loop {
+        i = black_box(i.wrapping_add(1));
+    }
+}
+
+/// A wasm trap, the way a guest bug ends a particle.
+fn trap() -> ! {
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    #[cfg(not(target_arch = "wasm32"))]
+    std::process::abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Cmd {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn command_shapes() {
+        assert_eq!(parse(r#""self_pid""#), Cmd::SelfPid);
+        assert_eq!(parse(r#"{"make_ref": null}"#), Cmd::MakeRef);
+        assert_eq!(
+            parse(r#"{"spawn": {"component": "c", "name": null, "init": "", "link": true}}"#),
+            Cmd::Spawn {
+                component: "c".into(),
+                name: None,
+                init: String::new(),
+                link: true
+            }
+        );
+        assert_eq!(
+            parse(r#"{"send_tagged": {"to": "a.1", "ref": 9, "data": "x"}}"#),
+            Cmd::SendTagged {
+                to: "a.1".into(),
+                reference: 9,
+                data: "x".into()
+            }
+        );
+        assert_eq!(
+            parse(r#"{"send_exit": {"to": "a.1", "reason": {"shutdown": "s"}}}"#),
+            Cmd::SendExit {
+                to: "a.1".into(),
+                reason: ExitReason::Shutdown("s".into())
+            }
+        );
+        assert_eq!(parse(r#"{"exit": "kill"}"#), Cmd::Exit(ExitReason::Kill));
+        assert_eq!(
+            parse(r#"{"recv_ref": {"ref": 3, "timeout_ms": null}}"#),
+            Cmd::RecvRef {
+                reference: 3,
+                timeout_ms: None
+            }
+        );
+        assert_eq!(
+            parse(r#"{"log": {"level": "info", "msg": "m"}}"#),
+            Cmd::Log {
+                level: LogLevel::Info,
+                msg: "m".into()
+            }
+        );
+        assert_eq!(
+            parse(r#"{"pid_equals": ["a.1", "a.2"]}"#),
+            Cmd::PidEquals("a.1".into(), "a.2".into())
+        );
+        assert_eq!(parse(r#"{"alloc_mb": 4}"#), Cmd::AllocMb(4));
+        assert_eq!(parse(r#"{"return_err": "e"}"#), Cmd::ReturnErr("e".into()));
+        assert!(serde_json::from_str::<Cmd>("hello").is_err());
+        assert!(serde_json::from_str::<Cmd>(r#"{"nope": 1}"#).is_err());
+    }
+}

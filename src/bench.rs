@@ -1,0 +1,240 @@
+//! `plasmoid bench`: figures as JSON lines `{"name", "value", "unit", "params"}`.
+//!
+//! Each figure is the median of several runs: the machines are shared and
+//! noisy, and a median is what compares run to run.
+
+use crate::start::default_capacity;
+use anyhow::{Context, Result, anyhow, bail};
+use plasmoid_runtime::{ExitReason, Msg, NativeProcess, Node, NodeConfig, SpawnOpts};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    which: Which,
+    /// The ring component (default: build apps/ring of this checkout).
+    #[arg(long, global = true)]
+    wasm: Option<PathBuf>,
+    /// How many times to repeat each measurement.
+    #[arg(long, global = true, default_value_t = 5)]
+    runs: usize,
+}
+
+#[derive(clap::Subcommand)]
+enum Which {
+    /// A token passed around a ring of particles: ns per hop, hops/s.
+    Ring {
+        /// Particles in the ring (with --msgs; default: the three standard shapes).
+        #[arg(long, requires = "msgs")]
+        procs: Option<u32>,
+        /// Rounds of the token around the ring.
+        #[arg(long, requires = "procs")]
+        msgs: Option<u32>,
+    },
+    /// Spawn many idle particles: µs per spawn, resident KiB per particle.
+    Spawn {
+        #[arg(long, default_value_t = 10_000)]
+        count: u32,
+    },
+    /// A send to self followed by its recv, inside one particle: ns per pair.
+    Call {
+        #[arg(long, default_value_t = 200_000)]
+        iters: u64,
+    },
+}
+
+fn emit(name: &str, value: f64, unit: &str, params: Value) {
+    println!(
+        "{}",
+        json!({"name": name, "value": value, "unit": unit, "params": params})
+    );
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn ring_wasm(given: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    let dir = PathBuf::from("apps/ring");
+    if !dir.join("Cargo.toml").is_file() {
+        bail!("apps/ring not found here: run from the plasmoid checkout or pass --wasm ring.wasm");
+    }
+    let build = plasmoid_release::build_guest(&dir)?;
+    build
+        .get("ring")
+        .map(PathBuf::from)
+        .ok_or_else(|| anyhow!("building apps/ring produced no ring.wasm"))
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let wasm = ring_wasm(args.wasm)?;
+    let runs = args.runs.max(1);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        match args.which {
+            Which::Ring { procs, msgs } => {
+                let shapes = match (procs, msgs) {
+                    (Some(p), Some(m)) => vec![(p, m)],
+                    _ => vec![(100, 1000), (1000, 100), (10, 10_000)],
+                };
+                let max = shapes.iter().map(|s| s.0).max().unwrap_or(1) + 16;
+                let node = node_with(&wasm, max)?;
+                for (p, m) in shapes {
+                    bench_ring(&node, p, m, runs).await?;
+                }
+            }
+            Which::Spawn { count } => bench_spawn(&wasm, count, runs).await?,
+            Which::Call { iters } => {
+                let node = node_with(&wasm, 16)?;
+                bench_call(&node, iters, runs).await?;
+            }
+        }
+        Ok(())
+    })
+}
+
+fn node_with(wasm: &PathBuf, max_particles: u32) -> Result<Node> {
+    let cfg = NodeConfig {
+        max_particles,
+        ..NodeConfig::default()
+    };
+    let node = Node::new(cfg)?;
+    node.load_component("ring", wasm, None)?;
+    Ok(node)
+}
+
+/// Spawn a ring particle with `init` and wait for the JSON report it sends back.
+async fn report(me: &NativeProcess, init: Value) -> Result<Value> {
+    let (_, reference) = me
+        .spawn_monitor("ring", &init.to_string(), SpawnOpts::default())
+        .map_err(|e| anyhow!("spawn failed: {e:?}"))?;
+    loop {
+        match me.recv(Some(Duration::from_secs(300))).await {
+            Ok(Some(Msg::Data(d))) => {
+                me.demonitor(reference);
+                return serde_json::from_slice(&d)
+                    .context("the ring sent a report that is not JSON");
+            }
+            Ok(Some(Msg::Down { reason, .. })) if reason != ExitReason::Normal => {
+                bail!("the benchmark particle crashed: {reason}")
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => bail!("no report from the benchmark particle within 300 s"),
+            Err(r) => bail!("the benchmark process was stopped: {r}"),
+        }
+    }
+}
+
+async fn bench_ring(node: &Node, procs: u32, msgs: u32, runs: usize) -> Result<()> {
+    let me = node.native("bench");
+    let mut per_hop = Vec::new();
+    for _ in 0..runs {
+        let init = json!({"orchestrator": {"procs": procs, "msgs": msgs, "report_to": me.pid().to_string()}});
+        let r = report(&me, init).await?;
+        let elapsed = r["elapsed_ns"]
+            .as_f64()
+            .context("report without elapsed_ns")?;
+        let hops = r["hops"].as_f64().context("report without hops")?;
+        per_hop.push(elapsed / hops);
+        // Let the workers finish exiting before the next run.
+        while node.live_particles() > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let ns = median(per_hop);
+    let params =
+        json!({"procs": procs, "msgs": msgs, "hops": procs as u64 * msgs as u64, "runs": runs});
+    emit("ring.hop", ns, "ns", params.clone());
+    emit("ring.throughput", 1e9 / ns, "hops/s", params);
+    Ok(())
+}
+
+async fn bench_call(node: &Node, iters: u64, runs: usize) -> Result<()> {
+    let me = node.native("bench");
+    let mut per_call = Vec::new();
+    for _ in 0..runs {
+        let init = json!({"self_call": {"iters": iters, "report_to": me.pid().to_string()}});
+        let r = report(&me, init).await?;
+        let elapsed = r["elapsed_ns"]
+            .as_f64()
+            .context("report without elapsed_ns")?;
+        per_call.push(elapsed / iters as f64);
+    }
+    emit(
+        "call.send_recv",
+        median(per_call),
+        "ns",
+        json!({"iters": iters, "runs": runs}),
+    );
+    Ok(())
+}
+
+/// Resident set size of this process, KiB.
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn bench_spawn(wasm: &PathBuf, count: u32, runs: usize) -> Result<()> {
+    let capacity = count + 16;
+    let fits = default_capacity(capacity);
+    if fits < capacity {
+        bail!(
+            "{count} particles need vm.max_map_count >= {}; run `sysctl -w vm.max_map_count={}` as root",
+            8192 + capacity as u64 * plasmoid_runtime::MAPS_PER_PARTICLE,
+            8192 + capacity as u64 * plasmoid_runtime::MAPS_PER_PARTICLE
+        );
+    }
+    let node = node_with(wasm, capacity)?;
+    let me = node.native("bench");
+    // Warm the pool and the code once so the runs measure steady spawning.
+    let warm = node
+        .spawn("ring", "\"idle\"", SpawnOpts::default())
+        .map_err(|e| anyhow!("{e:?}"))?;
+    wait_until(|| node.waiting_particles() == 1).await;
+    me.send_exit(warm, ExitReason::Kill).ok();
+    wait_until(|| node.live_particles() == 0).await;
+
+    let mut per_spawn = Vec::new();
+    let mut per_idle = Vec::new();
+    for _ in 0..runs {
+        let before = rss_kib().unwrap_or(0);
+        let start = Instant::now();
+        let mut pids = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let pid = node
+                .spawn("ring", "\"idle\"", SpawnOpts::default())
+                .map_err(|e| anyhow!("spawn failed: {e:?}"))?;
+            pids.push(pid);
+        }
+        wait_until(|| node.waiting_particles() >= count as usize).await;
+        let elapsed = start.elapsed();
+        let after = rss_kib().unwrap_or(0);
+        per_spawn.push(elapsed.as_secs_f64() * 1e6 / count as f64);
+        per_idle.push(after.saturating_sub(before) as f64 / count as f64);
+        for pid in pids {
+            me.send_exit(pid, ExitReason::Kill).ok();
+        }
+        wait_until(|| node.live_particles() == 0).await;
+    }
+    let params = json!({"count": count, "runs": runs});
+    emit("spawn.time", median(per_spawn), "us", params.clone());
+    emit("spawn.idle_rss", median(per_idle), "KiB", params);
+    Ok(())
+}
+
+async fn wait_until(mut done: impl FnMut() -> bool) {
+    while !done() {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}

@@ -1,0 +1,74 @@
+//! Turning command-line inputs (files, folders, guest crates) into loaded
+//! components on a node.
+
+use anyhow::{Context, Result, bail};
+use plasmoid_runtime::Node;
+use std::path::{Path, PathBuf};
+
+/// What to load: a name and the file holding the component.
+pub struct Input {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// Expand inputs: component files are taken as they are, a folder with a
+/// Cargo.toml is built for wasm32-wasip2, a `--load-path` folder contributes
+/// every component file in it.
+pub fn collect(inputs: &[PathBuf], load_paths: &[PathBuf]) -> Result<Vec<Input>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            if !input.join("Cargo.toml").is_file() {
+                bail!(
+                    "{} is a folder without Cargo.toml: pass a guest crate, a .wasm file, or use --load-path for a folder of components",
+                    input.display()
+                );
+            }
+            let build = plasmoid_release::build_guest(input)?;
+            for (name, path) in build.components {
+                out.push(Input { name, path });
+            }
+        } else {
+            out.push(Input {
+                name: component_name(input)?,
+                path: input.clone(),
+            });
+        }
+    }
+    for dir in load_paths {
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read --load-path {}", dir.display()))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("wasm" | "cwasm" | "wat")
+                )
+            })
+            .collect();
+        files.sort();
+        for path in files {
+            out.push(Input {
+                name: component_name(&path)?,
+                path,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn component_name(path: &Path) -> Result<String> {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .map(str::to_string)
+        .with_context(|| format!("cannot name a component after {}", path.display()))
+}
+
+pub fn load_all(node: &Node, inputs: &[Input]) -> Result<()> {
+    for input in inputs {
+        node.load_component(&input.name, &input.path, None)?;
+        tracing::info!(component = %input.name, path = %input.path.display(), "component loaded");
+    }
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! Log setup: `RUST_LOG` picks levels, `--log-format` picks text or JSON.
+
+use tracing_subscriber::EnvFilter;
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+pub fn init(format: Format) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        Format::Text => builder.init(),
+        Format::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,117 @@
+//! `plasmoid new` and `plasmoid component new`: an app workspace and
+//! component crates that build with the stock toolchain and run at once.
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+/// Where the SDK sources are: given, or the ones this binary was built from.
+fn sdk_path(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk"))
+}
+
+fn valid_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+    if !ok {
+        bail!(
+            "`{name}` is not a valid name: use letters, digits, `-` and `_`, starting with a letter"
+        );
+    }
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn new_app(name: &str, sdk: Option<PathBuf>) -> Result<()> {
+    valid_name(name)?;
+    let root = Path::new(name);
+    if root.exists() {
+        bail!("{} already exists", root.display());
+    }
+    let sdk = sdk_path(sdk);
+    write(
+        &root.join("Cargo.toml"),
+        &format!(
+            "[workspace]\nmembers = [\"components/*\"]\nresolver = \"3\"\n\n\
+             [workspace.dependencies]\nplasmoid-sdk = {{ path = {:?} }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\n\n\
+             [profile.release]\nopt-level = 3\nstrip = \"debuginfo\"\n",
+            sdk.display().to_string()
+        ),
+    )?;
+    write(
+        &root.join("rust-toolchain.toml"),
+        "[toolchain]\nchannel = \"1.95.0\"\ntargets = [\"wasm32-wasip2\"]\n",
+    )?;
+    write(
+        &root.join(".cargo/config.toml"),
+        "[build]\ntarget = \"wasm32-wasip2\"\n",
+    )?;
+    write(&root.join(".gitignore"), "target/\n")?;
+    std::fs::create_dir_all(root.join("components"))?;
+    println!("created app `{name}`; next: cd {name} && plasmoid component new <name>");
+    Ok(())
+}
+
+pub fn new_component(name: &str, sdk: Option<PathBuf>) -> Result<()> {
+    valid_name(name)?;
+    let dir = Path::new("components").join(name);
+    if dir.exists() {
+        bail!("{} already exists", dir.display());
+    }
+    let in_app = Path::new("Cargo.toml").is_file();
+    let sdk_dep = if in_app {
+        "plasmoid-sdk.workspace = true\nserde.workspace = true".to_string()
+    } else {
+        format!(
+            "plasmoid-sdk = {{ path = {:?} }}\nserde = {{ version = \"1\", features = [\"derive\"] }}",
+            sdk_path(sdk).display().to_string()
+        )
+    };
+    write(
+        &dir.join("Cargo.toml"),
+        &format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+             [lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\n{sdk_dep}\n"
+        ),
+    )?;
+    write(&dir.join("src/lib.rs"), &component_source(name))?;
+    println!(
+        "created component `{name}` in {}; run it: plasmoid start {}",
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+fn component_source(name: &str) -> String {
+    format!(
+        r#"//! The `{name}` particle.
+
+use plasmoid_sdk::prelude::*;
+use serde::Deserialize;
+
+/// Init arguments, from `plasmoid start --init '{{"greeting": "hello"}}'`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Init {{
+    greeting: Option<String>,
+}}
+
+#[plasmoid_sdk::main]
+fn start(init: Option<Init>) -> Result<(), String> {{
+    let init = init.unwrap_or_default();
+    let greeting = init.greeting.unwrap_or_else(|| "hello".into());
+    info!("{{greeting}} from {name} ({{}})", self_pid().to_string());
+    Ok(())
+}}
+"#
+    )
+}

@@ -1,0 +1,124 @@
+//! `plasmoid start`: boot a node, load components, spawn one particle and
+//! live until it exits or the user presses Ctrl-C.
+
+use crate::load;
+use anyhow::{Context, Result, bail};
+use plasmoid_runtime::{ExitReason, Limits, Msg, Node, NodeConfig, SpawnOpts};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct StartArgs {
+    /// Components: .wasm/.wat/.cwasm files, or guest crate folders to build.
+    pub inputs: Vec<PathBuf>,
+    /// Also load every component file in this folder.
+    #[arg(long)]
+    pub load_path: Vec<PathBuf>,
+    /// Component to spawn (default: the only one loaded).
+    #[arg(long)]
+    pub spawn: Option<String>,
+    /// Register the spawned particle under this name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Init arguments (JSON) handed to the particle's `start`.
+    #[arg(long, default_value = "null")]
+    pub init: String,
+    /// Folder of Cedar policies (a .cedarschema and .cedar files).
+    #[arg(long)]
+    pub policies: Option<PathBuf>,
+    /// Most particles alive at once (sizes the instance pool).
+    #[arg(long)]
+    pub max_particles: Option<u32>,
+    /// Memory cap per particle, MiB.
+    #[arg(long, default_value_t = 64)]
+    pub memory_mb: u64,
+    /// CPU a particle may use without returning to recv, ms (0 = no limit).
+    #[arg(long, default_value_t = 5000)]
+    pub cpu_ms: u64,
+    /// Mailbox bound per particle.
+    #[arg(long, default_value_t = 10_000)]
+    pub mailbox: usize,
+}
+
+impl StartArgs {
+    pub fn node_config(&self) -> NodeConfig {
+        let mut cfg = NodeConfig {
+            policy_dir: self.policies.clone(),
+            default_limits: Limits {
+                memory_bytes: self.memory_mb << 20,
+                cpu_ms: self.cpu_ms,
+                mailbox: self.mailbox,
+            },
+            ..NodeConfig::default()
+        };
+        cfg.max_memory_bytes = cfg.max_memory_bytes.max(cfg.default_limits.memory_bytes);
+        cfg.max_particles = self
+            .max_particles
+            .unwrap_or_else(|| default_capacity(cfg.max_particles));
+        cfg
+    }
+}
+
+/// The default capacity, lowered to what the kernel's map limit allows.
+pub fn default_capacity(wanted: u32) -> u32 {
+    plasmoid_runtime::particles_within_map_limit().map_or(wanted, |fit| wanted.min(fit))
+}
+
+pub fn run(args: StartArgs) -> Result<ExitCode> {
+    let inputs = load::collect(&args.inputs, &args.load_path)?;
+    if inputs.is_empty() {
+        bail!("nothing to load: pass a component (.wasm), a guest crate folder or --load-path");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let node = Node::new(args.node_config())?;
+        load::load_all(&node, &inputs)?;
+        let component = match (&args.spawn, inputs.as_slice()) {
+            (Some(c), _) => c.clone(),
+            (None, [only]) => only.name.clone(),
+            (None, _) => bail!(
+                "several components are loaded ({}); say which to start with --spawn",
+                node.component_names().join(", ")
+            ),
+        };
+        let watcher = node.native("cli");
+        let opts = SpawnOpts {
+            name: args.name.clone(),
+            ..Default::default()
+        };
+        let (pid, reference) = watcher
+            .spawn_monitor(&component, &args.init, opts)
+            .map_err(|e| anyhow::anyhow!("cannot spawn `{component}`: {e:?}"))?;
+        tracing::info!(%pid, component, node = %node.id(), "particle started");
+        let outcome = tokio::select! {
+            m = watcher.recv_ref(reference, None) => m.ok().flatten(),
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        let code = match outcome {
+            Some(Msg::Down {
+                reason: ExitReason::Normal,
+                ..
+            }) => {
+                tracing::info!(%pid, "particle exited normally");
+                ExitCode::SUCCESS
+            }
+            Some(Msg::Down { reason, .. }) => {
+                eprintln!("particle {pid} ({component}) exited: {reason}");
+                ExitCode::from(1)
+            }
+            _ => {
+                tracing::info!("interrupted; stopping the node");
+                ExitCode::SUCCESS
+            }
+        };
+        let left = node.shutdown(Duration::from_secs(5)).await;
+        if left > 0 {
+            tracing::warn!(left, "particles still running at exit");
+        }
+        Ok(code)
+    })
+}
