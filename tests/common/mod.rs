@@ -1,0 +1,191 @@
+//! Shared test support: builds the guest apps once per test binary and
+//! drives probe particles from a native controller process.
+#![allow(dead_code)]
+
+use plasmoid_runtime::{Limits, Msg, NativeProcess, Node, NodeConfig, Pid, SpawnOpts};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Build every guest in `apps/` (once per test binary) and return the
+/// path of the named component.
+pub fn wasm(name: &str) -> PathBuf {
+    static BUILD: OnceLock<Result<plasmoid_release::GuestBuild, String>> = OnceLock::new();
+    let build = BUILD.get_or_init(|| plasmoid_release::build_guest(&repo().join("apps")).map_err(|e| e.to_string()));
+    match build {
+        Ok(b) => b
+            .get(name)
+            .unwrap_or_else(|| panic!("apps/ built no component named {name}"))
+            .to_path_buf(),
+        Err(e) => panic!("building the guest apps failed: {e}"),
+    }
+}
+
+pub fn wat_particle() -> PathBuf {
+    repo().join("apps/wat/particle.wat")
+}
+
+/// A node with the test components loaded and a controller process.
+pub struct Harness {
+    pub node: Node,
+    pub ctl: NativeProcess,
+    stash: Mutex<VecDeque<Msg>>,
+}
+
+pub fn config() -> NodeConfig {
+    NodeConfig {
+        max_particles: 512,
+        ..NodeConfig::default()
+    }
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with(config(), None)
+    }
+
+    pub fn with(cfg: NodeConfig, probe_limits: Option<Limits>) -> Self {
+        let node = Node::new(cfg).expect("node starts");
+        node.load_component("probe", &wasm("probe"), probe_limits).unwrap();
+        node.load_component("echo", &wasm("echo"), None).unwrap();
+        node.load_component("counter", &wasm("counter"), None).unwrap();
+        let ctl = node.native("controller");
+        Harness {
+            node,
+            ctl,
+            stash: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Spawn a probe and wait for its `ready`.
+    pub async fn probe(&self) -> Pid {
+        self.probe_opts(SpawnOpts::default()).await
+    }
+
+    pub async fn probe_opts(&self, opts: SpawnOpts) -> Pid {
+        let init = json!({"controller": self.ctl.pid().to_string()}).to_string();
+        let pid = self.node.spawn("probe", &init, opts).expect("probe spawns");
+        let ready = self
+            .next_json(|v| v.get("ready").is_some())
+            .await
+            .expect("probe reports ready");
+        assert_eq!(ready["ready"], pid.to_string());
+        pid
+    }
+
+    /// Run a probe command and return its reply (`{"ok": ..}` or `{"err": ..}`).
+    pub async fn cmd(&self, probe: Pid, cmd: Value) -> Value {
+        self.ctl.send(probe, cmd.to_string().into_bytes()).expect("command sent");
+        self.next_json(|v| v.get("ok").is_some() || v.get("err").is_some())
+            .await
+            .unwrap_or_else(|| panic!("no reply to {cmd}"))
+    }
+
+    /// The next reply from any probe.
+    pub async fn reply(&self) -> Value {
+        self.next_json(|v| v.get("ok").is_some() || v.get("err").is_some())
+            .await
+            .expect("a reply")
+    }
+
+    /// Messages set aside while waiting for replies, oldest first.
+    pub fn drain_stash(&self) -> Vec<Msg> {
+        self.stash.lock().unwrap().drain(..).collect()
+    }
+
+    /// Send a command that does not answer (or whose answer comes later).
+    pub fn fire(&self, probe: Pid, cmd: Value) {
+        self.ctl.send(probe, cmd.to_string().into_bytes()).expect("command sent");
+    }
+
+    pub async fn ok(&self, probe: Pid, cmd: Value) -> Value {
+        let r = self.cmd(probe, cmd.clone()).await;
+        assert!(r.get("ok").is_some(), "{cmd} failed: {r}");
+        r["ok"].clone()
+    }
+
+    /// The next event a probe reported (`{"event": ..}` payload).
+    pub async fn event(&self, within: Duration) -> Option<Value> {
+        self.next_json_within(|v| v.get("event").is_some(), within)
+            .await
+            .map(|v| v["event"].clone())
+    }
+
+    async fn next_json(&self, want: impl Fn(&Value) -> bool) -> Option<Value> {
+        self.next_json_within(want, Duration::from_secs(20)).await
+    }
+
+    async fn next_json_within(&self, want: impl Fn(&Value) -> bool, within: Duration) -> Option<Value> {
+        let matches = |m: &Msg| match m {
+            Msg::Data(d) => serde_json::from_slice::<Value>(d).map(|v| want(&v)).unwrap_or(false),
+            _ => false,
+        };
+        let as_json = |m: Msg| match m {
+            Msg::Data(d) => serde_json::from_slice::<Value>(&d).ok(),
+            _ => None,
+        };
+        {
+            let mut stash = self.stash.lock().unwrap();
+            if let Some(i) = stash.iter().position(matches) {
+                return stash.remove(i).and_then(as_json);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.ctl.recv(Some(left)).await {
+                Ok(Some(m)) if matches(&m) => return as_json(m),
+                Ok(Some(m)) => self.stash.lock().unwrap().push_back(m),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The next non-JSON message for the controller itself (DOWN, EXIT, ...).
+    pub async fn signal(&self, within: Duration) -> Option<Msg> {
+        {
+            let mut stash = self.stash.lock().unwrap();
+            if let Some(i) = stash.iter().position(|m| !matches!(m, Msg::Data(_))) {
+                return stash.remove(i);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.ctl.recv(Some(left)).await {
+                Ok(Some(Msg::Data(d))) => self.stash.lock().unwrap().push_back(Msg::Data(d)),
+                Ok(Some(m)) => return Some(m),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The reason in the controller's DOWN for monitor `reference`.
+    pub async fn down_reason(&self, reference: u64, within: Duration) -> Option<plasmoid_runtime::ExitReason> {
+        {
+            let mut stash = self.stash.lock().unwrap();
+            let hit = stash
+                .iter()
+                .position(|m| matches!(m, Msg::Down { reference: r, .. } if *r == reference));
+            if let Some(Msg::Down { reason, .. }) = hit.and_then(|i| stash.remove(i)) {
+                return Some(reason);
+            }
+        }
+        match self.ctl.recv_ref(reference, Some(within)).await {
+            Ok(Some(Msg::Down { reason, .. })) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+pub fn s(pid: Pid) -> String {
+    pid.to_string()
+}
+
+pub const SEC: Duration = Duration::from_secs(1);
