@@ -7,7 +7,7 @@ use crate::start::default_capacity;
 use anyhow::{Context, Result, anyhow, bail};
 use plasmoid_runtime::{ExitReason, Msg, NativeProcess, Node, NodeConfig, SpawnOpts};
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -102,7 +102,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     })
 }
 
-fn node_with(wasm: &PathBuf, max_particles: u32) -> Result<Node> {
+fn node_with(wasm: &Path, max_particles: u32) -> Result<Node> {
     let cfg = NodeConfig {
         max_particles,
         ..NodeConfig::default()
@@ -185,7 +185,7 @@ fn rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn bench_spawn(wasm: &PathBuf, count: u32, runs: usize) -> Result<()> {
+async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
     let capacity = count + 16;
     let fits = default_capacity(capacity);
     if fits < capacity {

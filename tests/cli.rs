@@ -1,0 +1,119 @@
+//! End-to-end: the real `plasmoid` binary, as a user runs it.
+
+mod common;
+use std::process::Command;
+
+fn plasmoid() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_plasmoid"));
+    c.current_dir(common::repo());
+    c
+}
+
+fn run(c: &mut Command) -> (i32, String, String) {
+    let out = c.output().expect("plasmoid runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn start_runs_the_ring_demo_from_its_crate_folder() {
+    let (code, _, err) = run(plasmoid().args([
+        "start",
+        "apps/ring",
+        "--init",
+        r#"{"orchestrator":{"procs":50,"msgs":20}}"#,
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("ring: 50 procs x 20 msgs"), "{err}");
+    assert!(err.contains("particle exited normally"), "{err}");
+}
+
+#[test]
+fn start_exits_non_zero_with_the_reason_when_the_particle_fails() {
+    let wat = common::wat_particle();
+    let (code, _, err) = run(plasmoid().arg("start").arg(&wat));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("exited: shutdown(from-wat)"), "{err}");
+    assert!(err.contains("hello from a hand-written WAT particle"), "{err}");
+}
+
+#[test]
+fn start_refuses_a_garbage_wasm_with_a_clear_message() {
+    let dir = std::env::temp_dir().join(format!("plasmoid-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.wasm");
+    std::fs::write(&bad, b"not wasm at all").unwrap();
+    let (code, _, err) = run(plasmoid().arg("start").arg(&bad));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`bad` is not a valid WebAssembly component"), "{err}");
+}
+
+#[test]
+fn json_logs_and_rust_log_are_respected() {
+    let wat = common::wat_particle();
+    let (_, _, err) = run(plasmoid()
+        .env("RUST_LOG", "warn")
+        .args(["--log-format", "json", "start"])
+        .arg(&wat));
+    // The info line from the particle is filtered out by RUST_LOG=warn ...
+    assert!(!err.contains("hello from a hand-written WAT particle"), "{err}");
+    let (_, _, err) = run(plasmoid().args(["--log-format", "json", "start"]).arg(&wat));
+    // ... and shown as a JSON object otherwise.
+    let line = err
+        .lines()
+        .find(|l| l.contains("hello from a hand-written WAT particle"))
+        .expect("log line");
+    let v: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
+    assert_eq!(v["level"], "INFO");
+}
+
+#[test]
+fn bench_prints_one_json_object_per_figure() {
+    let ring = common::wasm("ring");
+    let (code, out, err) = run(plasmoid()
+        .args(["bench", "--runs", "1", "--wasm"])
+        .arg(&ring)
+        .args(["ring", "--procs", "10", "--msgs", "10"]));
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0]["name"], "ring.hop");
+    assert_eq!(lines[0]["unit"], "ns");
+    assert!(lines[0]["value"].as_f64().unwrap() > 0.0);
+    assert_eq!(lines[0]["params"]["hops"], 100);
+    let (code, out, err) = run(plasmoid()
+        .args(["bench", "--runs", "1", "--wasm"])
+        .arg(&ring)
+        .args(["spawn", "--count", "100"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"spawn.time\"") && out.contains("\"spawn.idle_rss\""), "{out}");
+    let (code, out, err) = run(plasmoid()
+        .args(["bench", "--runs", "1", "--wasm"])
+        .arg(&ring)
+        .args(["call", "--iters", "1000"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"call.send_recv\""), "{out}");
+}
+
+#[test]
+fn new_app_and_component_build_and_run() {
+    let base = std::env::temp_dir().join(format!("plasmoid-new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let (code, _, err) = run(plasmoid().current_dir(&base).args(["new", "shop"]));
+    assert_eq!(code, 0, "{err}");
+    let app = base.join("shop");
+    let (code, _, err) = run(plasmoid().current_dir(&app).args(["component", "new", "greeter"]));
+    assert_eq!(code, 0, "{err}");
+    // Share the guest target dir of the checkout so the SDK is not rebuilt.
+    let (code, _, err) = run(plasmoid()
+        .current_dir(&app)
+        .env("PLASMOID_GUEST_TARGET_DIR", common::repo().join("apps/target"))
+        .args(["start", "components/greeter", "--init", r#"{"greeting":"hej"}"#]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("hej from greeter"), "{err}");
+    let _ = std::fs::remove_dir_all(&base);
+}
