@@ -37,7 +37,10 @@ fn start_exits_non_zero_with_the_reason_when_the_particle_fails() {
     let (code, _, err) = run(plasmoid().arg("start").arg(&wat));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("exited: shutdown(from-wat)"), "{err}");
-    assert!(err.contains("hello from a hand-written WAT particle"), "{err}");
+    assert!(
+        err.contains("hello from a hand-written WAT particle"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -48,7 +51,10 @@ fn start_refuses_a_garbage_wasm_with_a_clear_message() {
     std::fs::write(&bad, b"not wasm at all").unwrap();
     let (code, _, err) = run(plasmoid().arg("start").arg(&bad));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("`bad` is not a valid WebAssembly component"), "{err}");
+    assert!(
+        err.contains("`bad` is not a valid WebAssembly component"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -59,7 +65,10 @@ fn json_logs_and_rust_log_are_respected() {
         .args(["--log-format", "json", "start"])
         .arg(&wat));
     // The info line from the particle is filtered out by RUST_LOG=warn ...
-    assert!(!err.contains("hello from a hand-written WAT particle"), "{err}");
+    assert!(
+        !err.contains("hello from a hand-written WAT particle"),
+        "{err}"
+    );
     let (_, _, err) = run(plasmoid().args(["--log-format", "json", "start"]).arg(&wat));
     // ... and shown as a JSON object otherwise.
     let line = err
@@ -78,7 +87,10 @@ fn bench_prints_one_json_object_per_figure() {
         .arg(&ring)
         .args(["ring", "--procs", "10", "--msgs", "10"]));
     assert_eq!(code, 0, "{err}");
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2, "{out}");
     assert_eq!(lines[0]["name"], "ring.hop");
     assert_eq!(lines[0]["unit"], "ns");
@@ -89,7 +101,10 @@ fn bench_prints_one_json_object_per_figure() {
         .arg(&ring)
         .args(["spawn", "--count", "100"]));
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("\"spawn.time\"") && out.contains("\"spawn.idle_rss\""), "{out}");
+    assert!(
+        out.contains("\"spawn.time\"") && out.contains("\"spawn.idle_rss\""),
+        "{out}"
+    );
     let (code, out, err) = run(plasmoid()
         .args(["bench", "--runs", "1", "--wasm"])
         .arg(&ring)
@@ -106,13 +121,23 @@ fn new_app_and_component_build_and_run() {
     let (code, _, err) = run(plasmoid().current_dir(&base).args(["new", "shop"]));
     assert_eq!(code, 0, "{err}");
     let app = base.join("shop");
-    let (code, _, err) = run(plasmoid().current_dir(&app).args(["component", "new", "greeter"]));
+    let (code, _, err) = run(plasmoid()
+        .current_dir(&app)
+        .args(["component", "new", "greeter"]));
     assert_eq!(code, 0, "{err}");
     // Share the guest target dir of the checkout so the SDK is not rebuilt.
     let (code, _, err) = run(plasmoid()
         .current_dir(&app)
-        .env("PLASMOID_GUEST_TARGET_DIR", common::repo().join("apps/target"))
-        .args(["start", "components/greeter", "--init", r#"{"greeting":"hej"}"#]));
+        .env(
+            "PLASMOID_GUEST_TARGET_DIR",
+            common::repo().join("apps/target"),
+        )
+        .args([
+            "start",
+            "components/greeter",
+            "--init",
+            r#"{"greeting":"hej"}"#,
+        ]));
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("hej from greeter"), "{err}");
     let _ = std::fs::remove_dir_all(&base);

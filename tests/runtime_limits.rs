@@ -27,7 +27,11 @@ async fn an_endless_loop_does_not_starve_others_and_hits_its_cpu_budget() {
     for _ in 0..10 {
         let t = Instant::now();
         assert_eq!(h.ok(other, json!("self_pid")).await, s(other));
-        assert!(t.elapsed() < Duration::from_millis(500), "answer took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "answer took {:?}",
+            t.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     match h.down_reason(watch, 10 * SEC).await {
@@ -47,8 +51,15 @@ async fn a_kill_stops_a_busy_loop_at_once() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let t = Instant::now();
     h.ctl.send_exit(spinner, ExitReason::Kill).unwrap();
-    assert_eq!(h.down_reason(watch, 5 * SEC).await, Some(ExitReason::Killed));
-    assert!(t.elapsed() < Duration::from_millis(200), "kill took {:?}", t.elapsed());
+    assert_eq!(
+        h.down_reason(watch, 5 * SEC).await,
+        Some(ExitReason::Killed)
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "kill took {:?}",
+        t.elapsed()
+    );
     assert_eq!(h.node.live_particles(), 0);
 }
 
@@ -80,16 +91,28 @@ async fn a_panic_and_an_error_return_are_exceptions() {
     let q = h.probe().await;
     let watch = h.ctl.monitor(q);
     h.fire(q, json!("panic"));
-    assert!(matches!(h.down_reason(watch, 5 * SEC).await, Some(ExitReason::Exception(_))));
+    assert!(matches!(
+        h.down_reason(watch, 5 * SEC).await,
+        Some(ExitReason::Exception(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_is_refused_at_load_with_the_reason() {
     let h = Harness::new();
-    let err = h.node.load_component_bytes("junk", b"\0asm garbage", None).unwrap_err();
-    assert!(matches!(err, RuntimeError::InvalidComponent { .. }), "{err}");
+    let err = h
+        .node
+        .load_component_bytes("junk", b"\0asm garbage", None)
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::InvalidComponent { .. }),
+        "{err}"
+    );
     let text = err.to_string();
-    assert!(text.contains("`junk` is not a valid WebAssembly component"), "{text}");
+    assert!(
+        text.contains("`junk` is not a valid WebAssembly component"),
+        "{text}"
+    );
     // Nothing was registered.
     assert!(h.node.spawn("junk", "", SpawnOpts::default()).is_err());
 }
@@ -102,24 +125,38 @@ async fn a_component_of_another_world_is_refused() {
         (core module $m (func (export "f") (result i32) i32.const 0))
         (core instance $i (instantiate $m))
         (func (export "start") (result u32) (canon lift (core func $i "f"))))"#;
-    let err = h.node.load_component_bytes("wrong", wrong_export.as_bytes(), None).unwrap_err();
+    let err = h
+        .node
+        .load_component_bytes("wrong", wrong_export.as_bytes(), None)
+        .unwrap_err();
     assert!(matches!(err, RuntimeError::WrongWorld { .. }), "{err}");
     // Imports an interface the runtime does not offer.
     let foreign = r#"(component (import "acme:db/query@1.0.0" (instance (export "run" (func)))))"#;
-    let err = h.node.load_component_bytes("foreign", foreign.as_bytes(), None).unwrap_err();
+    let err = h
+        .node
+        .load_component_bytes("foreign", foreign.as_bytes(), None)
+        .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, RuntimeError::WrongWorld { .. }), "{text}");
     assert!(text.contains("acme:db/query"), "{text}");
     // Exports nothing at all.
-    let err = h.node.load_component_bytes("empty", b"(component)", None).unwrap_err();
+    let err = h
+        .node
+        .load_component_bytes("empty", b"(component)", None)
+        .unwrap_err();
     assert!(err.to_string().contains("start"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hand_written_wat_particle_runs() {
     let h = Harness::new();
-    h.node.load_component("wat", &common::wat_particle(), None).unwrap();
-    let (_, watch) = h.ctl.spawn_monitor("wat", "", SpawnOpts::default()).unwrap();
+    h.node
+        .load_component("wat", &common::wat_particle(), None)
+        .unwrap();
+    let (_, watch) = h
+        .ctl
+        .spawn_monitor("wat", "", SpawnOpts::default())
+        .unwrap();
     assert_eq!(
         h.down_reason(watch, 5 * SEC).await,
         Some(ExitReason::Shutdown("from-wat".into()))
@@ -135,6 +172,9 @@ async fn capacity_is_enforced_with_a_clear_error() {
     let h = Harness::with(cfg, None);
     let _a = h.probe().await;
     let _b = h.probe().await;
-    let err = h.node.spawn("echo", "null", SpawnOpts::default()).unwrap_err();
+    let err = h
+        .node
+        .spawn("echo", "null", SpawnOpts::default())
+        .unwrap_err();
     assert!(format!("{err:?}").contains("capacity"), "{err:?}");
 }

@@ -38,9 +38,16 @@ permit (principal, action == Action::"log", resource);
 async fn spawn_is_allowed_and_denied_by_policy() {
     let h = Harness::with(node_with_policies(NARROW).unwrap(), None);
     let p = h.probe().await;
-    let ok = h.cmd(p, json!({"spawn": {"component": "echo", "init": "null"}})).await;
+    let ok = h
+        .cmd(p, json!({"spawn": {"component": "echo", "init": "null"}}))
+        .await;
     assert!(ok.get("ok").is_some(), "{ok}");
-    let denied = h.cmd(p, json!({"spawn": {"component": "counter", "init": "null"}})).await;
+    let denied = h
+        .cmd(
+            p,
+            json!({"spawn": {"component": "counter", "init": "null"}}),
+        )
+        .await;
     let text = denied["err"].as_str().unwrap();
     assert!(text.starts_with("denied: "), "{text}");
     assert!(text.contains("spawn") && text.contains("counter"), "{text}");
@@ -59,7 +66,10 @@ async fn send_is_allowed_and_denied_by_policy() {
     let ok = h.cmd(a, json!({"send": {"to": echo, "data": "x"}})).await;
     assert!(ok.get("ok").is_some(), "{ok}");
     let denied = h.cmd(a, json!({"send": {"to": s(b), "data": "x"}})).await;
-    assert!(denied["err"].as_str().unwrap().starts_with("denied: "), "{denied}");
+    assert!(
+        denied["err"].as_str().unwrap().starts_with("denied: "),
+        "{denied}"
+    );
     // Nothing reached b.
     assert_eq!(h.event(SEC / 5).await, None);
     // Denied again from the cache, same answer.
@@ -69,7 +79,13 @@ async fn send_is_allowed_and_denied_by_policy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_deny_without_any_policy() {
-    let h = Harness::with(node_with_policies(r#"permit (principal, action == Action::"send", resource == Particle::"controller");"#).unwrap(), None);
+    let h = Harness::with(
+        node_with_policies(
+            r#"permit (principal, action == Action::"send", resource == Particle::"controller");"#,
+        )
+        .unwrap(),
+        None,
+    );
     let p = h.probe().await;
     let r = h.cmd(p, json!({"register": "x"})).await;
     assert!(r["err"].as_str().unwrap().starts_with("denied: "), "{r}");

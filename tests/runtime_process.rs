@@ -18,8 +18,18 @@ async fn identity_refs_and_resolve() {
     assert_eq!(h.ok(p, json!({"resolve": s(p)})).await, s(p));
     assert_eq!(h.ok(p, json!({"resolve": "not-a-pid"})).await, Value::Null);
     assert_eq!(h.ok(p, json!({"pid_equals": [s(p), s(p)]})).await, true);
-    assert_eq!(h.ok(p, json!({"pid_equals": [s(p), s(h.ctl.pid())]})).await, false);
-    assert_eq!(h.ok(p, json!({"log": {"level": "info", "msg": "hello from a test"}})).await, Value::Null);
+    assert_eq!(
+        h.ok(p, json!({"pid_equals": [s(p), s(h.ctl.pid())]})).await,
+        false
+    );
+    assert_eq!(
+        h.ok(
+            p,
+            json!({"log": {"level": "info", "msg": "hello from a test"}})
+        )
+        .await,
+        Value::Null
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,10 +44,16 @@ async fn registry_names_and_cleanup_on_exit() {
 
     let q = h.probe().await;
     assert_eq!(h.cmd(q, json!({"register": "alpha"})).await["err"], "taken");
-    assert_eq!(h.cmd(q, json!({"lookup": "nobody"})).await["err"], "not-found");
+    assert_eq!(
+        h.cmd(q, json!({"lookup": "nobody"})).await["err"],
+        "not-found"
+    );
 
     h.ok(p, json!({"unregister": "alpha"})).await;
-    assert_eq!(h.cmd(q, json!({"lookup": "alpha"})).await["err"], "not-found");
+    assert_eq!(
+        h.cmd(q, json!({"lookup": "alpha"})).await["err"],
+        "not-found"
+    );
 
     // A name dies with its process.
     h.ok(q, json!({"register": "beta"})).await;
@@ -57,13 +73,19 @@ async fn send_recv_and_timeouts() {
     assert_eq!(h.event(5 * SEC).await.unwrap(), json!({"data": "hi"}));
     // recv with a timeout and an empty mailbox answers null after the timeout.
     let start = std::time::Instant::now();
-    assert_eq!(h.ok(a, json!({"recv": {"timeout_ms": 100}})).await, Value::Null);
+    assert_eq!(
+        h.ok(a, json!({"recv": {"timeout_ms": 100}})).await,
+        Value::Null
+    );
     assert!(start.elapsed() >= Duration::from_millis(100));
     // Sending to a dead pid is `noproc`.
     let mref = h.ctl.monitor(b);
     h.fire(b, json!("return_ok"));
     assert_eq!(h.down_reason(mref, 5 * SEC).await, Some(ExitReason::Normal));
-    assert_eq!(h.cmd(a, json!({"send": {"to": s(b), "data": "x"}})).await["err"], "noproc");
+    assert_eq!(
+        h.cmd(a, json!({"send": {"to": s(b), "data": "x"}})).await["err"],
+        "noproc"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,12 +96,21 @@ async fn tagged_request_reply_and_selective_receive() {
     // arrives first and must stay queued for later.
     let reference = h.ok(a, json!("make_ref")).await.as_u64().unwrap();
     let b = h.probe().await;
-    h.fire(a, json!({"recv_ref": {"ref": reference, "timeout_ms": 5000}}));
+    h.fire(
+        a,
+        json!({"recv_ref": {"ref": reference, "timeout_ms": 5000}}),
+    );
     tokio::time::sleep(Duration::from_millis(50)).await;
-    h.ok(b, json!({"send_tagged": {"to": s(a), "ref": reference + 1000, "data": "other"}}))
-        .await;
-    h.ok(b, json!({"send_tagged": {"to": s(a), "ref": reference, "data": "reply"}}))
-        .await;
+    h.ok(
+        b,
+        json!({"send_tagged": {"to": s(a), "ref": reference + 1000, "data": "other"}}),
+    )
+    .await;
+    h.ok(
+        b,
+        json!({"send_tagged": {"to": s(a), "ref": reference, "data": "reply"}}),
+    )
+    .await;
     let got = h.reply().await;
     let got = &got["ok"];
     assert_eq!(got["tagged"]["ref"], reference);
@@ -111,11 +142,20 @@ async fn spawn_and_spawn_errors() {
     let err = h.cmd(p, json!({"spawn": {"component": "nope"}})).await;
     assert_eq!(err["err"], "unknown-component: nope");
     let child = h
-        .ok(p, json!({"spawn": {"component": "echo", "name": "echo1", "init": "null"}}))
+        .ok(
+            p,
+            json!({"spawn": {"component": "echo", "name": "echo1", "init": "null"}}),
+        )
         .await;
-    assert_eq!(h.node.whereis("echo1").map(|p| p.to_string()), child.as_str().map(String::from));
+    assert_eq!(
+        h.node.whereis("echo1").map(|p| p.to_string()),
+        child.as_str().map(String::from)
+    );
     let dup = h
-        .cmd(p, json!({"spawn": {"component": "echo", "name": "echo1", "init": "null"}}))
+        .cmd(
+            p,
+            json!({"spawn": {"component": "echo", "name": "echo1", "init": "null"}}),
+        )
         .await;
     assert_eq!(dup["err"], "name-taken: echo1");
 }

@@ -34,7 +34,10 @@ async fn normal_exit_does_not_kill_a_linked_process() {
 async fn normal_exit_reaches_a_trapping_process_as_a_message() {
     let (down, event, b) = link_case(true, json!("return_ok")).await;
     assert_eq!(down, None);
-    assert_eq!(event.unwrap(), json!({"exit": {"sender": s(b), "reason": "normal"}}));
+    assert_eq!(
+        event.unwrap(),
+        json!({"exit": {"sender": s(b), "reason": "normal"}})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,13 +76,20 @@ async fn kill_cannot_be_trapped_and_links_see_killed() {
     h.ok(b, json!({"trap_exit": true})).await;
     h.ok(a, json!({"trap_exit": true})).await;
     h.ok(a, json!({"link": s(b)})).await;
-    h.ok(a, json!({"send_exit": {"to": s(b), "reason": "kill"}})).await;
-    assert_eq!(h.down_reason(watch_b, 5 * SEC).await, Some(ExitReason::Killed));
+    h.ok(a, json!({"send_exit": {"to": s(b), "reason": "kill"}}))
+        .await;
+    assert_eq!(
+        h.down_reason(watch_b, 5 * SEC).await,
+        Some(ExitReason::Killed)
+    );
     assert_eq!(
         h.event(5 * SEC).await.unwrap(),
         json!({"exit": {"sender": s(b), "reason": "killed"}})
     );
-    assert_eq!(h.down_reason(watch_a, Duration::from_millis(200)).await, None);
+    assert_eq!(
+        h.down_reason(watch_a, Duration::from_millis(200)).await,
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,8 +98,11 @@ async fn exit_signal_other_than_kill_is_trappable() {
     let a = h.probe().await;
     let b = h.probe().await;
     h.ok(b, json!({"trap_exit": true})).await;
-    h.ok(a, json!({"send_exit": {"to": s(b), "reason": {"shutdown": "please"}}}))
-        .await;
+    h.ok(
+        a,
+        json!({"send_exit": {"to": s(b), "reason": {"shutdown": "please"}}}),
+    )
+    .await;
     assert_eq!(
         h.event(5 * SEC).await.unwrap(),
         json!({"exit": {"sender": s(a), "reason": {"shutdown": "please"}}})
@@ -97,10 +110,14 @@ async fn exit_signal_other_than_kill_is_trappable() {
     // Without trapping, the same signal ends the process; `normal` does not.
     let c = h.probe().await;
     let watch_c = h.ctl.monitor(c);
-    h.ok(a, json!({"send_exit": {"to": s(c), "reason": "normal"}})).await;
-    assert_eq!(h.ok(c, json!("self_pid")).await, s(c));
-    h.ok(a, json!({"send_exit": {"to": s(c), "reason": {"shutdown": "now"}}}))
+    h.ok(a, json!({"send_exit": {"to": s(c), "reason": "normal"}}))
         .await;
+    assert_eq!(h.ok(c, json!("self_pid")).await, s(c));
+    h.ok(
+        a,
+        json!({"send_exit": {"to": s(c), "reason": {"shutdown": "now"}}}),
+    )
+    .await;
     assert_eq!(
         h.down_reason(watch_c, 5 * SEC).await,
         Some(ExitReason::Shutdown("now".into()))
@@ -116,7 +133,10 @@ async fn unlink_stops_propagation() {
     h.ok(a, json!({"link": s(b)})).await;
     h.ok(a, json!({"unlink": s(b)})).await;
     h.fire(b, json!({"return_err": "bad"}));
-    assert_eq!(h.down_reason(watch_a, Duration::from_millis(300)).await, None);
+    assert_eq!(
+        h.down_reason(watch_a, Duration::from_millis(300)).await,
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +150,11 @@ async fn monitor_fires_once_with_the_reason() {
         h.event(5 * SEC).await.unwrap(),
         json!({"down": {"sender": s(b), "ref": r, "reason": {"exception": "gone"}}})
     );
-    assert_eq!(h.event(Duration::from_millis(200)).await, None, "exactly one DOWN");
+    assert_eq!(
+        h.event(Duration::from_millis(200)).await,
+        None,
+        "exactly one DOWN"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,13 +210,18 @@ async fn spawn_link_ties_parent_and_child() {
     let watch_a = h.ctl.monitor(a);
     let init = json!({"controller": s(h.ctl.pid())}).to_string();
     let child = h
-        .ok(a, json!({"spawn": {"component": "probe", "init": init, "link": true}}))
+        .ok(
+            a,
+            json!({"spawn": {"component": "probe", "init": init, "link": true}}),
+        )
         .await;
     let child = h.node.resolve(child.as_str().unwrap()).unwrap();
     // The child's `ready` comes to the controller; then it crashes.
     h.fire(child, json!("panic"));
     match h.down_reason(watch_a, 5 * SEC).await {
-        Some(ExitReason::Exception(m)) => assert!(m.contains("unreachable") || m.contains("panic"), "{m}"),
+        Some(ExitReason::Exception(m)) => {
+            assert!(m.contains("unreachable") || m.contains("panic"), "{m}")
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -17,7 +17,9 @@ pub fn repo() -> &'static Path {
 /// path of the named component.
 pub fn wasm(name: &str) -> PathBuf {
     static BUILD: OnceLock<Result<plasmoid_release::GuestBuild, String>> = OnceLock::new();
-    let build = BUILD.get_or_init(|| plasmoid_release::build_guest(&repo().join("apps")).map_err(|e| e.to_string()));
+    let build = BUILD.get_or_init(|| {
+        plasmoid_release::build_guest(&repo().join("apps")).map_err(|e| e.to_string())
+    });
     match build {
         Ok(b) => b
             .get(name)
@@ -52,9 +54,11 @@ impl Harness {
 
     pub fn with(cfg: NodeConfig, probe_limits: Option<Limits>) -> Self {
         let node = Node::new(cfg).expect("node starts");
-        node.load_component("probe", &wasm("probe"), probe_limits).unwrap();
+        node.load_component("probe", &wasm("probe"), probe_limits)
+            .unwrap();
         node.load_component("echo", &wasm("echo"), None).unwrap();
-        node.load_component("counter", &wasm("counter"), None).unwrap();
+        node.load_component("counter", &wasm("counter"), None)
+            .unwrap();
         let ctl = node.native("controller");
         Harness {
             node,
@@ -81,7 +85,9 @@ impl Harness {
 
     /// Run a probe command and return its reply (`{"ok": ..}` or `{"err": ..}`).
     pub async fn cmd(&self, probe: Pid, cmd: Value) -> Value {
-        self.ctl.send(probe, cmd.to_string().into_bytes()).expect("command sent");
+        self.ctl
+            .send(probe, cmd.to_string().into_bytes())
+            .expect("command sent");
         self.next_json(|v| v.get("ok").is_some() || v.get("err").is_some())
             .await
             .unwrap_or_else(|| panic!("no reply to {cmd}"))
@@ -101,7 +107,9 @@ impl Harness {
 
     /// Send a command that does not answer (or whose answer comes later).
     pub fn fire(&self, probe: Pid, cmd: Value) {
-        self.ctl.send(probe, cmd.to_string().into_bytes()).expect("command sent");
+        self.ctl
+            .send(probe, cmd.to_string().into_bytes())
+            .expect("command sent");
     }
 
     pub async fn ok(&self, probe: Pid, cmd: Value) -> Value {
@@ -121,9 +129,15 @@ impl Harness {
         self.next_json_within(want, Duration::from_secs(20)).await
     }
 
-    async fn next_json_within(&self, want: impl Fn(&Value) -> bool, within: Duration) -> Option<Value> {
+    async fn next_json_within(
+        &self,
+        want: impl Fn(&Value) -> bool,
+        within: Duration,
+    ) -> Option<Value> {
         let matches = |m: &Msg| match m {
-            Msg::Data(d) => serde_json::from_slice::<Value>(d).map(|v| want(&v)).unwrap_or(false),
+            Msg::Data(d) => serde_json::from_slice::<Value>(d)
+                .map(|v| want(&v))
+                .unwrap_or(false),
             _ => false,
         };
         let as_json = |m: Msg| match m {
@@ -167,7 +181,11 @@ impl Harness {
     }
 
     /// The reason in the controller's DOWN for monitor `reference`.
-    pub async fn down_reason(&self, reference: u64, within: Duration) -> Option<plasmoid_runtime::ExitReason> {
+    pub async fn down_reason(
+        &self,
+        reference: u64,
+        within: Duration,
+    ) -> Option<plasmoid_runtime::ExitReason> {
         {
             let mut stash = self.stash.lock().unwrap();
             let hit = stash
