@@ -68,6 +68,9 @@ pub fn build_guest(dir: &Path) -> Result<GuestBuild, ReleaseError> {
     if !manifest.is_file() {
         return Err(ReleaseError::NotACrate(dir.display().to_string()));
     }
+    // cargo runs inside `dir` (so its rust-toolchain.toml applies): make the
+    // manifest path independent of our own working directory.
+    let manifest = manifest.canonicalize().unwrap_or(manifest);
     ensure_wasm_target(dir)?;
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.args([
@@ -99,7 +102,10 @@ pub fn build_guest(dir: &Path) -> Result<GuestBuild, ReleaseError> {
     if !out.status.success() {
         return Err(ReleaseError::BuildFailed {
             dir: dir.display().to_string(),
-            status: out.status.to_string(),
+            status: out
+                .status
+                .code()
+                .map_or("a signal".into(), |c| c.to_string()),
         });
     }
     let mut components = Vec::new();

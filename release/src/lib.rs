@@ -23,7 +23,7 @@ pub enum ReleaseError {
         source: std::io::Error,
     },
     #[error(
-        "building the guest crate in {dir} failed (cargo exit status {status}); see the compiler output above"
+        "building the guest crate in {dir} failed (cargo exited with {status}); see the compiler output above"
     )]
     BuildFailed { dir: String, status: String },
     #[error("{0} is not a guest crate: it has no Cargo.toml")]
