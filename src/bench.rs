@@ -178,6 +178,16 @@ async fn bench_call(node: &Node, iters: u64, runs: usize) -> Result<()> {
     Ok(())
 }
 
+/// Memory maps of this process (the kernel caps them at vm.max_map_count).
+fn map_count() -> Option<u64> {
+    Some(
+        std::fs::read_to_string("/proc/self/maps")
+            .ok()?
+            .lines()
+            .count() as u64,
+    )
+}
+
 /// Resident set size of this process, KiB.
 fn rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -207,8 +217,10 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
 
     let mut per_spawn = Vec::new();
     let mut per_idle = Vec::new();
+    let mut per_maps = Vec::new();
     for _ in 0..runs {
         let before = rss_kib().unwrap_or(0);
+        let maps_before = map_count().unwrap_or(0);
         let start = Instant::now();
         let mut pids = Vec::with_capacity(count as usize);
         for _ in 0..count {
@@ -220,6 +232,8 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
         wait_until(|| node.waiting_particles() >= count as usize).await;
         let elapsed = start.elapsed();
         let after = rss_kib().unwrap_or(0);
+        let maps_after = map_count().unwrap_or(0);
+        per_maps.push(maps_after.saturating_sub(maps_before) as f64 / count as f64);
         per_spawn.push(elapsed.as_secs_f64() * 1e6 / count as f64);
         per_idle.push(after.saturating_sub(before) as f64 / count as f64);
         for pid in pids {
@@ -229,7 +243,8 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
     }
     let params = json!({"count": count, "runs": runs});
     emit("spawn.time", median(per_spawn), "us", params.clone());
-    emit("spawn.idle_rss", median(per_idle), "KiB", params);
+    emit("spawn.idle_rss", median(per_idle), "KiB", params.clone());
+    emit("spawn.maps", median(per_maps), "maps/particle", params);
     Ok(())
 }
 

@@ -83,6 +83,9 @@ impl From<HostSendError> for SendError {
     }
 }
 
+/// Longest name a particle may register or look up.
+const MAX_NAME: usize = 255;
+
 /// Longest log line a guest may write; the rest is cut.
 const MAX_LOG: usize = 4096;
 
@@ -151,12 +154,18 @@ impl ParticleState {
     ) -> wasmtime::Result<Option<Message>> {
         let mut msg = self.proc.mailbox.try_take(reference);
         if msg.is_none() && timeout_ms != Some(0) {
-            let deadline =
-                timeout_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+            // A timeout too large to represent is a wait without deadline.
+            let deadline = timeout_ms
+                .and_then(|ms| tokio::time::Instant::now().checked_add(Duration::from_millis(ms)));
             let _waiting = WaitGuard::new(&self.node.waiting);
             msg = self.proc.mailbox.take(reference, deadline).await;
         }
-        self.cpu.fresh = true;
+        // Back at a receive point with work (or after a real wait): the CPU
+        // budget starts over. An empty poll does not count, or a busy loop
+        // polling with timeout 0 would never hit its budget.
+        if msg.is_some() || timeout_ms != Some(0) {
+            self.cpu.fresh = true;
+        }
         msg.map(|m| self.lower(m)).transpose()
     }
 
@@ -208,6 +217,19 @@ impl ParticleState {
             )));
         }
         Ok(self.node.send_to(&t, msg).map_err(Into::into))
+    }
+
+    /// Names are guest-chosen strings: bound their length, then ask Cedar.
+    fn check_name(&self, action: Action, name: &str) -> Result<(), RegistryError> {
+        if name.is_empty() || name.len() > MAX_NAME {
+            return Err(RegistryError::Denied(format!(
+                "a registered name has 1 to {MAX_NAME} bytes"
+            )));
+        }
+        if !self.allowed(action, name) {
+            return Err(RegistryError::Denied(self.denied(action, name)));
+        }
+        Ok(())
     }
 
     /// Cedar check for an action on a live target; `Err` carries the denial text.
@@ -354,10 +376,8 @@ impl Host for ParticleState {
     }
 
     fn register(&mut self, name: String) -> wasmtime::Result<Result<(), RegistryError>> {
-        if !self.allowed(Action::Register, &name) {
-            return Ok(Err(RegistryError::Denied(
-                self.denied(Action::Register, &name),
-            )));
+        if let Err(e) = self.check_name(Action::Register, &name) {
+            return Ok(Err(e));
         }
         Ok(self
             .node
@@ -366,10 +386,8 @@ impl Host for ParticleState {
     }
 
     fn unregister(&mut self, name: String) -> wasmtime::Result<Result<(), RegistryError>> {
-        if !self.allowed(Action::Register, &name) {
-            return Ok(Err(RegistryError::Denied(
-                self.denied(Action::Register, &name),
-            )));
+        if let Err(e) = self.check_name(Action::Register, &name) {
+            return Ok(Err(e));
         }
         Ok(self.node.unregister(&name).map_err(registry_error))
     }
@@ -378,10 +396,8 @@ impl Host for ParticleState {
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<Resource<PidRep>, RegistryError>> {
-        if !self.allowed(Action::Lookup, &name) {
-            return Ok(Err(RegistryError::Denied(
-                self.denied(Action::Lookup, &name),
-            )));
+        if let Err(e) = self.check_name(Action::Lookup, &name) {
+            return Ok(Err(e));
         }
         match self.node.whereis(&name) {
             Some(pid) => Ok(Ok(self.pid_handle(pid)?)),

@@ -79,20 +79,29 @@ impl Mailbox {
     /// that do not match a selective receive do not extend it.
     pub async fn take(&self, reference: Option<u64>, deadline: Option<Instant>) -> Option<Msg> {
         let mut skip = 0;
-        loop {
-            if let Some(m) = self.take_from(reference, &mut skip) {
-                return Some(m);
+        if let Some(m) = self.take_from(reference, &mut skip) {
+            return Some(m);
+        }
+        let Some(d) = deadline else {
+            loop {
+                self.notify.notified().await;
+                if let Some(m) = self.take_from(reference, &mut skip) {
+                    return Some(m);
+                }
             }
-            match deadline {
-                None => self.notify.notified().await,
-                Some(d) => {
-                    if tokio::time::timeout_at(d, self.notify.notified())
-                        .await
-                        .is_err()
-                    {
-                        return self.take_from(reference, &mut skip);
+        };
+        // One timer for the whole wait, however many messages pass by.
+        let timer = tokio::time::sleep_until(d);
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.notify.notified() => {
+                    if let Some(m) = self.take_from(reference, &mut skip) {
+                        return Some(m);
                     }
                 }
+                _ = &mut timer => return self.take_from(reference, &mut skip),
             }
         }
     }

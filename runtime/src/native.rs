@@ -58,7 +58,7 @@ impl NativeProcess {
         reference: Option<u64>,
         timeout: Option<Duration>,
     ) -> Result<Option<Msg>, ExitReason> {
-        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
         tokio::select! {
             biased;
             r = self.proc.exit_requested() => {
@@ -96,8 +96,10 @@ impl NativeProcess {
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
         let reference = self.monitor(to);
-        self.send_tagged(to, reference, data)
-            .map_err(CallError::Send)?;
+        if let Err(e) = self.send_tagged(to, reference, data) {
+            self.demonitor(reference);
+            return Err(CallError::Send(e));
+        }
         let reply = self
             .recv_ref(reference, Some(timeout))
             .await

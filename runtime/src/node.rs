@@ -299,27 +299,34 @@ impl NodeInner {
         }
         let pid = self.new_pid();
         let proc = Process::new(pid, comp.name.clone(), comp.limits.mailbox);
+        self.insert_process(proc.clone());
         if let Some(name) = &opts.name
             && self.register(&proc, name).is_err()
         {
+            self.remove_process(pid);
             self.live_particles.fetch_sub(1, Ordering::AcqRel);
             return Err(SpawnError::NameTaken(name.clone()));
         }
-        self.insert_process(proc.clone());
         if let Some(parent) = opts.link {
-            match self.lookup(parent) {
-                Some(pp) => {
-                    pp.state.lock().links.insert(pid);
-                    proc.state.lock().links.insert(parent);
-                }
-                None => proc.request_exit(ExitReason::Noproc),
+            let linked = self.lookup(parent).is_some_and(|pp| {
+                let mut st = pp.state.lock();
+                st.alive && st.links.insert(pid)
+            });
+            if linked {
+                proc.state.lock().links.insert(parent);
+            } else {
+                // Like spawn_link from a process that is already gone.
+                proc.request_exit(ExitReason::Noproc);
             }
         }
         if let Some((watcher, reference)) = opts.monitor
             && let Some(w) = self.lookup(watcher)
         {
-            w.state.lock().monitoring.insert(reference, pid);
-            proc.state.lock().watchers.insert(reference, watcher);
+            let mut st = w.state.lock();
+            if st.alive {
+                st.monitoring.insert(reference, pid);
+                proc.state.lock().watchers.insert(reference, watcher);
+            }
         }
         self.rt.spawn(crate::particle::run(
             self.clone(),

@@ -82,12 +82,8 @@ pub struct CpuMeter {
 #[derive(Default)]
 pub struct DecisionCache {
     generation: u64,
-    entries: Vec<(Action, *const u8, bool)>,
+    entries: Vec<(Action, Arc<str>, bool)>,
 }
-
-// SAFETY: the raw pointers are only compared, never dereferenced.
-unsafe impl Send for DecisionCache {}
-unsafe impl Sync for DecisionCache {}
 
 impl ParticleState {
     /// Whether this particle may do `action` to a particle/component named `resource`.
@@ -97,13 +93,12 @@ impl ParticleState {
             self.decisions.entries.clear();
             self.decisions.generation = generation;
         }
-        let key = resource.as_ptr();
-        if let Some((_, _, d)) = self
+        let hit = self
             .decisions
             .entries
             .iter()
-            .find(|(a, k, _)| *a == action && *k == key)
-        {
+            .find(|(a, k, _)| *a == action && Arc::ptr_eq(k, resource));
+        if let Some((_, _, d)) = hit {
             return *d;
         }
         let d = self
@@ -111,7 +106,7 @@ impl ParticleState {
             .policy
             .allowed(&self.component.name, action, resource);
         if self.decisions.entries.len() < 32 {
-            self.decisions.entries.push((action, key, d));
+            self.decisions.entries.push((action, resource.clone(), d));
         }
         d
     }
@@ -155,11 +150,35 @@ pub(crate) async fn run(
     comp: Arc<LoadedComponent>,
     init: String,
 ) {
+    let mut guard = ExitGuard {
+        node: node.clone(),
+        proc: proc.clone(),
+        armed: true,
+    };
     let reason = life(&node, &proc, &comp, init).await;
+    guard.armed = false;
     if let ExitReason::Exception(msg) = &reason {
         tracing::warn!(pid = %proc.pid, component = %comp.name, "particle crashed: {msg}");
     }
     node.process_exited(&proc, reason, true);
+}
+
+/// If a particle's task unwinds (a bug in the host, not the guest), its
+/// links and monitors still fire and its slot is freed.
+struct ExitGuard {
+    node: Arc<NodeInner>,
+    proc: Arc<Process>,
+    armed: bool,
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let reason =
+                ExitReason::Exception("the runtime failed while running this particle".into());
+            self.node.process_exited(&self.proc, reason, true);
+        }
+    }
 }
 
 async fn life(
@@ -205,13 +224,16 @@ async fn life(
             res = work => Ok(res),
         }
     };
-    if let Some(reason) = proc.pending_exit() {
-        return reason;
-    }
     let outcome = match outcome {
         Err(reason) => return reason,
         Ok(r) => r,
     };
+    if let Ok(Ok(())) = outcome {
+        return ExitReason::Normal;
+    }
+    if let Some(reason) = proc.pending_exit() {
+        return reason;
+    }
     let data = store.data_mut();
     if let Some(reason) = data.exit_request.take() {
         return reason;

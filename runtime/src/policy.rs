@@ -18,6 +18,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Cached decisions kept at most; past it the cache starts over.
+const MAX_CACHED: usize = 4096;
+
 pub const DEFAULT_SCHEMA: &str = include_str!("../../policies/plasmoid.cedarschema");
 pub const DEFAULT_POLICIES: &str = include_str!("../../policies/default.cedar");
 
@@ -161,8 +164,11 @@ impl PolicyGate {
         // then denies everything. Misses are rare (the cache keeps the
         // answer), so evaluate them on a thread with a real stack.
         let decision = std::thread::scope(|s| {
-            s.spawn(|| self.evaluate(principal, action, resource))
-                .join()
+            std::thread::Builder::new()
+                .name("plasmoid-cedar".into())
+                .spawn_scoped(s, || self.evaluate(principal, action, resource))
+                .ok()
+                .and_then(|h| h.join().ok())
                 .unwrap_or(false)
         });
         if !decision {
@@ -172,6 +178,10 @@ impl PolicyGate {
                 resource,
                 "denied by policy"
             );
+        }
+        // Names are guest-chosen: keep the cache from growing without bound.
+        if self.cache.len() >= MAX_CACHED {
+            self.cache.clear();
         }
         self.cache.insert(key, decision);
         decision

@@ -78,11 +78,19 @@ impl NodeInner {
     /// Returns whether the monitor was still active; a queued DOWN is removed.
     pub fn demonitor(&self, me: &Process, reference: u64) -> bool {
         let target = me.state.lock().monitoring.remove(&reference);
-        if let Some(t) = target.and_then(|t| self.lookup(t)) {
-            t.state.lock().watchers.remove(&reference);
+        match target {
+            Some(t) => {
+                // Still active: no DOWN can be queued for it.
+                if let Some(tp) = self.lookup(t) {
+                    tp.state.lock().watchers.remove(&reference);
+                }
+                true
+            }
+            None => {
+                me.mailbox.remove_down(reference);
+                false
+            }
         }
-        me.mailbox.remove_down(reference);
-        target.is_some()
     }
 
     /// Erlang's exit/2 from `from` to `target`.
@@ -112,7 +120,6 @@ impl NodeInner {
         }
         match reason {
             ExitReason::Normal if from != to.pid => {}
-            ExitReason::Kill => to.request_exit(ExitReason::Killed),
             r => to.request_exit(r),
         }
     }
@@ -149,7 +156,10 @@ impl NodeInner {
         }
         for (reference, w) in watchers {
             let Some(wp) = self.lookup(w) else { continue };
-            if wp.state.lock().monitoring.remove(&reference).is_some() {
+            // Push under the watcher's lock so a concurrent demonitor either
+            // sees the monitor active or finds the DOWN queued to flush.
+            let mut st = wp.state.lock();
+            if st.monitoring.remove(&reference).is_some() {
                 let down = Msg::Down {
                     sender: p.pid,
                     reference,
@@ -157,6 +167,7 @@ impl NodeInner {
                 };
                 let _ = wp.mailbox.push(down, true);
             }
+            drop(st);
         }
         for (reference, t) in monitoring {
             if let Some(tp) = self.lookup(t) {
