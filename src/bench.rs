@@ -218,6 +218,7 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
     let mut per_spawn = Vec::new();
     let mut per_idle = Vec::new();
     let mut per_maps = Vec::new();
+    let mut peak_maps = 0;
     for _ in 0..runs {
         let before = rss_kib().unwrap_or(0);
         let maps_before = map_count().unwrap_or(0);
@@ -233,6 +234,7 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
         let elapsed = start.elapsed();
         let after = rss_kib().unwrap_or(0);
         let maps_after = map_count().unwrap_or(0);
+        peak_maps = peak_maps.max(maps_after);
         per_maps.push(maps_after.saturating_sub(maps_before) as f64 / count as f64);
         per_spawn.push(elapsed.as_secs_f64() * 1e6 / count as f64);
         per_idle.push(after.saturating_sub(before) as f64 / count as f64);
@@ -244,7 +246,8 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
     let params = json!({"count": count, "runs": runs});
     emit("spawn.time", median(per_spawn), "us", params.clone());
     emit("spawn.idle_rss", median(per_idle), "KiB", params.clone());
-    emit("spawn.maps", median(per_maps), "maps/particle", params);
+    emit("spawn.maps", median(per_maps), "maps/particle", params.clone());
+    emit("spawn.maps_at_peak", peak_maps as f64, "maps", params);
     Ok(())
 }
 

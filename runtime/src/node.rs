@@ -33,7 +33,8 @@ pub struct NodeConfig {
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
-            max_particles: 10_000,
+            // As many as the kernel's map limit allows, up to 10,000.
+            max_particles: crate::engine::particles_within_map_limit().map_or(10_000, |fit| fit.min(10_000)),
             default_limits: Limits::default(),
             max_memory_bytes: 256 << 20,
             tick: std::time::Duration::from_millis(5),
