@@ -20,6 +20,9 @@ pub struct BenchArgs {
     /// How many times to repeat each measurement.
     #[arg(long, global = true, default_value_t = 5)]
     runs: usize,
+    /// Scheduler threads (default: one per core).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
 }
 
 #[derive(clap::Subcommand)]
@@ -45,7 +48,15 @@ enum Which {
     },
 }
 
-fn emit(name: &str, value: f64, unit: &str, params: Value) {
+/// Scheduler threads of this run, recorded in every figure's params.
+static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn emit(name: &str, value: f64, unit: &str, mut params: Value) {
+    params["threads"] = json!(THREADS.get().copied().unwrap_or(1));
     println!(
         "{}",
         json!({"name": name, "value": value, "unit": unit, "params": params})
@@ -75,10 +86,8 @@ fn ring_wasm(given: Option<PathBuf>) -> Result<PathBuf> {
 pub fn run(args: BenchArgs) -> Result<()> {
     let wasm = ring_wasm(args.wasm)?;
     let runs = args.runs.max(1);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = crate::start::scheduler(args.threads)?;
+    let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
     rt.block_on(async move {
         match args.which {
             Which::Ring { procs, msgs } => {
@@ -199,10 +208,9 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
     let capacity = count + 16;
     let fits = default_capacity(capacity);
     if fits < capacity {
+        let needed = plasmoid_runtime::maps_needed(capacity);
         bail!(
-            "{count} particles need vm.max_map_count >= {}; run `sysctl -w vm.max_map_count={}` as root",
-            8192 + capacity as u64 * plasmoid_runtime::MAPS_PER_PARTICLE,
-            8192 + capacity as u64 * plasmoid_runtime::MAPS_PER_PARTICLE
+            "{count} particles need vm.max_map_count >= {needed}; run `sysctl -w vm.max_map_count={needed}` as root"
         );
     }
     let node = node_with(wasm, capacity)?;
@@ -211,7 +219,7 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
     let warm = node
         .spawn("ring", "\"idle\"", SpawnOpts::default())
         .map_err(|e| anyhow!("{e:?}"))?;
-    wait_until(|| node.waiting_particles() == 1).await;
+    wait_until(|| node.settled_particles() == 1).await;
     me.send_exit(warm, ExitReason::Kill).ok();
     wait_until(|| node.live_particles() == 0).await;
 
@@ -230,7 +238,7 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
                 .map_err(|e| anyhow!("spawn failed: {e:?}"))?;
             pids.push(pid);
         }
-        wait_until(|| node.waiting_particles() >= count as usize).await;
+        wait_until(|| node.settled_particles() >= count as usize).await;
         let elapsed = start.elapsed();
         let after = rss_kib().unwrap_or(0);
         let maps_after = map_count().unwrap_or(0);
@@ -246,7 +254,12 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
     let params = json!({"count": count, "runs": runs});
     emit("spawn.time", median(per_spawn), "us", params.clone());
     emit("spawn.idle_rss", median(per_idle), "KiB", params.clone());
-    emit("spawn.maps", median(per_maps), "maps/particle", params.clone());
+    emit(
+        "spawn.maps",
+        median(per_maps),
+        "maps/particle",
+        params.clone(),
+    );
     emit("spawn.maps_at_peak", peak_maps as f64, "maps", params);
     Ok(())
 }

@@ -39,6 +39,20 @@ pub struct StartArgs {
     /// Mailbox bound per particle.
     #[arg(long, default_value_t = 10_000)]
     pub mailbox: usize,
+    /// Scheduler threads running particles (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// The tokio runtime particles run on: one worker per core unless told.
+pub fn scheduler(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        b.worker_threads(n.max(1));
+    }
+    b.enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 impl StartArgs {
@@ -70,10 +84,7 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
     if inputs.is_empty() {
         bail!("nothing to load: pass a component (.wasm), a guest crate folder or --load-path");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = scheduler(args.threads)?;
     rt.block_on(async move {
         let node = Node::new(args.node_config())?;
         load::load_all(&node, &inputs)?;

@@ -37,7 +37,13 @@ impl Default for Limits {
 /// Memory maps one pooled particle needs at most (memory slot split in two,
 /// copy-on-write image, stack and its guard, tables), plus slack.
 pub const MAPS_PER_PARTICLE: u64 = 6;
-const MAPS_BASE: u64 = 8_192;
+/// Maps of the process itself (code, heap arenas, thread stacks, the pools).
+const MAPS_BASE: u64 = 2_048;
+
+/// Memory maps a node with room for `particles` needs at most.
+pub fn maps_needed(particles: u32) -> u64 {
+    MAPS_BASE + particles as u64 * MAPS_PER_PARTICLE
+}
 
 const WASM_STACK: usize = 512 << 10;
 const ASYNC_STACK: usize = 1 << 20;
@@ -73,7 +79,7 @@ impl EngineHandle {
     pub fn new(cfg: &NodeConfig) -> Result<Self> {
         let n = cfg.max_particles.max(1);
         if let Some(have) = max_map_count() {
-            let needed = MAPS_BASE + n as u64 * MAPS_PER_PARTICLE;
+            let needed = maps_needed(n);
             if needed > have {
                 return Err(RuntimeError::MapCount {
                     have,

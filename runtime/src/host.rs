@@ -157,7 +157,14 @@ impl ParticleState {
             // A timeout too large to represent is a wait without deadline.
             let deadline = timeout_ms
                 .and_then(|ms| tokio::time::Instant::now().checked_add(Duration::from_millis(ms)));
-            let _waiting = WaitGuard::new(&self.node.waiting);
+            if !self.settled {
+                // Counted once per particle, not per wait: a shared counter
+                // touched on every hop would bounce between cores.
+                self.settled = true;
+                self.node
+                    .settled
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            }
             msg = self.proc.mailbox.take(reference, deadline).await;
         }
         // Back at a receive point with work (or after a real wait): the CPU
@@ -239,22 +246,6 @@ impl ParticleState {
         } else {
             Err(self.denied(action, &target.component))
         }
-    }
-}
-
-/// Counts particles blocked in `recv`, also when the wait is cancelled.
-struct WaitGuard<'a>(&'a std::sync::atomic::AtomicUsize);
-
-impl<'a> WaitGuard<'a> {
-    fn new(c: &'a std::sync::atomic::AtomicUsize) -> Self {
-        c.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        WaitGuard(c)
-    }
-}
-
-impl Drop for WaitGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

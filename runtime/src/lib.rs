@@ -20,7 +20,7 @@ mod process;
 mod reason;
 mod signals;
 
-pub use engine::{Limits, MAPS_PER_PARTICLE, max_map_count, particles_within_map_limit};
+pub use engine::{Limits, maps_needed, max_map_count, particles_within_map_limit};
 pub use error::{Result, RuntimeError};
 pub use native::{CallError, NativeProcess};
 pub use node::{Node, NodeConfig, RegistryError, SendError, SpawnError, SpawnOpts};

@@ -34,7 +34,8 @@ impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
             // As many as the kernel's map limit allows, up to 10,000.
-            max_particles: crate::engine::particles_within_map_limit().map_or(10_000, |fit| fit.min(10_000)),
+            max_particles: crate::engine::particles_within_map_limit()
+                .map_or(10_000, |fit| fit.min(10_000)),
             default_limits: Limits::default(),
             max_memory_bytes: 256 << 20,
             tick: std::time::Duration::from_millis(5),
@@ -97,8 +98,9 @@ pub(crate) struct NodeInner {
     pub policy: PolicyGate,
     pub config: NodeConfig,
     pub live_particles: AtomicUsize,
-    /// Particles currently waiting in `recv` (for the spawn benchmark).
-    pub waiting: AtomicUsize,
+    /// Live particles that have waited in `recv` at least once: started and
+    /// idle-capable (for the spawn benchmark).
+    pub settled: AtomicUsize,
     pub rt: tokio::runtime::Handle,
 }
 
@@ -127,7 +129,7 @@ impl Node {
                 policy,
                 config,
                 live_particles: AtomicUsize::new(0),
-                waiting: AtomicUsize::new(0),
+                settled: AtomicUsize::new(0),
                 rt,
             }),
         })
@@ -199,9 +201,9 @@ impl Node {
         self.inner.live_particles.load(Ordering::Acquire)
     }
 
-    /// Particles blocked in `recv` right now.
-    pub fn waiting_particles(&self) -> usize {
-        self.inner.waiting.load(Ordering::Acquire)
+    /// Live particles that have reached their first `recv` wait.
+    pub fn settled_particles(&self) -> usize {
+        self.inner.settled.load(Ordering::Acquire)
     }
 
     /// Ask every process to stop with `shutdown` and wait until none is left

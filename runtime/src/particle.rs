@@ -27,6 +27,8 @@ pub struct ParticleState {
     /// Set by the guest's `exit` or a broken limit, read when the call ends.
     pub(crate) exit_request: Option<ExitReason>,
     pub(crate) decisions: DecisionCache,
+    /// Whether this particle has reached its first wait in `recv`.
+    pub(crate) settled: bool,
 }
 
 impl WasiView for ParticleState {
@@ -207,6 +209,7 @@ async fn life(
         },
         exit_request: None,
         decisions: DecisionCache::default(),
+        settled: false,
     };
     let mut store = Store::new(&node.engine.engine, state);
     store.limiter(|s| &mut s.memory);
@@ -224,6 +227,10 @@ async fn life(
             res = work => Ok(res),
         }
     };
+    if store.data().settled {
+        node.settled
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
     let outcome = match outcome {
         Err(reason) => return reason,
         Ok(r) => r,
