@@ -161,6 +161,16 @@ impl ParticleState {
                 // Counted once per particle, not per wait: a shared counter
                 // touched on every hop would bounce between cores.
                 self.settled = true;
+                if let Some((to, reference)) = self.ack.take()
+                    && let Some(t) = self.node.lookup(to)
+                {
+                    let started = Msg::Tagged {
+                        sender: self.proc.pid,
+                        reference,
+                        payload: Vec::new(),
+                    };
+                    let _ = t.mailbox.push(started, true);
+                }
                 self.node
                     .settled
                     .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
@@ -189,7 +199,7 @@ impl ParticleState {
         let opts = SpawnOpts {
             name,
             link: link.then_some(self.proc.pid),
-            monitor: None,
+            ..Default::default()
         };
         let pid = self
             .node

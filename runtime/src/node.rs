@@ -79,6 +79,10 @@ pub struct SpawnOpts {
     /// Monitor the new process from this watcher with this reference (from
     /// `make_ref`) before it runs, so not even an instant crash goes unseen.
     pub monitor: Option<(Pid, u64)>,
+    /// Tell this process, with a tagged message carrying this reference and
+    /// an empty payload, when the particle first waits in `recv`: its `start`
+    /// has initialised (what OTP's start_link waits for).
+    pub ack: Option<(Pid, u64)>,
 }
 
 /// A handle to a running node; cheap to clone.
@@ -336,6 +340,7 @@ impl NodeInner {
             proc,
             comp,
             init.to_string(),
+            opts.ack,
         ));
         Ok(pid)
     }

@@ -7,6 +7,7 @@
 
 use crate::components::LoadedComponent;
 use crate::node::NodeInner;
+use crate::pid::Pid;
 use crate::policy::Action;
 use crate::process::Process;
 use crate::reason::ExitReason;
@@ -29,6 +30,8 @@ pub struct ParticleState {
     pub(crate) decisions: DecisionCache,
     /// Whether this particle has reached its first wait in `recv`.
     pub(crate) settled: bool,
+    /// Who to tell when it does (see `SpawnOpts::ack`).
+    pub(crate) ack: Option<(Pid, u64)>,
 }
 
 impl WasiView for ParticleState {
@@ -151,13 +154,14 @@ pub(crate) async fn run(
     proc: Arc<Process>,
     comp: Arc<LoadedComponent>,
     init: String,
+    ack: Option<(Pid, u64)>,
 ) {
     let mut guard = ExitGuard {
         node: node.clone(),
         proc: proc.clone(),
         armed: true,
     };
-    let reason = life(&node, &proc, &comp, init).await;
+    let reason = life(&node, &proc, &comp, init, ack).await;
     guard.armed = false;
     if let ExitReason::Exception(msg) = &reason {
         tracing::warn!(pid = %proc.pid, component = %comp.name, "particle crashed: {msg}");
@@ -188,6 +192,7 @@ async fn life(
     proc: &Arc<Process>,
     comp: &Arc<LoadedComponent>,
     init: String,
+    ack: Option<(Pid, u64)>,
 ) -> ExitReason {
     let tick_ms = node.config.tick.as_millis().max(1) as u64;
     let budget_ms = comp.limits.cpu_ms;
@@ -210,6 +215,7 @@ async fn life(
         exit_request: None,
         decisions: DecisionCache::default(),
         settled: false,
+        ack,
     };
     let mut store = Store::new(&node.engine.engine, state);
     store.limiter(|s| &mut s.memory);

@@ -93,6 +93,15 @@ impl Harness {
             .unwrap_or_else(|| panic!("no reply to {cmd}"))
     }
 
+    /// The pid string of the next probe that reported ready.
+    pub async fn next_ready(&self) -> String {
+        let v = self
+            .next_json(|v| v.get("ready").is_some())
+            .await
+            .expect("a ready probe");
+        v["ready"].as_str().unwrap_or_default().to_string()
+    }
+
     /// The next reply from any probe.
     pub async fn reply(&self) -> Value {
         self.next_json(|v| v.get("ok").is_some() || v.get("err").is_some())

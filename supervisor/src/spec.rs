@@ -1,0 +1,140 @@
+//! Child and supervisor specifications, with OTP's names and defaults.
+
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    OneForOne,
+    OneForAll,
+    RestForOne,
+    /// One template child, instances added at run time with `start_child`.
+    SimpleOneForOne,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::OneForOne => "one-for-one",
+            Strategy::OneForAll => "one-for-all",
+            Strategy::RestForOne => "rest-for-one",
+            Strategy::SimpleOneForOne => "simple-one-for-one",
+        }
+    }
+}
+
+/// When a child is restarted after it exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    /// Always.
+    #[default]
+    Permanent,
+    /// Only after an abnormal exit (not `normal`, not `shutdown`).
+    Transient,
+    /// Never; its spec is removed when it exits.
+    Temporary,
+}
+
+/// How a child is stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Killed at once (untrappable `kill`).
+    BrutalKill,
+    /// Sent `shutdown`, killed if still alive after this long.
+    Timeout(Duration),
+    /// Sent `shutdown` and waited for, however long it takes (for supervisors).
+    Infinity,
+}
+
+/// What a child is.
+#[derive(Clone, Debug)]
+pub enum ChildStart {
+    /// A particle of a loaded component, with its init arguments (JSON).
+    Particle { component: String, init: String },
+    /// A nested supervisor.
+    Supervisor(Box<SupervisorSpec>),
+}
+
+#[derive(Clone, Debug)]
+pub struct ChildSpec {
+    pub id: String,
+    pub start: ChildStart,
+    pub restart: Restart,
+    pub shutdown: Shutdown,
+}
+
+impl ChildSpec {
+    /// A permanent worker with OTP's default shutdown (5 s).
+    pub fn worker(id: &str, component: &str, init: &str) -> Self {
+        ChildSpec {
+            id: id.to_string(),
+            start: ChildStart::Particle {
+                component: component.to_string(),
+                init: init.to_string(),
+            },
+            restart: Restart::Permanent,
+            shutdown: Shutdown::Timeout(Duration::from_secs(5)),
+        }
+    }
+
+    /// A permanent nested supervisor (shutdown `infinity`, as OTP defaults).
+    pub fn supervisor(id: &str, spec: SupervisorSpec) -> Self {
+        ChildSpec {
+            id: id.to_string(),
+            start: ChildStart::Supervisor(Box::new(spec)),
+            restart: Restart::Permanent,
+            shutdown: Shutdown::Infinity,
+        }
+    }
+
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    pub fn is_supervisor(&self) -> bool {
+        matches!(self.start, ChildStart::Supervisor(_))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SupervisorSpec {
+    pub strategy: Strategy,
+    /// More than this many restarts within `max_seconds` and the supervisor gives up.
+    pub max_restarts: u32,
+    pub max_seconds: Duration,
+    pub children: Vec<ChildSpec>,
+    /// How long a child may take to initialise (reach its first `recv`).
+    pub start_timeout: Duration,
+}
+
+impl SupervisorSpec {
+    /// OTP's defaults: at most 1 restart in 5 seconds.
+    pub fn new(strategy: Strategy) -> Self {
+        SupervisorSpec {
+            strategy,
+            max_restarts: 1,
+            max_seconds: Duration::from_secs(5),
+            children: Vec::new(),
+            start_timeout: Duration::from_secs(5),
+        }
+    }
+
+    pub fn intensity(mut self, max_restarts: u32, max_seconds: Duration) -> Self {
+        self.max_restarts = max_restarts;
+        self.max_seconds = max_seconds;
+        self
+    }
+
+    pub fn child(mut self, child: ChildSpec) -> Self {
+        self.children.push(child);
+        self
+    }
+}
