@@ -23,6 +23,7 @@ wasmtime::component::bindgen!({
     imports: {
         "plasmoid:runtime/process.recv": async | trappable,
         "plasmoid:runtime/process.recv-ref": async | trappable,
+        "plasmoid:runtime/supervisor": async | trappable,
         default: trappable,
     },
     exports: { default: async },
@@ -90,7 +91,7 @@ const MAX_NAME: usize = 255;
 const MAX_LOG: usize = 4096;
 
 impl ParticleState {
-    fn pid_handle(&mut self, pid: Pid) -> wasmtime::Result<Resource<PidRep>> {
+    pub(crate) fn pid_handle(&mut self, pid: Pid) -> wasmtime::Result<Resource<PidRep>> {
         let local = self
             .node
             .lookup(pid)
@@ -99,12 +100,15 @@ impl ParticleState {
         Ok(self.table.push(PidRep { pid, local })?)
     }
 
-    fn target(&self, r: &Resource<PidRep>) -> wasmtime::Result<(Pid, Option<Arc<Process>>)> {
+    pub(crate) fn target(
+        &self,
+        r: &Resource<PidRep>,
+    ) -> wasmtime::Result<(Pid, Option<Arc<Process>>)> {
         let rep = self.table.get(r)?;
         Ok((rep.pid, rep.local.upgrade()))
     }
 
-    fn denied(&self, action: Action, resource: &str) -> String {
+    pub(crate) fn denied(&self, action: Action, resource: &str) -> String {
         tracing::warn!(
             pid = %self.proc.pid,
             component = %self.component.name,

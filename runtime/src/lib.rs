@@ -19,6 +19,8 @@ mod policy;
 mod process;
 mod reason;
 mod signals;
+mod supervision;
+mod supervisor_host;
 
 pub use engine::{Limits, maps_needed, max_map_count, particles_within_map_limit};
 pub use error::{Result, RuntimeError};
@@ -28,3 +30,6 @@ pub use pid::{NodeId, Pid};
 pub use policy::{Action, DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyGate, PolicySource};
 pub use reason::{ExitReason, Msg};
 pub use signals::Noproc;
+pub use supervision::{
+    ChildCounts, ChildRestart, ChildRow, SupError, SupFuture, SupReply, SupRequest, Supervision,
+};

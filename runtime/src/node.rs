@@ -106,6 +106,8 @@ pub(crate) struct NodeInner {
     /// idle-capable (for the spawn benchmark).
     pub settled: AtomicUsize,
     pub rt: tokio::runtime::Handle,
+    /// Installed by plasmoid-supervisor so particles can reach supervisors.
+    pub supervision: parking_lot::RwLock<Option<Arc<dyn crate::supervision::Supervision>>>,
 }
 
 impl Node {
@@ -135,6 +137,7 @@ impl Node {
                 live_particles: AtomicUsize::new(0),
                 settled: AtomicUsize::new(0),
                 rt,
+                supervision: parking_lot::RwLock::new(None),
             }),
         })
     }
@@ -181,6 +184,16 @@ impl Node {
     /// Parse a printable pid of this node.
     pub fn resolve(&self, text: &str) -> Option<Pid> {
         self.inner.resolve(text)
+    }
+
+    /// Let particles reach supervisors through the `supervisor` interface.
+    pub fn set_supervision(&self, service: Arc<dyn crate::supervision::Supervision>) {
+        *self.inner.supervision.write() = Some(service);
+    }
+
+    /// Whether a supervision service is installed.
+    pub fn has_supervision(&self) -> bool {
+        self.inner.supervision.read().is_some()
     }
 
     /// A reference unique on this node (for monitors and request/reply).

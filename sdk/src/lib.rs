@@ -66,6 +66,7 @@ mod entry;
 mod macros;
 mod process;
 mod server;
+pub mod supervisor;
 mod types;
 
 pub use bindings::plasmoid::runtime::process::{

@@ -10,6 +10,7 @@
 
 mod child;
 mod server;
+mod service;
 mod spec;
 
 pub use server::{ChildInfo, Counts, SupervisorRef, start_link};

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 pub struct SupervisorRef {
     pid: Pid,
     ops: mpsc::UnboundedSender<Op>,
+    simple: bool,
 }
 
 /// One row of `which_children`.
@@ -54,6 +55,12 @@ enum Op {
 impl SupervisorRef {
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// Whether this is a simple-one-for-one supervisor (children are
+    /// instances of one template).
+    pub fn is_simple(&self) -> bool {
+        self.simple
     }
 
     async fn ask<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, SupervisorError> {
@@ -154,7 +161,9 @@ pub fn start_link(node: Node, spec: SupervisorSpec, parent: Option<Pid>) -> Star
         let handle = SupervisorRef {
             pid: sup.me.pid(),
             ops: tx,
+            simple: sup.spec.strategy == Strategy::SimpleOneForOne,
         };
+        crate::service::register(sup.me.node(), &handle);
         tokio::spawn(sup.run(rx));
         Ok(handle)
     })
@@ -185,7 +194,13 @@ impl Sup {
         Ok(pid)
     }
 
-    async fn run(mut self, mut ops: mpsc::UnboundedReceiver<Op>) {
+    async fn run(self, ops: mpsc::UnboundedReceiver<Op>) {
+        let pid = self.me.pid();
+        self.serve(ops).await;
+        crate::service::unregister(pid);
+    }
+
+    async fn serve(mut self, mut ops: mpsc::UnboundedReceiver<Op>) {
         loop {
             tokio::select! {
                 m = self.me.recv(None) => match m {

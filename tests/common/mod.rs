@@ -75,11 +75,10 @@ impl Harness {
     pub async fn probe_opts(&self, opts: SpawnOpts) -> Pid {
         let init = json!({"controller": self.ctl.pid().to_string()}).to_string();
         let pid = self.node.spawn("probe", &init, opts).expect("probe spawns");
-        let ready = self
-            .next_json(|v| v.get("ready").is_some())
+        let me = pid.to_string();
+        self.next_json(|v| v["ready"] == me.as_str())
             .await
             .expect("probe reports ready");
-        assert_eq!(ready["ready"], pid.to_string());
         pid
     }
 
@@ -208,6 +207,23 @@ impl Harness {
             Ok(Some(Msg::Down { reason, .. })) => Some(reason),
             _ => None,
         }
+    }
+}
+
+/// A node config whose policies are the built-in schema plus `policies`.
+pub fn config_with_policies(policies: &str) -> NodeConfig {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "plasmoid-policy-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("plasmoid.cedarschema"), plasmoid_runtime::DEFAULT_SCHEMA).unwrap();
+    std::fs::write(dir.join("test.cedar"), policies).unwrap();
+    NodeConfig {
+        policy_dir: Some(dir),
+        ..config()
     }
 }
 

@@ -4,6 +4,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use plasmoid_sdk::prelude::*;
+use plasmoid_sdk::supervisor;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -37,7 +38,10 @@ pub(crate) enum Cmd {
     /// → the previous setting
     TrapExit(bool),
     /// → `null`
-    Send { to: String, data: String },
+    Send {
+        to: String,
+        data: String,
+    },
     /// → `null`
     SendTagged {
         to: String,
@@ -46,7 +50,10 @@ pub(crate) enum Cmd {
         data: String,
     },
     /// → `null`
-    SendExit { to: String, reason: ExitReason },
+    SendExit {
+        to: String,
+        reason: ExitReason,
+    },
     /// → `null` on timeout, else the message (see `message_json`)
     Recv {
         #[serde(default)]
@@ -76,9 +83,24 @@ pub(crate) enum Cmd {
     /// → a fresh reference
     MakeRef,
     /// → `null`
-    Log { level: LogLevel, msg: String },
+    Log {
+        level: LogLevel,
+        msg: String,
+    },
     /// → whether both pids name the same process (the host's `equals`)
     PidEquals(String, String),
+    WhichChildren(String),
+    CountChildren(String),
+    StartChild {
+        sup: String,
+        id: String,
+        component: String,
+        #[serde(default)]
+        init: String,
+    },
+    TerminateChild(String, String),
+    RestartChild(String, String),
+    DeleteChild(String, String),
     /// Loops forever without calling the runtime; no reply.
     Spin,
     /// Allocates and touches this many MiB, kept until the probe ends (so
@@ -94,7 +116,10 @@ pub(crate) enum Cmd {
     ReturnOk,
     /// Sends `count` data messages `"0"`, `"1"`, … to `to`, stopping at the
     /// first error; → `{"sent": k, "error": null | "<error>"}`.
-    Flood { to: String, count: u64 },
+    Flood {
+        to: String,
+        count: u64,
+    },
 }
 
 /// What the main loop does after a command.
@@ -193,6 +218,50 @@ impl Probe {
                 Ok(Value::Null)
             }
             Cmd::PidEquals(a, b) => Ok(json!(pid(&a)?.equals(&pid(&b)?))),
+            Cmd::WhichChildren(s) => {
+                let rows = supervisor::which_children(&pid(&s)?)?;
+                let rows: Vec<Value> = rows
+                    .into_iter()
+                    .map(|c| {
+                        json!({"id": c.id, "pid": c.pid.map(|p| p.to_string()),
+                               "supervisor": c.supervisor, "restarts": c.restarts})
+                    })
+                    .collect();
+                Ok(json!(rows))
+            }
+            Cmd::CountChildren(s) => {
+                let c = supervisor::count_children(&pid(&s)?)?;
+                Ok(json!({"specs": c.specs, "active": c.active,
+                          "supervisors": c.supervisors, "workers": c.workers}))
+            }
+            Cmd::StartChild {
+                sup,
+                id,
+                component,
+                init,
+            } => {
+                let spec = supervisor::ChildSpec {
+                    id,
+                    component,
+                    init,
+                    restart: supervisor::Restart::Permanent,
+                    shutdown_ms: Some(5000),
+                };
+                Ok(json!(
+                    supervisor::start_child(&pid(&sup)?, &spec)?.to_string()
+                ))
+            }
+            Cmd::TerminateChild(s, id) => {
+                supervisor::terminate_child(&pid(&s)?, &id)?;
+                Ok(Value::Null)
+            }
+            Cmd::RestartChild(s, id) => Ok(json!(
+                supervisor::restart_child(&pid(&s)?, &id)?.to_string()
+            )),
+            Cmd::DeleteChild(s, id) => {
+                supervisor::delete_child(&pid(&s)?, &id)?;
+                Ok(Value::Null)
+            }
             Cmd::Spin => spin(),
             Cmd::AllocMb(mib) => {
                 self.alloc_mb(mib);
