@@ -320,11 +320,20 @@ async fn the_supervisor_interface_is_denied_without_a_permit() {
     let p = h.probe().await;
     let r = h.cmd(p, json!({"which_children": s(sup.pid())})).await;
     let text = r["err"].as_str().unwrap_or_default();
-    assert!(text.starts_with("denied: ") && text.contains("supervise"), "{r}");
+    assert!(
+        text.starts_with("denied: ") && text.contains("supervise"),
+        "{r}"
+    );
     let r = h
         .cmd(p, json!({"terminate_child": [s(sup.pid()), "a"]}))
         .await;
-    assert!(r["err"].as_str().unwrap_or_default().starts_with("denied: "), "{r}");
+    assert!(
+        r["err"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("denied: "),
+        "{r}"
+    );
     // Nothing happened to the children.
     assert!(pids(&sup).await.iter().all(Option::is_some));
 }
@@ -340,23 +349,43 @@ async fn a_permitted_particle_uses_the_supervisor_interface() {
     let p = h.probe().await;
     let sp = s(sup.pid());
     let rows = h.ok(p, json!({"which_children": sp})).await;
-    let ids: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["a", "b", "c"]);
     let counts = h.ok(p, json!({"count_children": sp})).await;
-    assert_eq!(counts, json!({"specs": 3, "active": 3, "supervisors": 0, "workers": 3}));
+    assert_eq!(
+        counts,
+        json!({"specs": 3, "active": 3, "supervisors": 0, "workers": 3})
+    );
     let init = json!({"controller": s(h.ctl.pid())}).to_string();
     let d = h
-        .ok(p, json!({"start_child": {"sup": sp, "id": "d", "component": "probe", "init": init}}))
+        .ok(
+            p,
+            json!({"start_child": {"sup": sp, "id": "d", "component": "probe", "init": init}}),
+        )
         .await;
     assert_eq!(pid_of(&sup, "d").await.to_string(), d.as_str().unwrap());
     let dup = h
-        .cmd(p, json!({"start_child": {"sup": sp, "id": "d", "component": "probe", "init": init}}))
+        .cmd(
+            p,
+            json!({"start_child": {"sup": sp, "id": "d", "component": "probe", "init": init}}),
+        )
         .await;
     assert_eq!(dup["err"], "already-present: d");
     h.ok(p, json!({"terminate_child": [sp, "d"]})).await;
-    assert_eq!(h.cmd(p, json!({"delete_child": [sp, "a"]})).await["err"], "running: a");
+    assert_eq!(
+        h.cmd(p, json!({"delete_child": [sp, "a"]})).await["err"],
+        "running: a"
+    );
     h.ok(p, json!({"delete_child": [sp, "d"]})).await;
-    assert_eq!(h.cmd(p, json!({"restart_child": [sp, "d"]})).await["err"], "not-found: d");
+    assert_eq!(
+        h.cmd(p, json!({"restart_child": [sp, "d"]})).await["err"],
+        "not-found: d"
+    );
     // A pid that is not a supervisor.
     let r = h.cmd(p, json!({"which_children": s(p)})).await;
     assert!(r.get("err").is_some(), "{r}");

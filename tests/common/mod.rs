@@ -219,7 +219,11 @@ pub fn config_with_policies(policies: &str) -> NodeConfig {
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("plasmoid.cedarschema"), plasmoid_runtime::DEFAULT_SCHEMA).unwrap();
+    std::fs::write(
+        dir.join("plasmoid.cedarschema"),
+        plasmoid_runtime::DEFAULT_SCHEMA,
+    )
+    .unwrap();
     std::fs::write(dir.join("test.cedar"), policies).unwrap();
     NodeConfig {
         policy_dir: Some(dir),
