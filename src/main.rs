@@ -5,6 +5,7 @@ mod load;
 mod logging;
 mod scaffold;
 mod start;
+mod tree;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

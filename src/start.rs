@@ -42,6 +42,9 @@ pub struct StartArgs {
     /// Scheduler threads running particles (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Boot this supervision tree (TOML) instead of spawning one particle.
+    #[arg(long, conflicts_with_all = ["spawn", "name"])]
+    pub tree: Option<PathBuf>,
 }
 
 /// The tokio runtime particles run on: one worker per core unless told.
@@ -85,9 +88,13 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
         bail!("nothing to load: pass a component (.wasm), a guest crate folder or --load-path");
     }
     let rt = scheduler(args.threads)?;
+    let tree = args.tree.as_deref().map(crate::tree::load).transpose()?;
     rt.block_on(async move {
         let node = Node::new(args.node_config())?;
         load::load_all(&node, &inputs)?;
+        if let Some(spec) = tree {
+            return run_tree(node, spec).await;
+        }
         let component = match (&args.spawn, inputs.as_slice()) {
             (Some(c), _) => c.clone(),
             (None, [only]) => only.name.clone(),
@@ -107,7 +114,7 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
         tracing::info!(%pid, component, node = %node.id(), "particle started");
         let outcome = tokio::select! {
             m = watcher.recv_ref(reference, None) => m.ok().flatten(),
-            _ = tokio::signal::ctrl_c() => None,
+            _ = stop_signal() => None,
         };
         let code = match outcome {
             Some(Msg::Down {
@@ -132,4 +139,53 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
         }
         Ok(code)
     })
+}
+
+/// Boot a supervision tree under the CLI and keep it alive until Ctrl-C
+/// (orderly stop, exit 0) or until the root supervisor gives up (exit 1).
+async fn run_tree(node: Node, spec: plasmoid_supervisor::SupervisorSpec) -> Result<ExitCode> {
+    let cli = node.native("cli");
+    cli.trap_exit(true);
+    let root = plasmoid_supervisor::start_link(node.clone(), spec, Some(cli.pid()))
+        .await
+        .map_err(|e| anyhow::anyhow!("the supervision tree did not start: {e}"))?;
+    tracing::info!(root = %root.pid(), node = %node.id(), "supervision tree started");
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            m = cli.recv(None) => match m {
+                Ok(Some(Msg::Exit { sender, reason })) if sender == root.pid() => {
+                    if stopping {
+                        tracing::info!("supervision tree stopped");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    eprintln!("the root supervisor gave up ({reason}): a child kept crashing past its restart intensity");
+                    return Ok(ExitCode::from(1));
+                }
+                Ok(_) => {}
+                Err(reason) => bail!("the node was stopped: {reason}"),
+            },
+            _ = stop_signal(), if !stopping => {
+                tracing::info!("interrupted; stopping the supervision tree in reverse start order");
+                stopping = true;
+                let _ = cli.send_exit(root.pid(), ExitReason::Shutdown(String::new()));
+            }
+        }
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }

@@ -142,3 +142,102 @@ fn new_app_and_component_build_and_run() {
     assert!(err.contains("hej from greeter"), "{err}");
     let _ = std::fs::remove_dir_all(&base);
 }
+
+fn write_tree(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("plasmoid-tree-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_root_supervisor_that_gives_up_exits_non_zero_with_the_reason() {
+    // A permanent child that ends at once is restarted until the root's
+    // intensity (2 in 5 s) is exceeded.
+    let tree = write_tree(
+        "giveup.toml",
+        r#"
+strategy = "one-for-one"
+max_restarts = 2
+max_seconds = 5
+
+[[children]]
+id = "steady"
+component = "echo"
+
+[[children]]
+id = "flaky"
+component = "ring"
+init = { orchestrator = { procs = 2, msgs = 1 } }
+"#,
+    );
+    let (code, _, err) = run(plasmoid()
+        .arg("start")
+        .arg(common::wasm("echo"))
+        .arg(common::wasm("ring"))
+        .arg("--tree")
+        .arg(&tree));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("the root supervisor gave up (shutdown)"),
+        "{err}"
+    );
+    assert_eq!(err.matches("child restarted").count(), 2, "{err}");
+    assert!(err.contains("reached max restart intensity"), "{err}");
+    // Orderly: the remaining child was stopped before the exit.
+    assert!(
+        err.contains("stopping child") && err.contains("child=steady"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_stops_a_tree_in_reverse_start_order() {
+    let tree = write_tree(
+        "tree.toml",
+        r#"
+strategy = "one-for-one"
+
+[[children]]
+id = "first"
+component = "echo"
+
+[[children]]
+id = "pool"
+strategy = "rest-for-one"
+children = [{ id = "second", component = "counter" }, { id = "third", component = "echo" }]
+"#,
+    );
+    let mut child = plasmoid()
+        .arg("start")
+        .arg(common::wasm("echo"))
+        .arg(common::wasm("counter"))
+        .arg("--tree")
+        .arg(&tree)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut s = String::new();
+        let mut r = stderr;
+        let _ = r.read_to_string(&mut s);
+        s
+    });
+    // Wait for the tree to be up, then ask it to stop.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let err = reader.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.contains("supervision tree started"), "{err}");
+    let order: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("stopping child"))
+        .filter_map(|l| l.split("child=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert_eq!(order, ["pool", "third", "second", "first"], "{err}");
+}

@@ -360,6 +360,7 @@ impl Sup {
     async fn stop_all(&mut self) {
         for j in (0..self.children.len()).rev() {
             if let Some(pid) = self.children[j].pid() {
+                tracing::info!(supervisor = %self.me.pid(), child = %self.children[j].spec.id, %pid, "stopping child");
                 child::stop(&self.me, pid, self.children[j].spec.shutdown).await;
                 self.children[j].running = None;
             }
