@@ -17,6 +17,9 @@ pub struct BenchArgs {
     /// The ring component (default: build apps/ring of this checkout).
     #[arg(long, global = true)]
     wasm: Option<PathBuf>,
+    /// The echo component for `restart` (default: build apps/echo).
+    #[arg(long, global = true)]
+    echo: Option<PathBuf>,
     /// How many times to repeat each measurement.
     #[arg(long, global = true, default_value_t = 5)]
     runs: usize,
@@ -40,6 +43,12 @@ enum Which {
     Spawn {
         #[arg(long, default_value_t = 10_000)]
         count: u32,
+    },
+    /// Supervisor restarts: crash → restarted children answering a call.
+    Restart {
+        /// Restarts to time (the rest-for-one case does a tenth as many rounds).
+        #[arg(long, default_value_t = 10_000)]
+        restarts: usize,
     },
     /// A send to self followed by its recv, inside one particle: ns per pair.
     Call {
@@ -68,23 +77,38 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn ring_wasm(given: Option<PathBuf>) -> Result<PathBuf> {
+/// A component of this checkout's `apps/`, built on demand unless given.
+fn app_wasm(given: Option<PathBuf>, app: &str, flag: &str) -> Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p);
     }
-    let dir = PathBuf::from("apps/ring");
+    let dir = PathBuf::from("apps").join(app);
     if !dir.join("Cargo.toml").is_file() {
-        bail!("apps/ring not found here: run from the plasmoid checkout or pass --wasm ring.wasm");
+        bail!(
+            "apps/{app} not found here: run from the plasmoid checkout or pass {flag} {app}.wasm"
+        );
     }
     let build = plasmoid_release::build_guest(&dir)?;
     build
-        .get("ring")
+        .get(app)
         .map(PathBuf::from)
-        .ok_or_else(|| anyhow!("building apps/ring produced no ring.wasm"))
+        .ok_or_else(|| anyhow!("building apps/{app} produced no {app}.wasm"))
+}
+
+fn ring_wasm(given: Option<PathBuf>) -> Result<PathBuf> {
+    app_wasm(given, "ring", "--wasm")
+}
+
+fn echo_wasm(given: Option<PathBuf>) -> Result<PathBuf> {
+    app_wasm(given, "echo", "--echo")
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let wasm = ring_wasm(args.wasm)?;
+    // Components are built before the scheduler starts (cargo runs blocking).
+    let wasm = match args.which {
+        Which::Restart { .. } => echo_wasm(args.echo)?,
+        _ => ring_wasm(args.wasm)?,
+    };
     let runs = args.runs.max(1);
     let rt = crate::start::scheduler(args.threads)?;
     let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
@@ -102,6 +126,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 }
             }
             Which::Spawn { count } => bench_spawn(&wasm, count, runs).await?,
+            Which::Restart { restarts } => {
+                let node = Node::new(NodeConfig {
+                    max_particles: 64,
+                    ..NodeConfig::default()
+                })?;
+                node.load_component("echo", &wasm, None)?;
+                crate::bench_restart::run(&node, restarts.max(1), emit).await?;
+            }
             Which::Call { iters } => {
                 let node = node_with(&wasm, 16)?;
                 bench_call(&node, iters, runs).await?;

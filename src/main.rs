@@ -1,6 +1,7 @@
 //! The `plasmoid` command line: argument parsing and thin command functions.
 
 mod bench;
+mod bench_restart;
 mod load;
 mod logging;
 mod scaffold;
@@ -58,7 +59,13 @@ enum ComponentCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    // Benchmarks measure the runtime, not the log writer: quiet unless asked.
+    let default_level = if matches!(cli.command, Command::Bench(_)) {
+        "warn"
+    } else {
+        "info"
+    };
+    logging::init(cli.log_format, default_level);
     let result = match cli.command {
         Command::Start(args) => start::run(args),
         Command::New { name, sdk_path } => {

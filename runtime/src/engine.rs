@@ -117,6 +117,9 @@ impl EngineHandle {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
+            // Exit reasons keep only the trap's message; capturing a wasm
+            // backtrace on every crash and kill would slow restarts.
+            .wasm_backtrace_max_frames(None)
             .max_wasm_stack(WASM_STACK)
             .async_stack_size(ASYNC_STACK)
             .memory_reservation(cfg.max_memory_bytes)

@@ -292,12 +292,14 @@ impl Sup {
             Strategy::OneForAll => 0..self.children.len(),
             Strategy::RestForOne => i..self.children.len(),
         };
+        let mut old_pids = vec![(self.children[i].spec.id.clone(), old)];
         for j in range.clone().rev() {
             if j != i
                 && let Some(pid) = self.children[j].pid()
             {
                 child::stop(&self.me, pid, self.children[j].spec.shutdown).await;
                 self.children[j].running = None;
+                old_pids.push((self.children[j].spec.id.clone(), pid));
             }
         }
         // Temporary siblings taken down are not restarted, and are forgotten.
@@ -325,6 +327,10 @@ impl Sup {
                 match child::start(&self.me, &spec, self.spec.start_timeout).await {
                     Ok(running) => {
                         let new = running.pid();
+                        let old = old_pids
+                            .iter()
+                            .find(|(k, _)| *k == spec.id)
+                            .map_or(old, |(_, p)| *p);
                         self.children[j].restarts += 1;
                         self.children[j].running = Some(running);
                         tracing::info!(
