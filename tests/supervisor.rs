@@ -390,3 +390,46 @@ async fn a_permitted_particle_uses_the_supervisor_interface() {
     let r = h.cmd(p, json!({"which_children": s(p)})).await;
     assert!(r.get("err").is_some(), "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_escalation_restarts_the_child_supervisor() {
+    // The inner supervisor allows no restart at all; a crash makes it give
+    // up, and the root (one-for-one) restarts it with fresh children.
+    let h = Harness::new();
+    let inner = SupervisorSpec::new(Strategy::OneForOne)
+        .intensity(0, Duration::from_secs(5))
+        .child(probe_child(&h, "leaf"));
+    let root = SupervisorSpec::new(Strategy::OneForOne)
+        .intensity(5, Duration::from_secs(5))
+        .child(probe_child(&h, "sibling"))
+        .child(ChildSpec::supervisor("inner", inner));
+    let sup = start_link(h.node.clone(), root, None).await.unwrap();
+    let sibling = pid_of(&sup, "sibling").await;
+    let inner_before = pid_of(&sup, "inner").await;
+    let watch_inner = h.ctl.monitor(inner_before);
+    let _sibling_ready = h.next_ready().await;
+    let leaf = h.node.resolve(&h.next_ready().await).unwrap();
+    crash(&h, leaf).await;
+    assert_eq!(
+        h.down_reason(watch_inner, 5 * SEC).await,
+        Some(ExitReason::Shutdown(String::new()))
+    );
+    let rows = {
+        let mut rows = sup.which_children().await.unwrap();
+        for _ in 0..100 {
+            if rows[1].pid.is_some_and(|p| p != inner_before) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            rows = sup.which_children().await.unwrap();
+        }
+        rows
+    };
+    assert_ne!(
+        rows[1].pid,
+        Some(inner_before),
+        "inner supervisor restarted"
+    );
+    assert_eq!(rows[1].restarts, 1);
+    assert_eq!(rows[0].pid, Some(sibling), "sibling untouched");
+}
