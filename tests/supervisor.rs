@@ -433,3 +433,23 @@ async fn nested_escalation_restarts_the_child_supervisor() {
     assert_eq!(rows[1].restarts, 1);
     assert_eq!(rows[0].pid, Some(sibling), "sibling untouched");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_shutdown() {
+    let end = json!({"exit": {"shutdown": "done"}});
+    assert_eq!(restart_case(Restart::Permanent, end).await, (true, true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_normal() {
+    assert_eq!(
+        restart_case(Restart::Temporary, json!("return_ok")).await,
+        (false, false)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_shutdown() {
+    let end = json!({"exit": {"shutdown": "done"}});
+    assert_eq!(restart_case(Restart::Temporary, end).await, (false, false));
+}
