@@ -7,6 +7,7 @@ use crate::start::default_capacity;
 use anyhow::{Context, Result, anyhow, bail};
 use plasmoid_runtime::{ExitReason, Msg, NativeProcess, Node, NodeConfig, SpawnOpts};
 use serde_json::{Value, json};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -66,10 +67,9 @@ fn num_cpus() -> usize {
 
 fn emit(name: &str, value: f64, unit: &str, mut params: Value) {
     params["threads"] = json!(THREADS.get().copied().unwrap_or(1));
-    println!(
-        "{}",
-        json!({"name": name, "value": value, "unit": unit, "params": params})
-    );
+    let line = json!({"name": name, "value": value, "unit": unit, "params": params});
+    // A closed pipe (`| head`) is not worth a panic.
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
