@@ -112,34 +112,40 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let runs = args.runs.max(1);
     let rt = crate::start::scheduler(args.threads)?;
     let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
+    // The measuring code runs as a task on the scheduler's workers, like the
+    // particles: driving it from the main thread would add a cross-thread
+    // wake-up (futex + eventfd) to every figure.
     rt.block_on(async move {
-        match args.which {
-            Which::Ring { procs, msgs } => {
-                let shapes = match (procs, msgs) {
-                    (Some(p), Some(m)) => vec![(p, m)],
-                    _ => vec![(100, 1000), (1000, 100), (10, 10_000)],
-                };
-                let max = shapes.iter().map(|s| s.0).max().unwrap_or(1) + 16;
-                let node = node_with(&wasm, max)?;
-                for (p, m) in shapes {
-                    bench_ring(&node, p, m, runs).await?;
+        let work = tokio::spawn(async move {
+            match args.which {
+                Which::Ring { procs, msgs } => {
+                    let shapes = match (procs, msgs) {
+                        (Some(p), Some(m)) => vec![(p, m)],
+                        _ => vec![(100, 1000), (1000, 100), (10, 10_000)],
+                    };
+                    let max = shapes.iter().map(|s| s.0).max().unwrap_or(1) + 16;
+                    let node = node_with(&wasm, max)?;
+                    for (p, m) in shapes {
+                        bench_ring(&node, p, m, runs).await?;
+                    }
+                }
+                Which::Spawn { count } => bench_spawn(&wasm, count, runs).await?,
+                Which::Restart { restarts } => {
+                    let node = Node::new(NodeConfig {
+                        max_particles: 64,
+                        ..NodeConfig::default()
+                    })?;
+                    node.load_component("echo", &wasm, None)?;
+                    crate::bench_restart::run(&node, restarts.max(1), emit).await?;
+                }
+                Which::Call { iters } => {
+                    let node = node_with(&wasm, 16)?;
+                    bench_call(&node, iters, runs).await?;
                 }
             }
-            Which::Spawn { count } => bench_spawn(&wasm, count, runs).await?,
-            Which::Restart { restarts } => {
-                let node = Node::new(NodeConfig {
-                    max_particles: 64,
-                    ..NodeConfig::default()
-                })?;
-                node.load_component("echo", &wasm, None)?;
-                crate::bench_restart::run(&node, restarts.max(1), emit).await?;
-            }
-            Which::Call { iters } => {
-                let node = node_with(&wasm, 16)?;
-                bench_call(&node, iters, runs).await?;
-            }
-        }
-        Ok(())
+            Ok(())
+        });
+        work.await.context("the benchmark task failed")?
     })
 }
 

@@ -58,6 +58,14 @@ enum ComponentCommand {
 }
 
 fn main() -> ExitCode {
+    // Every crash or kill of a particle creates an error value; with
+    // RUST_BACKTRACE set, std would unwind and record a host backtrace for
+    // each one, which nobody reads. Panics still print theirs.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: nothing else runs yet (no threads), so no one reads the
+        // environment concurrently.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     let cli = Cli::parse();
     // Benchmarks measure the runtime, not the log writer: quiet unless asked.
     let default_level = if matches!(cli.command, Command::Bench(_)) {
