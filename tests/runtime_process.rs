@@ -215,3 +215,65 @@ async fn full_mailbox_is_a_send_error() {
     assert_eq!(r["error"], "mailbox-full");
     h.node.exit(h.ctl.pid(), busy, ExitReason::Kill).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gen_server_calls_between_particles() {
+    let h = Harness::new();
+    let p = h.probe().await;
+    let echo = s(h.node.spawn("echo", "null", SpawnOpts::default()).unwrap());
+    // A call answered.
+    let r = h
+        .ok(
+            p,
+            json!({"call": {"to": echo, "data": "ping", "timeout_ms": 2000}}),
+        )
+        .await;
+    assert_eq!(r, "ping");
+    // A call to a server that never answers times out (a probe only reports
+    // tagged messages as events).
+    let silent = s(h.probe().await);
+    let r = h
+        .cmd(
+            p,
+            json!({"call": {"to": silent, "data": "x", "timeout_ms": 100}}),
+        )
+        .await;
+    assert_eq!(r["err"], "call timed out");
+    // A call to a dead server fails at once with its reason.
+    let dead = h.node.resolve(&echo).unwrap();
+    let watch = h.ctl.monitor(dead);
+    h.ctl.send_exit(dead, ExitReason::Kill).unwrap();
+    h.down_reason(watch, 5 * SEC).await.unwrap();
+    let r = h
+        .cmd(
+            p,
+            json!({"call": {"to": echo, "data": "x", "timeout_ms": 5000}}),
+        )
+        .await;
+    assert_eq!(r["err"], "server exited: noproc");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counter_keeps_state_across_calls_and_casts() {
+    let h = Harness::new();
+    let counter = h.node.spawn("counter", "5", SpawnOpts::default()).unwrap();
+    // postcard: CounterRequest::{Get = 0, Increment = 1, Add(n) = 2 n};
+    // CounterCast::{Increment = 0, Add(n) = 1 n}; replies are a varint u64.
+    assert_eq!(
+        h.ctl.call(counter, vec![0], 5 * SEC).await.unwrap(),
+        vec![5]
+    );
+    assert_eq!(
+        h.ctl.call(counter, vec![1], 5 * SEC).await.unwrap(),
+        vec![6]
+    );
+    h.ctl.send(counter, vec![1, 10]).unwrap();
+    assert_eq!(
+        h.ctl.call(counter, vec![2, 100], 5 * SEC).await.unwrap(),
+        vec![116]
+    );
+    assert_eq!(
+        h.ctl.call(counter, vec![0], 5 * SEC).await.unwrap(),
+        vec![116]
+    );
+}

@@ -178,6 +178,10 @@ where
     let reference = monitor(server).map_err(CallError::Link)?;
     if let Err(e) = send_tagged(server, reference, &encode(request)) {
         demonitor(reference);
+        // As gen_server:call: a server that is not there is an exit, noproc.
+        if e == SendError::Noproc {
+            return Err(CallError::Exit(ExitReason::Noproc));
+        }
         return Err(CallError::Send(e));
     }
     match recv_ref(reference, timeout) {

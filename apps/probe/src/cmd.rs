@@ -89,6 +89,14 @@ pub(crate) enum Cmd {
     },
     /// → whether both pids name the same process (the host's `equals`)
     PidEquals(String, String),
+    /// A gen_server call through the SDK: the request is a postcard
+    /// `Vec<u8>` (what echo answers), the reply is reported as a string.
+    Call {
+        to: String,
+        data: String,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
     WhichChildren(String),
     CountChildren(String),
     StartChild {
@@ -218,6 +226,18 @@ impl Probe {
                 Ok(Value::Null)
             }
             Cmd::PidEquals(a, b) => Ok(json!(pid(&a)?.equals(&pid(&b)?))),
+            Cmd::Call {
+                to,
+                data,
+                timeout_ms,
+            } => {
+                let timeout = timeout_ms.map(Duration::from_millis);
+                let request = data.into_bytes();
+                match plasmoid_sdk::call::<Vec<u8>, Vec<u8>>(&pid(&to)?, &request, timeout) {
+                    Ok(reply) => Ok(json!(String::from_utf8_lossy(&reply))),
+                    Err(e) => Err(format!("{e}")),
+                }
+            }
             Cmd::WhichChildren(s) => {
                 let rows = supervisor::which_children(&pid(&s)?)?;
                 let rows: Vec<Value> = rows
