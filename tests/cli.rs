@@ -102,7 +102,7 @@ fn bench_prints_one_json_object_per_figure() {
         .args(["spawn", "--count", "100"]));
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("\"spawn.time\"") && out.contains("\"spawn.idle_rss\""),
+        out.contains("\"spawn.time\"") && out.contains("\"spawn.idle_pss\""),
         "{out}"
     );
     let (code, out, err) = run(plasmoid()
