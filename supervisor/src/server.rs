@@ -178,12 +178,7 @@ impl Sup {
         if self.find(&spec.id).is_some() {
             return Err(SupervisorError::AlreadyPresent(spec.id));
         }
-        let running = child::start(&self.me, &spec, self.spec.start_timeout)
-            .await
-            .map_err(|reason| SupervisorError::StartFailed {
-                id: spec.id.clone(),
-                reason,
-            })?;
+        let running = self.start_spec(&spec).await?;
         let pid = running.pid();
         tracing::info!(supervisor = %self.me.pid(), child = %spec.id, %pid, "child started");
         self.children.push(Child {
@@ -447,49 +442,50 @@ impl Sup {
                 let _ = r.send(res);
             }
             Op::Restart(id, r) => {
-                let res = match self.find(&id) {
-                    None => Err(SupervisorError::NotFound(id)),
-                    Some(i) if self.children[i].running.is_some() => {
-                        Err(SupervisorError::Running(id))
-                    }
-                    Some(i) => {
+                let res = match self.stopped_child(id) {
+                    Ok(i) => {
                         let spec = self.children[i].spec.clone();
-                        match child::start(&self.me, &spec, self.spec.start_timeout).await {
-                            Ok(running) => {
-                                let pid = running.pid();
-                                self.children[i].running = Some(running);
-                                Ok(pid)
-                            }
-                            Err(reason) => Err(SupervisorError::StartFailed { id, reason }),
-                        }
+                        self.start_spec(&spec).await.map(|running| {
+                            let pid = running.pid();
+                            self.children[i].running = Some(running);
+                            pid
+                        })
                     }
+                    Err(e) => Err(e),
                 };
                 let _ = r.send(res);
             }
             Op::Delete(id, r) => {
-                let res = match self.find(&id) {
-                    None => Err(SupervisorError::NotFound(id)),
-                    Some(i) if self.children[i].running.is_some() => {
-                        Err(SupervisorError::Running(id))
-                    }
-                    Some(i) => {
-                        self.children.remove(i);
-                        Ok(())
-                    }
-                };
+                let res = self.stopped_child(id).map(|i| {
+                    self.children.remove(i);
+                });
                 let _ = r.send(res);
             }
         }
         Ok(())
     }
 
-    async fn start_instance(&mut self, mut spec: ChildSpec) -> Result<Pid, SupervisorError> {
-        let running = child::start(&self.me, &spec, self.spec.start_timeout)
+    /// The index of a child that exists and is not running.
+    fn stopped_child(&self, id: String) -> Result<usize, SupervisorError> {
+        match self.find(&id) {
+            None => Err(SupervisorError::NotFound(id)),
+            Some(i) if self.children[i].running.is_some() => Err(SupervisorError::Running(id)),
+            Some(i) => Ok(i),
+        }
+    }
+
+    /// Start a child from its spec, naming it in the error.
+    async fn start_spec(&self, spec: &ChildSpec) -> Result<Running, SupervisorError> {
+        child::start(&self.me, spec, self.spec.start_timeout)
             .await
             .map_err(|reason| SupervisorError::StartFailed {
                 id: spec.id.clone(),
                 reason,
-            })?;
+            })
+    }
+
+    async fn start_instance(&mut self, mut spec: ChildSpec) -> Result<Pid, SupervisorError> {
+        let running = self.start_spec(&spec).await?;
         let pid = running.pid();
         spec.id = pid.to_string();
         self.children.push(Child {
