@@ -104,6 +104,7 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
             ),
         };
         let watcher = node.native("cli");
+        let stop = stop_signal();
         let opts = SpawnOpts {
             name: args.name.clone(),
             ..Default::default()
@@ -114,7 +115,7 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
         tracing::info!(%pid, component, node = %node.id(), "particle started");
         let outcome = tokio::select! {
             m = watcher.recv_ref(reference, None) => m.ok().flatten(),
-            _ = stop_signal() => None,
+            _ = stop => None,
         };
         let code = match outcome {
             Some(Msg::Down {
@@ -149,6 +150,8 @@ async fn run_tree(node: Node, spec: plasmoid_supervisor::SupervisorSpec) -> Resu
     let root = plasmoid_supervisor::start_link(node.clone(), spec, Some(cli.pid()))
         .await
         .map_err(|e| anyhow::anyhow!("the supervision tree did not start: {e}"))?;
+    let stop = stop_signal();
+    tokio::pin!(stop);
     tracing::info!(root = %root.pid(), node = %node.id(), "supervision tree started");
     let mut stopping = false;
     loop {
@@ -165,7 +168,7 @@ async fn run_tree(node: Node, spec: plasmoid_supervisor::SupervisorSpec) -> Resu
                 Ok(_) => {}
                 Err(reason) => bail!("the node was stopped: {reason}"),
             },
-            _ = stop_signal(), if !stopping => {
+            _ = &mut stop, if !stopping => {
                 tracing::info!("interrupted; stopping the supervision tree in reverse start order");
                 stopping = true;
                 let _ = cli.send_exit(root.pid(), ExitReason::Shutdown(String::new()));
@@ -174,18 +177,25 @@ async fn run_tree(node: Node, spec: plasmoid_supervisor::SupervisorSpec) -> Resu
     }
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn stop_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when
+/// this is called, not when first polled, so a signal that arrives right
+/// after start-up is not lost to the default action.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async move {
+        let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = wait(term) => {}
+            _ = wait(int) => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }

@@ -219,15 +219,26 @@ children = [{ id = "second", component = "counter" }, { id = "third", component 
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    let (up_tx, up_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut s = String::new();
-        let mut r = stderr;
-        let _ = r.read_to_string(&mut s);
-        s
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("supervision tree started") {
+                let _ = up_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
     });
-    // Wait for the tree to be up, then ask it to stop.
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // Wait for the tree to be up (signal handlers installed), then stop it.
+    up_rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the tree starts");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     let err = reader.join().unwrap();

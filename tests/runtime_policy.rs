@@ -2,25 +2,11 @@
 
 mod common;
 use common::{Harness, SEC, s};
-use plasmoid_runtime::{DEFAULT_SCHEMA, Node, NodeConfig, RuntimeError};
+use plasmoid_runtime::{Node, NodeConfig, RuntimeError};
 use serde_json::json;
 
 fn node_with_policies(policies: &str) -> Result<NodeConfig, RuntimeError> {
-    let dir = std::env::temp_dir().join(format!(
-        "plasmoid-policy-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("plasmoid.cedarschema"), DEFAULT_SCHEMA).unwrap();
-    std::fs::write(dir.join("test.cedar"), policies).unwrap();
-    let cfg = NodeConfig {
-        policy_dir: Some(dir),
-        ..common::config()
-    };
+    let cfg = common::config_with_policies(policies);
     // Validate now so a bad policy fails the caller, not the harness.
     Node::new(cfg.clone()).map(|_| cfg)
 }
