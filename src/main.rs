@@ -4,6 +4,7 @@ mod bench;
 mod bench_restart;
 mod load;
 mod logging;
+mod release;
 mod scaffold;
 mod start;
 mod tree;
@@ -42,6 +43,11 @@ enum Command {
     Component {
         #[command(subcommand)]
         command: ComponentCommand,
+    },
+    /// Check, build and run releases described by a `prod.toml`.
+    Release {
+        #[command(subcommand)]
+        command: release::ReleaseCommand,
     },
     /// Measure the runtime; prints one JSON object per figure.
     Bench(bench::BenchArgs),
@@ -82,6 +88,7 @@ fn main() -> ExitCode {
         Command::Component {
             command: ComponentCommand::New { name, sdk_path },
         } => scaffold::new_component(&name, sdk_path).map(|_| ExitCode::SUCCESS),
+        Command::Release { command } => release::run(command),
         Command::Bench(args) => bench::run(args).map(|_| ExitCode::SUCCESS),
     };
     match result {

@@ -93,7 +93,7 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
         let node = Node::new(args.node_config())?;
         load::load_all(&node, &inputs)?;
         if let Some(spec) = tree {
-            return run_tree(node, spec).await;
+            return run_tree(node, spec, || {}).await;
         }
         let component = match (&args.spawn, inputs.as_slice()) {
             (Some(c), _) => c.clone(),
@@ -144,7 +144,11 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
 
 /// Boot a supervision tree under the CLI and keep it alive until Ctrl-C
 /// (orderly stop, exit 0) or until the root supervisor gives up (exit 1).
-async fn run_tree(node: Node, spec: plasmoid_supervisor::SupervisorSpec) -> Result<ExitCode> {
+pub async fn run_tree(
+    node: Node,
+    spec: plasmoid_supervisor::SupervisorSpec,
+    on_up: impl FnOnce(),
+) -> Result<ExitCode> {
     let cli = node.native("cli");
     cli.trap_exit(true);
     let root = plasmoid_supervisor::start_link(node.clone(), spec, Some(cli.pid()))
@@ -153,6 +157,7 @@ async fn run_tree(node: Node, spec: plasmoid_supervisor::SupervisorSpec) -> Resu
     let stop = stop_signal();
     tokio::pin!(stop);
     tracing::info!(root = %root.pid(), node = %node.id(), "supervision tree started");
+    on_up();
     let mut stopping = false;
     loop {
         tokio::select! {

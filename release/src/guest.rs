@@ -78,6 +78,7 @@ pub fn build_guest(dir: &Path) -> Result<GuestBuild, ReleaseError> {
         "--release",
         "--target",
         TARGET,
+        "--quiet",
         "--message-format=json-render-diagnostics",
     ])
     .arg("--manifest-path")

@@ -1,33 +1,27 @@
-//! plasmoid-release: from sources to runnable components.
+//! plasmoid-release: from a `prod.toml` to a running supervision tree.
 //!
-//! Today it owns building guest crates for `wasm32-wasip2` with the stock
-//! toolchain; manifests, dependency resolution and release folders grow here.
-//! It does not run anything: running belongs to plasmoid-runtime.
+//! It owns the manifest (parsing with positions, validation), the start
+//! order (petgraph), building guest crates, the release folder with its
+//! precompiled components and `release.lock`, and booting a built release on
+//! a node. It does not own process semantics (plasmoid-runtime), restart
+//! strategies (plasmoid-supervisor) or signal handling and printing (the
+//! `plasmoid` binary).
 
+mod boot;
+mod build;
+mod error;
 mod guest;
+mod lock;
+mod manifest;
+mod model;
+mod order;
 
+pub use boot::{Booted, boot, node_config, supervisor_spec};
+pub use build::{BuildOptions, Built, Progress, build, default_out_dir};
+pub use error::ReleaseError;
 pub use guest::{GuestBuild, build_guest, ensure_wasm_target};
-
-/// Everything that can go wrong between a source tree and a component.
-#[derive(Debug, thiserror::Error)]
-pub enum ReleaseError {
-    #[error(
-        "the wasm32-wasip2 target is not installed and `rustup target add wasm32-wasip2` failed ({0}); \
-         run `rustup target add wasm32-wasip2` and try again"
-    )]
-    MissingTarget(String),
-    #[error("cannot run `{command}`: {source}")]
-    Spawn {
-        command: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "building the guest crate in {dir} failed (cargo exited with {status}); see the compiler output above"
-    )]
-    BuildFailed { dir: String, status: String },
-    #[error("{0} is not a guest crate: it has no Cargo.toml")]
-    NotACrate(String),
-    #[error("building {0} produced no .wasm component (is it a `cdylib` or `bin` crate?)")]
-    NoArtifact(String),
-}
+pub use lock::{Lock, LockedComponent, LockedFile, open_release};
+pub use manifest::{load as load_manifest, parse as parse_manifest, render_tree, resolved_toml};
+pub use model::{
+    ChildDef, ChildKind, ComponentDef, LimitsDef, Manifest, NodeDef, Source, SupervisorDef, Upgrade,
+};

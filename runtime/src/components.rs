@@ -81,6 +81,31 @@ impl LoadedComponent {
     }
 }
 
+/// Compile `bytes` (a component, or WAT text) for nodes configured like
+/// `cfg`, check it against the `particle` world and the imports the runtime
+/// offers, and return the precompiled `.cwasm` bytes.
+///
+/// This is the build-time half of loading: a release ships the result so
+/// that booting deserializes instead of compiling.
+pub fn precompile(cfg: &crate::NodeConfig, name: &str, bytes: &[u8]) -> Result<Vec<u8>> {
+    let engine = wasmtime::Engine::new(&crate::engine::compile_config(cfg))
+        .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+    let component = Component::new(&engine, bytes).map_err(|e| RuntimeError::InvalidComponent {
+        component: name.to_string(),
+        reason: first_line(&e),
+    })?;
+    let linker = crate::host::linker(&engine).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+    let wrong = |e: wasmtime::Error| RuntimeError::WrongWorld {
+        component: name.to_string(),
+        reason: format!("{e:#}"),
+    };
+    let pre = linker.instantiate_pre(&component).map_err(wrong)?;
+    ParticlePre::new(pre).map_err(wrong)?;
+    component
+        .serialize()
+        .map_err(|e| RuntimeError::Engine(e.to_string()))
+}
+
 fn first_line(e: &wasmtime::Error) -> String {
     format!("{e:#}")
 }

@@ -113,20 +113,8 @@ impl EngineHandle {
             .async_stack_keep_resident(16 << 10)
             .max_unused_warm_slots(256);
 
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            // Exit reasons keep only the trap's message; capturing a wasm
-            // backtrace on every crash and kill would slow restarts.
-            .wasm_backtrace_max_frames(None)
-            .max_wasm_stack(WASM_STACK)
-            .async_stack_size(ASYNC_STACK)
-            .memory_reservation(cfg.max_memory_bytes)
-            .memory_guard_size(64 << 10)
-            .memory_reservation_for_growth(0)
-            .memory_init_cow(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let mut config = compile_config(cfg);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
         let linker =
             crate::host::linker(&engine).map_err(|e| RuntimeError::Engine(e.to_string()))?;
@@ -139,6 +127,27 @@ impl EngineHandle {
             stop,
         })
     }
+}
+
+/// The settings that shape compiled code. `plasmoid release build`
+/// precompiles with exactly these, so its `.cwasm` files load into a node
+/// with the same memory cap; the allocation strategy is left out because it
+/// does not change the code.
+pub(crate) fn compile_config(cfg: &NodeConfig) -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        // Exit reasons keep only the trap's message; capturing a wasm
+        // backtrace on every crash and kill would slow restarts.
+        .wasm_backtrace_max_frames(None)
+        .max_wasm_stack(WASM_STACK)
+        .async_stack_size(ASYNC_STACK)
+        .memory_reservation(cfg.max_memory_bytes)
+        .memory_guard_size(64 << 10)
+        .memory_reservation_for_growth(0)
+        .memory_init_cow(true);
+    config
 }
 
 /// Ticks the epoch from an OS thread: a tokio task would itself be starved by

@@ -22,6 +22,7 @@ mod signals;
 mod supervision;
 mod supervisor_host;
 
+pub use components::precompile;
 pub use engine::{Limits, maps_needed, max_map_count, particles_within_map_limit};
 pub use error::{Result, RuntimeError};
 pub use native::{CallError, NativeProcess};

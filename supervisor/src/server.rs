@@ -180,7 +180,8 @@ impl Sup {
         }
         let running = self.start_spec(&spec).await?;
         let pid = running.pid();
-        tracing::info!(supervisor = %self.me.pid(), child = %spec.id, %pid, "child started");
+        tracing::info!(supervisor = %self.spec.name,
+                sup_pid = %self.me.pid(), child = %spec.id, %pid, "child started");
         self.children.push(Child {
             spec,
             running: Some(running),
@@ -261,7 +262,8 @@ impl Sup {
         }
         if self.restarts.len() as u32 > self.spec.max_restarts {
             tracing::error!(
-                supervisor = %self.me.pid(),
+                supervisor = %self.spec.name,
+                sup_pid = %self.me.pid(),
                 strategy = self.spec.strategy.as_str(),
                 max_restarts = self.spec.max_restarts,
                 max_seconds = self.spec.max_seconds.as_secs_f64(),
@@ -329,18 +331,19 @@ impl Sup {
                         self.children[j].restarts += 1;
                         self.children[j].running = Some(running);
                         tracing::info!(
-                            supervisor = %self.me.pid(),
-                            child = %spec.id,
-                            old_pid = %old,
-                            new_pid = %new,
-                            %reason,
-                            strategy = strategy.as_str(),
-                            crashed = %crashed_id,
-                            "child restarted"
-                        );
+                                    supervisor = %self.spec.name,
+                        sup_pid = %self.me.pid(),
+                                    child = %spec.id,
+                                    old_pid = %old,
+                                    new_pid = %new,
+                                    %reason,
+                                    strategy = strategy.as_str(),
+                                    crashed = %crashed_id,
+                                    "child restarted"
+                                );
                     }
                     Err(why) => {
-                        tracing::warn!(child = %spec.id, "restart failed: {why}");
+                        tracing::warn!(supervisor = %self.spec.name, child = %spec.id, "restart failed: {why}");
                         failed = true;
                         break;
                     }
@@ -361,7 +364,8 @@ impl Sup {
     async fn stop_all(&mut self) {
         for j in (0..self.children.len()).rev() {
             if let Some(pid) = self.children[j].pid() {
-                tracing::info!(supervisor = %self.me.pid(), child = %self.children[j].spec.id, %pid, "stopping child");
+                tracing::info!(supervisor = %self.spec.name,
+                sup_pid = %self.me.pid(), child = %self.children[j].spec.id, %pid, "stopping child");
                 child::stop(&self.me, pid, self.children[j].spec.shutdown).await;
                 self.children[j].running = None;
             }

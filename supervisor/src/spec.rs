@@ -1,9 +1,9 @@
 //! Child and supervisor specifications, with OTP's names and defaults.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     OneForOne,
@@ -25,7 +25,7 @@ impl Strategy {
 }
 
 /// When a child is restarted after it exits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Restart {
     /// Always.
@@ -106,6 +106,8 @@ impl ChildSpec {
 
 #[derive(Clone, Debug)]
 pub struct SupervisorSpec {
+    /// A label for logs (`core`, `edge`…); the release names it after its manifest key.
+    pub name: String,
     pub strategy: Strategy,
     /// More than this many restarts within `max_seconds` and the supervisor gives up.
     pub max_restarts: u32,
@@ -119,6 +121,7 @@ impl SupervisorSpec {
     /// OTP's defaults: at most 1 restart in 5 seconds.
     pub fn new(strategy: Strategy) -> Self {
         SupervisorSpec {
+            name: "supervisor".into(),
             strategy,
             max_restarts: 1,
             max_seconds: Duration::from_secs(5),

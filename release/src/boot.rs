@@ -1,0 +1,116 @@
+//! Booting a built release: a node configured from the manifest, its
+//! components loaded from the precompiled files, and the supervision tree
+//! as specs for plasmoid-supervisor.
+
+use crate::error::ReleaseError;
+use crate::lock::Lock;
+use crate::model::{ChildDef, ChildKind, ComponentDef, Manifest, SupervisorDef};
+use plasmoid_runtime::{Limits, Node, NodeConfig};
+use plasmoid_supervisor::{ChildSpec, ChildStart, SupervisorSpec};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The node settings a release asks for. `release build` precompiles with
+/// the same settings, so its `.cwasm` files load without recompiling.
+pub fn node_config(m: &Manifest, policy_dir: Option<PathBuf>) -> NodeConfig {
+    let mut cfg = NodeConfig {
+        policy_dir,
+        ..NodeConfig::default()
+    };
+    if let Some(n) = m.max_particles {
+        cfg.max_particles = n;
+    }
+    let largest = m
+        .components
+        .iter()
+        .filter_map(|c| c.limits.memory_mb)
+        .max()
+        .unwrap_or(0)
+        << 20;
+    cfg.max_memory_bytes = cfg
+        .max_memory_bytes
+        .max(largest)
+        .max(cfg.default_limits.memory_bytes);
+    cfg
+}
+
+/// The limits of one component: its own where given, else the node's.
+pub fn limits(c: &ComponentDef, defaults: &Limits) -> Limits {
+    Limits {
+        memory_bytes: c
+            .limits
+            .memory_mb
+            .map_or(defaults.memory_bytes, |m| m << 20),
+        cpu_ms: c.limits.cpu_ms.unwrap_or(defaults.cpu_ms),
+        mailbox: c.limits.mailbox.map_or(defaults.mailbox, |m| {
+            usize::try_from(m).unwrap_or(usize::MAX)
+        }),
+    }
+}
+
+/// The tree as plasmoid-supervisor specs. Init arguments become JSON text.
+pub fn supervisor_spec(def: &SupervisorDef) -> SupervisorSpec {
+    let mut spec = SupervisorSpec::new(def.strategy);
+    spec.name = def.name.clone();
+    spec.max_restarts = def.max_restarts;
+    spec.max_seconds = Duration::from_secs(def.max_seconds);
+    spec.children = def.children.iter().map(child_spec).collect();
+    spec
+}
+
+fn child_spec(c: &ChildDef) -> ChildSpec {
+    let start = match &c.kind {
+        ChildKind::Worker {
+            component, init, ..
+        } => ChildStart::Particle {
+            component: component.clone(),
+            init: init.to_string(),
+        },
+        ChildKind::Supervisor(s) => ChildStart::Supervisor(Box::new(supervisor_spec(s))),
+    };
+    ChildSpec {
+        id: c.id.clone(),
+        start,
+        restart: c.restart,
+        shutdown: c.shutdown,
+    }
+}
+
+/// A node with the release's components loaded, ready for its tree.
+pub struct Booted {
+    pub node: Node,
+    pub spec: SupervisorSpec,
+}
+
+/// Start a node for a verified release folder and load its components.
+///
+/// A `.cwasm` that this engine cannot use (built by another plasmoid
+/// version, or for another memory cap) is not an error: the `.wasm` beside
+/// it, checked by the same lock, is compiled instead.
+pub fn boot(dir: &Path, m: &Manifest, lock: &Lock) -> Result<Booted, ReleaseError> {
+    let cfg = node_config(m, Some(dir.join("policies")));
+    let defaults = cfg.default_limits.clone();
+    let node = Node::new(cfg).map_err(|e| ReleaseError::Boot(e.to_string()))?;
+    for c in &m.components {
+        let Some(locked) = lock.component(&c.name) else {
+            return Err(ReleaseError::NotARelease(
+                dir.to_path_buf(),
+                format!("component `{}` is missing from release.lock", c.name),
+            ));
+        };
+        let limits = limits(c, &defaults);
+        let cwasm = dir.join(&locked.cwasm);
+        if let Err(e) = node.load_component(&c.name, &cwasm, Some(limits.clone())) {
+            tracing::warn!(component = %c.name, "precompiled code not usable ({e}); compiling the .wasm");
+            node.load_component(&c.name, &dir.join(&locked.wasm), Some(limits))
+                .map_err(|e| ReleaseError::Component {
+                    component: c.name.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+    }
+    Ok(Booted {
+        node,
+        spec: supervisor_spec(&m.root),
+    })
+}

@@ -1,0 +1,276 @@
+//! `plasmoid release build`: compile, validate, precompile and lock.
+//!
+//! Incremental at two levels: cargo skips unchanged guest crates, and a
+//! component whose `.wasm` hash matches the lock keeps its `.cwasm` instead
+//! of being precompiled again.
+
+use crate::error::ReleaseError;
+use crate::lock::{LOCK_FILE, Lock, LockedComponent, RELEASE_FILE, hash, locked_file, write_file};
+use crate::model::{ComponentDef, Manifest, Source};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What the build is doing, for a progress display.
+pub enum Progress<'a> {
+    Component {
+        index: usize,
+        total: usize,
+        name: &'a str,
+    },
+    Done {
+        name: &'a str,
+        /// `compiled` or `unchanged`.
+        outcome: &'static str,
+        ms: u128,
+    },
+}
+
+#[derive(Default)]
+pub struct BuildOptions {
+    /// The release folder (default: [`default_out_dir`]).
+    pub out: Option<PathBuf>,
+}
+
+pub struct Built {
+    pub dir: PathBuf,
+    pub lock: Lock,
+    pub compiled: usize,
+    pub unchanged: usize,
+}
+
+/// `<manifest folder>/target/plasmoid/<name>-<version>`.
+pub fn default_out_dir(m: &Manifest) -> PathBuf {
+    let base = m
+        .file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    base.join("target").join("plasmoid").join(m.release_id())
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ReleaseError {
+    let path = path.to_path_buf();
+    move |source| ReleaseError::Io { what, path, source }
+}
+
+pub fn build(
+    m: &Manifest,
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Built, ReleaseError> {
+    let dir = opts.out.clone().unwrap_or_else(|| default_out_dir(m));
+    let comp_dir = dir.join("components");
+    std::fs::create_dir_all(&comp_dir).map_err(io("create", &comp_dir))?;
+    let previous = Lock::read(&dir).ok();
+    let cfg = crate::boot::node_config(m, None);
+    let mut locked = Vec::new();
+    let mut wasm_paths = HashMap::new();
+    let (mut compiled, mut unchanged) = (0, 0);
+    for (index, c) in m.components.iter().enumerate() {
+        progress(Progress::Component {
+            index,
+            total: m.components.len(),
+            name: &c.name,
+        });
+        let started = Instant::now();
+        let (bytes, source) = component_bytes(c)?;
+        let digest = hash(&bytes);
+        let wasm_rel = format!("components/{}.wasm", c.name);
+        let cwasm_rel = format!("components/{}.cwasm", c.name);
+        let reusable = previous
+            .as_ref()
+            .and_then(|l| l.component(&c.name))
+            .is_some_and(|old| old.blake3 == digest && still_intact(&dir, previous.as_ref(), old));
+        let outcome = if reusable {
+            unchanged += 1;
+            "unchanged"
+        } else {
+            let cwasm = plasmoid_runtime::precompile(&cfg, &c.name, &bytes).map_err(|e| {
+                ReleaseError::Component {
+                    component: c.name.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            write_file(&dir.join(&wasm_rel), &bytes)?;
+            write_file(&dir.join(&cwasm_rel), &cwasm)?;
+            compiled += 1;
+            "compiled"
+        };
+        progress(Progress::Done {
+            name: &c.name,
+            outcome,
+            ms: started.elapsed().as_millis(),
+        });
+        wasm_paths.insert(c.name.clone(), wasm_rel.clone());
+        locked.push(LockedComponent {
+            name: c.name.clone(),
+            source,
+            wasm: wasm_rel,
+            cwasm: cwasm_rel,
+            blake3: digest,
+            size: bytes.len() as u64,
+        });
+    }
+    remove_stale(&comp_dir, m)?;
+    let policy_files = write_policies(m, &dir)?;
+    let text = crate::manifest::resolved_toml(m, &wasm_paths, Some(Path::new("policies")));
+    write_file(&dir.join(RELEASE_FILE), text.as_bytes())?;
+    let mut files = vec![locked_file(&dir, RELEASE_FILE)?];
+    for c in &locked {
+        files.push(locked_file(&dir, &c.wasm)?);
+        files.push(locked_file(&dir, &c.cwasm)?);
+    }
+    for p in policy_files {
+        files.push(locked_file(&dir, &p)?);
+    }
+    let lock = Lock {
+        release: m.release_id(),
+        built_by: format!("plasmoid {}", env!("CARGO_PKG_VERSION")),
+        components: locked,
+        files,
+    };
+    lock.write(&dir)?;
+    tracing::debug!(dir = %dir.display(), "{LOCK_FILE} written");
+    Ok(Built {
+        dir,
+        lock,
+        compiled,
+        unchanged,
+    })
+}
+
+/// The component's wasm bytes and a description of where they came from.
+fn component_bytes(c: &ComponentDef) -> Result<(Vec<u8>, String), ReleaseError> {
+    match &c.source {
+        Source::Crate(dir) => {
+            let built = crate::guest::build_guest(dir)?;
+            let wanted = crate_name(dir).unwrap_or_else(|| c.name.replace('-', "_"));
+            let file = match built.components.as_slice() {
+                [(_, only)] => only.clone(),
+                _ => built
+                    .get(&wanted)
+                    .map(Path::to_path_buf)
+                    .ok_or_else(|| ReleaseError::NoArtifact(dir.display().to_string()))?,
+            };
+            let bytes = std::fs::read(&file).map_err(io("read", &file))?;
+            Ok((bytes, format!("crate {}", dir.display())))
+        }
+        Source::Wasm(file) => {
+            let bytes = std::fs::read(file).map_err(io("read", file))?;
+            let bytes = if file.extension().is_some_and(|e| e == "wat") {
+                wat::parse_bytes(&bytes)
+                    .map_err(|e| ReleaseError::Component {
+                        component: c.name.clone(),
+                        reason: e.to_string(),
+                    })?
+                    .into_owned()
+            } else {
+                bytes
+            };
+            Ok((bytes, format!("file {}", file.display())))
+        }
+    }
+}
+
+/// The `[package] name` of a crate, as the compiler names its artifact.
+fn crate_name(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
+    let doc: toml::Table = toml::from_str(&text).ok()?;
+    let name = doc.get("package")?.get("name")?.as_str()?;
+    Some(name.replace('-', "_"))
+}
+
+/// Both files of a previously built component still match the old lock.
+fn still_intact(dir: &Path, lock: Option<&Lock>, old: &LockedComponent) -> bool {
+    let Some(lock) = lock else { return false };
+    [&old.wasm, &old.cwasm].iter().all(|rel| {
+        let Some(want) = lock.files.iter().find(|f| &&f.path == rel) else {
+            return false;
+        };
+        std::fs::read(dir.join(rel)).is_ok_and(|b| hash(&b) == want.blake3)
+    })
+}
+
+/// Files of components that are no longer in the manifest.
+fn remove_stale(comp_dir: &Path, m: &Manifest) -> Result<(), ReleaseError> {
+    let entries = std::fs::read_dir(comp_dir).map_err(io("read", comp_dir))?;
+    for e in entries.flatten() {
+        let path = e.path();
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        let ours = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("wasm" | "cwasm")
+        );
+        if ours && m.component(stem).is_none() {
+            std::fs::remove_file(&path).map_err(io("remove", &path))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copy the release's policies (or the built-in defaults) and each
+/// component's own policy files into `policies/`, then validate the set.
+fn write_policies(m: &Manifest, dir: &Path) -> Result<Vec<String>, ReleaseError> {
+    let pdir = dir.join("policies");
+    if pdir.exists() {
+        std::fs::remove_dir_all(&pdir).map_err(io("clear", &pdir))?;
+    }
+    std::fs::create_dir_all(&pdir).map_err(io("create", &pdir))?;
+    let mut written = Vec::new();
+    let mut put = |name: &str, bytes: &[u8]| -> Result<(), ReleaseError> {
+        write_file(&pdir.join(name), bytes)?;
+        written.push(format!("policies/{name}"));
+        Ok(())
+    };
+    let mut has_schema = false;
+    match &m.policies {
+        Some(src) => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(src)
+                .map_err(io("read", src))?
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            files.sort();
+            for f in files {
+                let ext = f.extension().and_then(|e| e.to_str()).unwrap_or_default();
+                if ext != "cedar" && ext != "cedarschema" {
+                    continue;
+                }
+                has_schema |= ext == "cedarschema";
+                let bytes = std::fs::read(&f).map_err(io("read", &f))?;
+                let name = f
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("policy.cedar");
+                put(name, &bytes)?;
+            }
+        }
+        None => put(
+            "default.cedar",
+            plasmoid_runtime::DEFAULT_POLICIES.as_bytes(),
+        )?,
+    }
+    if !has_schema {
+        put(
+            "plasmoid.cedarschema",
+            plasmoid_runtime::DEFAULT_SCHEMA.as_bytes(),
+        )?;
+    }
+    for c in &m.components {
+        for f in &c.policies {
+            let bytes = std::fs::read(f).map_err(io("read", f))?;
+            let file = f
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("policy.cedar");
+            put(&format!("{}-{file}", c.name), &bytes)?;
+        }
+    }
+    plasmoid_runtime::PolicyGate::from_dir(&pdir)
+        .map_err(|e| ReleaseError::Policies(e.to_string()))?;
+    Ok(written)
+}

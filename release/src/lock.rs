@@ -1,0 +1,156 @@
+//! `release.lock`: what a build produced, with each file's blake3 hash, so
+//! that a release runs exactly what was built and refuses anything else.
+
+use crate::error::ReleaseError;
+use crate::model::Manifest;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const LOCK_FILE: &str = "release.lock";
+pub const RELEASE_FILE: &str = "release.toml";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    /// `name-version`.
+    pub release: String,
+    /// The plasmoid version that built it (precompiled code is tied to it).
+    pub built_by: String,
+    #[serde(default)]
+    pub components: Vec<LockedComponent>,
+    /// Every file of the release, relative to its folder.
+    #[serde(default)]
+    pub files: Vec<LockedFile>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedComponent {
+    pub name: String,
+    /// Where it was built from: a crate folder or a prebuilt file.
+    pub source: String,
+    pub wasm: String,
+    pub cwasm: String,
+    /// blake3 of the `.wasm`: the component's version identity.
+    pub blake3: String,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedFile {
+    pub path: String,
+    pub blake3: String,
+    pub size: u64,
+}
+
+impl Lock {
+    pub fn read(dir: &Path) -> Result<Lock, ReleaseError> {
+        let path = dir.join(LOCK_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ReleaseError::NotARelease(dir.to_path_buf(), format!("cannot read {LOCK_FILE}: {e}"))
+        })?;
+        toml::from_str(&text).map_err(|e| {
+            ReleaseError::NotARelease(
+                dir.to_path_buf(),
+                format!("{LOCK_FILE} is malformed: {}", e.message()),
+            )
+        })
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<(), ReleaseError> {
+        let text = toml::to_string_pretty(self).map_err(|e| ReleaseError::Boot(e.to_string()))?;
+        let body = format!(
+            "# Written by `plasmoid release build`; checked by `plasmoid release run`.\n{text}"
+        );
+        write_file(&dir.join(LOCK_FILE), body.as_bytes())
+    }
+
+    pub fn component(&self, name: &str) -> Option<&LockedComponent> {
+        self.components.iter().find(|c| c.name == name)
+    }
+
+    /// Check every listed file against its size and hash.
+    pub fn verify(&self, dir: &Path) -> Result<(), ReleaseError> {
+        for f in &self.files {
+            let path = dir.join(&f.path);
+            let bytes = std::fs::read(&path).map_err(|source| ReleaseError::Io {
+                what: "read",
+                path: path.clone(),
+                source,
+            })?;
+            let found = hash(&bytes);
+            if found != f.blake3 || bytes.len() as u64 != f.size {
+                return Err(ReleaseError::Tampered {
+                    path,
+                    expected: format!("blake3 {}, {} bytes", short(&f.blake3), f.size),
+                    found: format!("blake3 {}, {} bytes", short(&found), bytes.len()),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A built release folder, verified: its resolved manifest and its lock.
+pub fn open_release(dir: &Path) -> Result<(Manifest, Lock), ReleaseError> {
+    let lock = Lock::read(dir)?;
+    if !lock.files.iter().any(|f| f.path == RELEASE_FILE) {
+        return Err(ReleaseError::NotARelease(
+            dir.to_path_buf(),
+            format!("{LOCK_FILE} does not list {RELEASE_FILE}"),
+        ));
+    }
+    lock.verify(dir)?;
+    let manifest = crate::manifest::load(&dir.join(RELEASE_FILE))?;
+    for c in &manifest.components {
+        if lock.component(&c.name).is_none() {
+            return Err(ReleaseError::NotARelease(
+                dir.to_path_buf(),
+                format!("component `{}` is missing from {LOCK_FILE}", c.name),
+            ));
+        }
+    }
+    Ok((manifest, lock))
+}
+
+pub fn hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+fn short(h: &str) -> &str {
+    h.get(..12).unwrap_or(h)
+}
+
+pub fn locked_file(dir: &Path, rel: &str) -> Result<LockedFile, ReleaseError> {
+    let path = dir.join(rel);
+    let bytes = std::fs::read(&path).map_err(|source| ReleaseError::Io {
+        what: "read",
+        path,
+        source,
+    })?;
+    Ok(LockedFile {
+        path: rel.to_string(),
+        blake3: hash(&bytes),
+        size: bytes.len() as u64,
+    })
+}
+
+/// Write through a temporary file and a rename, so a reader (or a crash)
+/// never sees half a file.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReleaseError> {
+    let tmp: PathBuf = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    std::fs::write(&tmp, bytes).map_err(|source| ReleaseError::Io {
+        what: "write",
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, path).map_err(|source| ReleaseError::Io {
+        what: "write",
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,133 @@
+//! The manifest as written: serde types that keep each value's position so
+//! that every later check can point at the line the user must change.
+
+use indexmap::IndexMap;
+use plasmoid_supervisor::{Restart, Strategy};
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawManifest {
+    pub release: Spanned<RawRelease>,
+    pub node: Option<RawNode>,
+    #[serde(default)]
+    pub nodes: IndexMap<Spanned<String>, Spanned<RawNodeDef>>,
+    #[serde(default)]
+    pub components: IndexMap<Spanned<String>, Spanned<RawComponent>>,
+    pub supervisor: Spanned<RawSupervisor>,
+    #[serde(default)]
+    pub supervisors: IndexMap<Spanned<String>, Spanned<RawSupervisor>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRelease {
+    pub name: Spanned<String>,
+    pub version: Spanned<String>,
+    /// A folder of `.cedar` files (and optionally a `.cedarschema`).
+    pub policies: Option<Spanned<String>>,
+}
+
+/// Settings of the node(s) that run the release.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    pub max_particles: Option<Spanned<u32>>,
+    pub threads: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNodeDef {
+    pub listen: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawComponent {
+    /// A guest crate, built for wasm32-wasip2.
+    pub path: Option<Spanned<String>>,
+    /// A prebuilt component (`.wasm`, or `.wat` text).
+    pub wasm: Option<Spanned<String>>,
+    #[serde(default)]
+    pub depends: Vec<Spanned<String>>,
+    pub limits: Option<Spanned<RawLimits>>,
+    pub upgrade: Option<Spanned<String>>,
+    #[serde(default)]
+    pub policies: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub memory_mb: Option<Spanned<u64>>,
+    pub cpu_ms: Option<Spanned<u64>>,
+    pub mailbox: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSupervisor {
+    pub strategy: Spanned<Strategy>,
+    pub max_restarts: Option<Spanned<u32>>,
+    pub max_seconds: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub children: Vec<Spanned<RawChild>>,
+}
+
+/// A child: the name of a component or of a `[supervisors.NAME]` table, or
+/// a table describing a worker.
+pub enum RawChild {
+    Name(String),
+    Table(Box<RawWorker>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorker {
+    pub id: Option<Spanned<String>>,
+    pub component: Option<Spanned<String>>,
+    pub supervisor: Option<Spanned<String>>,
+    pub init: Option<toml::Value>,
+    pub restart: Option<Spanned<Restart>>,
+    pub shutdown: Option<Spanned<RawShutdown>>,
+    pub node: Option<Spanned<RawPlacement>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum RawShutdown {
+    Ms(u64),
+    Word(String),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum RawPlacement {
+    One(String),
+    Candidates(Vec<String>),
+}
+
+/// Hand-written so that a table child keeps its precise errors (an untagged
+/// enum would report only "did not match any variant").
+impl<'de> Deserialize<'de> for RawChild {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawChild;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a component or supervisor name, or a table like { id = \"x\", component = \"y\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawChild, E> {
+                Ok(RawChild::Name(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawChild, A::Error> {
+                let worker =
+                    RawWorker::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawChild::Table(Box::new(worker)))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}

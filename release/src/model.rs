@@ -1,0 +1,141 @@
+//! A release after validation: every name resolved, every path checked, the
+//! children of each supervisor in start order.
+
+use plasmoid_supervisor::{Restart, Shutdown, Strategy};
+use std::path::PathBuf;
+
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    /// The manifest file, for messages.
+    pub file: PathBuf,
+    pub name: String,
+    pub version: String,
+    /// A folder of Cedar policies for the whole release (absolute).
+    pub policies: Option<PathBuf>,
+    pub max_particles: Option<u32>,
+    pub threads: Option<usize>,
+    /// Mesh nodes, in manifest order; empty means one embedded node.
+    pub nodes: Vec<NodeDef>,
+    /// Components in a dependency order (dependencies first, otherwise the
+    /// manifest's order).
+    pub components: Vec<ComponentDef>,
+    pub root: SupervisorDef,
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeDef {
+    pub name: String,
+    pub listen: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct ComponentDef {
+    pub name: String,
+    pub source: Source,
+    pub depends: Vec<String>,
+    pub limits: LimitsDef,
+    pub upgrade: Upgrade,
+    /// Extra `.cedar` files for this component (absolute).
+    pub policies: Vec<PathBuf>,
+}
+
+/// Where a component comes from (absolute paths).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A guest crate, built with cargo for wasm32-wasip2.
+    Crate(PathBuf),
+    /// A prebuilt `.wasm` component or `.wat` text.
+    Wasm(PathBuf),
+}
+
+/// Per-component limits; `None` takes the node default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LimitsDef {
+    pub memory_mb: Option<u64>,
+    pub cpu_ms: Option<u64>,
+    pub mailbox: Option<u64>,
+}
+
+/// How a running component moves to a new version (hot swap).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Upgrade {
+    /// Hand the particle's state to the new version under the same pid.
+    #[default]
+    Handoff,
+    /// Restart the particles with the new version.
+    Restart,
+}
+
+impl Upgrade {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Upgrade::Handoff => "handoff",
+            Upgrade::Restart => "restart",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SupervisorDef {
+    /// `supervisor` for the root, else its key in `[supervisors]`.
+    pub name: String,
+    pub strategy: Strategy,
+    pub max_restarts: u32,
+    pub max_seconds: u64,
+    pub children: Vec<ChildDef>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ChildDef {
+    pub id: String,
+    pub restart: Restart,
+    pub shutdown: Shutdown,
+    pub kind: ChildKind,
+}
+
+#[derive(Clone, Debug)]
+pub enum ChildKind {
+    Worker {
+        component: String,
+        /// Handed to the guest's `start` as JSON.
+        init: serde_json::Value,
+        /// Candidate nodes, in order of preference; empty: the root's node.
+        nodes: Vec<String>,
+    },
+    Supervisor(SupervisorDef),
+}
+
+impl Manifest {
+    pub fn component(&self, name: &str) -> Option<&ComponentDef> {
+        self.components.iter().find(|c| c.name == name)
+    }
+
+    /// `name-version`, the release folder's name.
+    pub fn release_id(&self) -> String {
+        format!("{}-{}", self.name, self.version)
+    }
+}
+
+impl SupervisorDef {
+    /// Every worker in start order, depth first, with its path of ids.
+    pub fn workers(&self) -> Vec<(Vec<&str>, &ChildDef)> {
+        let mut out = Vec::new();
+        self.collect_workers(&mut Vec::new(), &mut out);
+        out
+    }
+
+    fn collect_workers<'a>(
+        &'a self,
+        path: &mut Vec<&'a str>,
+        out: &mut Vec<(Vec<&'a str>, &'a ChildDef)>,
+    ) {
+        for c in &self.children {
+            path.push(&c.id);
+            match &c.kind {
+                ChildKind::Worker { .. } => out.push((path.clone(), c)),
+                ChildKind::Supervisor(s) => s.collect_workers(path, out),
+            }
+            path.pop();
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! `plasmoid release check | build | run`: thin commands over plasmoid-release.
+
+use crate::start::{run_tree, scheduler};
+use anyhow::{Context, Result};
+use plasmoid_release::{BuildOptions, Built, Manifest, Progress};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(clap::Subcommand)]
+pub enum ReleaseCommand {
+    /// Validate a manifest and print its tree and start order; builds nothing.
+    Check {
+        #[arg(default_value = "prod.toml")]
+        manifest: PathBuf,
+    },
+    /// Build, validate, precompile and lock a release folder.
+    Build {
+        #[arg(default_value = "prod.toml")]
+        manifest: PathBuf,
+        /// The release folder (default: target/plasmoid/NAME-VERSION beside the manifest).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Boot a release (a manifest, built first if needed, or a built release
+    /// folder) and keep it alive until SIGINT/SIGTERM.
+    Run {
+        #[arg(default_value = "prod.toml")]
+        release: PathBuf,
+        /// Where to build when given a manifest.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
+    match cmd {
+        ReleaseCommand::Check { manifest } => {
+            let m = plasmoid_release::load_manifest(&manifest)?;
+            print!("{}", plasmoid_release::render_tree(&m));
+            Ok(ExitCode::SUCCESS)
+        }
+        ReleaseCommand::Build { manifest, out } => {
+            let m = plasmoid_release::load_manifest(&manifest)?;
+            let built = build(&m, out)?;
+            println!("{}", built.dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        ReleaseCommand::Run { release, out } => {
+            let dir = release_dir(&release, out)?;
+            run_release(&dir)
+        }
+    }
+}
+
+/// A built release folder for `path`: the folder itself, or the manifest
+/// built (incrementally) into its folder.
+pub fn release_dir(path: &Path, out: Option<PathBuf>) -> Result<PathBuf> {
+    if path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let m = plasmoid_release::load_manifest(path)?;
+    Ok(build(&m, out)?.dir)
+}
+
+/// Build with progress on stderr: one updating line on a terminal, plain
+/// lines otherwise.
+pub fn build(m: &Manifest, out: Option<PathBuf>) -> Result<Built> {
+    let tty = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut err = std::io::stderr();
+    let mut show = |p: Progress| {
+        let _ = match p {
+            Progress::Component { index, total, name } if tty => {
+                write!(err, "\r\x1b[2K[{}/{total}] building {name}…", index + 1)
+            }
+            Progress::Component { .. } => Ok(()),
+            Progress::Done { name, outcome, ms } if tty => {
+                write!(err, "\r\x1b[2K  {outcome:>9} {name} ({ms} ms)\n")
+            }
+            Progress::Done { name, outcome, ms } => {
+                writeln!(err, "  {outcome:>9} {name} ({ms} ms)")
+            }
+        };
+    };
+    let built = plasmoid_release::build(m, &BuildOptions { out }, &mut show)
+        .with_context(|| format!("cannot build release {}", m.release_id()))?;
+    eprintln!(
+        "built {} in {} ms: {} compiled, {} unchanged → {}",
+        m.release_id(),
+        started.elapsed().as_millis(),
+        built.compiled,
+        built.unchanged,
+        built.dir.display()
+    );
+    Ok(built)
+}
+
+fn run_release(dir: &Path) -> Result<ExitCode> {
+    let (m, lock) = plasmoid_release::open_release(dir)?;
+    if !m.nodes.is_empty() {
+        tracing::warn!(
+            "the manifest lists mesh nodes; this build runs the whole tree on one embedded node"
+        );
+    }
+    let rt = scheduler(m.threads)?;
+    rt.block_on(async move {
+        let started = Instant::now();
+        let booted = plasmoid_release::boot(dir, &m, &lock)?;
+        tracing::info!(
+            release = %m.release_id(),
+            node = %booted.node.id(),
+            components = m.components.len(),
+            "booting release"
+        );
+        let booted_at = started;
+        run_tree(booted.node, booted.spec, move || {
+            tracing::info!(
+                ms = booted_at.elapsed().as_millis() as u64,
+                "release {} is up",
+                m.release_id()
+            );
+        })
+        .await
+    })
+}
