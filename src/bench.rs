@@ -51,6 +51,11 @@ enum Which {
         #[arg(long, default_value_t = 10_000)]
         restarts: usize,
     },
+    /// Boot a release until every child is up: ms (the release is built first, untimed).
+    Boot {
+        /// A `prod.toml`, or a built release folder.
+        manifest: PathBuf,
+    },
     /// A send to self followed by its recv, inside one particle: ns per pair.
     Call {
         #[arg(long, default_value_t = 200_000)]
@@ -104,6 +109,10 @@ fn echo_wasm(given: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if let Which::Boot { manifest } = &args.which {
+        let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
+        return crate::bench_boot::run(manifest, args.runs.max(1), args.threads, emit);
+    }
     // Components are built before the scheduler starts (cargo runs blocking).
     let wasm = match args.which {
         Which::Restart { .. } => echo_wasm(args.echo)?,
@@ -138,6 +147,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     node.load_component("echo", &wasm, None)?;
                     crate::bench_restart::run(&node, restarts.max(1), emit).await?;
                 }
+                Which::Boot { .. } => {}
                 Which::Call { iters } => {
                     let node = node_with(&wasm, 16)?;
                     bench_call(&node, iters, runs).await?;

@@ -1,6 +1,7 @@
 //! The `plasmoid` command line: argument parsing and thin command functions.
 
 mod bench;
+mod bench_boot;
 mod bench_restart;
 mod load;
 mod logging;

@@ -56,8 +56,7 @@ fn find_cycle(g: &DiGraph<usize, ()>) -> Vec<usize> {
     };
     // Walk inside the component, lowest neighbour first, until a node repeats.
     let mut path = vec![start];
-    loop {
-        let Some(&here) = path.last() else { break };
+    while let Some(&here) = path.last() {
         let next = g
             .neighbors_directed(here, Direction::Outgoing)
             .filter(|n| members.contains(n))
