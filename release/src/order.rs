@@ -91,15 +91,18 @@ pub fn needs<'a>(child: &'a ChildDef, deps: &'a HashMap<String, Vec<String>>) ->
 }
 
 /// The order in which to start `children`: a child that needs a component
-/// a sibling provides starts after that sibling.
+/// a sibling provides starts after that sibling, unless the component is
+/// `running` already (started earlier elsewhere in the tree).
 pub fn sibling_order(
     children: &[ChildDef],
     deps: &HashMap<String, Vec<String>>,
+    running: &BTreeSet<String>,
 ) -> Result<Vec<usize>, Vec<usize>> {
     let provided: Vec<BTreeSet<&str>> = children.iter().map(provides).collect();
     let mut edges = Vec::new();
     for (j, child) in children.iter().enumerate() {
-        let wanted = needs(child, deps);
+        let mut wanted = needs(child, deps);
+        wanted.retain(|w| !running.contains(*w));
         for (i, p) in provided.iter().enumerate() {
             if i != j && wanted.iter().any(|w| p.contains(w)) {
                 edges.push((i, j));
@@ -107,6 +110,39 @@ pub fn sibling_order(
         }
     }
     stable_order(children.len(), &edges)
+}
+
+/// A supervisor whose children need each other's components in a cycle.
+pub struct SiblingCycle {
+    pub supervisor: String,
+    pub ids: Vec<String>,
+}
+
+/// Put the children of every supervisor in start order, top down, so that
+/// each supervisor knows what already runs before it starts.
+pub fn order_tree(
+    sup: &mut SupervisorDef,
+    deps: &HashMap<String, Vec<String>>,
+    running: &mut BTreeSet<String>,
+) -> Result<(), SiblingCycle> {
+    let order = sibling_order(&sup.children, deps, running).map_err(|cycle| SiblingCycle {
+        supervisor: sup.name.clone(),
+        ids: cycle.iter().map(|&i| sup.children[i].id.clone()).collect(),
+    })?;
+    let mut old: Vec<Option<ChildDef>> = std::mem::take(&mut sup.children)
+        .into_iter()
+        .map(Some)
+        .collect();
+    sup.children = order.into_iter().filter_map(|i| old[i].take()).collect();
+    for child in &mut sup.children {
+        match &mut child.kind {
+            ChildKind::Worker { component, .. } => {
+                running.insert(component.clone());
+            }
+            ChildKind::Supervisor(sub) => order_tree(sub, deps, running)?,
+        }
+    }
+    Ok(())
 }
 
 /// A worker whose component needs one that no earlier child runs.

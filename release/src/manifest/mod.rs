@@ -41,7 +41,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Manifest, ReleaseError> {
     };
     let raw: RawManifest = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        cx.err(span, e.message().trim_end().to_string())
+        let message = e.message().trim_end();
+        let hint = match message {
+            "missing field `release`" => {
+                "; start the manifest with [release] name = \"app\" version = \"0.1.0\""
+            }
+            "missing field `supervisor`" => {
+                "; add the root: [supervisor] strategy = \"one-for-one\" children = [\"component\"]"
+            }
+            _ => "",
+        };
+        cx.err(span, format!("{message}{hint}"))
     })?;
     cx.manifest(raw)
 }
@@ -56,11 +66,19 @@ pub(crate) struct Cx<'a> {
 impl Cx<'_> {
     pub(crate) fn err(&self, span: Range<usize>, message: impl Into<String>) -> ReleaseError {
         let (line, column) = line_col(self.text, span.start);
+        // Show the line itself, like a compiler: the message alone may not
+        // name the key (serde's "expected u64" does not).
+        let source = self.text.lines().nth(line - 1).unwrap_or_default();
+        let gutter = " ".repeat(line.to_string().len());
+        let caret = " ".repeat(column.saturating_sub(1));
         ReleaseError::Manifest {
             file: self.file.clone(),
             line,
             column,
-            message: message.into(),
+            message: format!(
+                "{}\n{gutter} |\n{line} | {source}\n{gutter} | {caret}^",
+                message.into()
+            ),
         }
     }
 
@@ -369,3 +387,6 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
 }
+
+#[cfg(test)]
+mod tests;

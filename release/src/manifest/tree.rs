@@ -64,7 +64,7 @@ impl<'a> Tree<'a> {
 
     pub(super) fn build(mut self) -> Result<SupervisorDef, ReleaseError> {
         let raw = self.raw;
-        let root = self.supervisor("supervisor", &raw.supervisor, &mut Vec::new())?;
+        let mut root = self.supervisor("supervisor", &raw.supervisor, &mut Vec::new())?;
         for k in raw.supervisors.keys() {
             if !self.used.contains(k.get_ref()) {
                 return Err(self.cx.err(k.span(), format!(
@@ -72,6 +72,22 @@ impl<'a> Tree<'a> {
                     k.get_ref()
                 )));
             }
+        }
+        if let Err(cycle) = order::order_tree(&mut root, self.deps, &mut Default::default()) {
+            let span = raw
+                .supervisors
+                .keys()
+                .find(|k| k.get_ref() == &cycle.supervisor)
+                .map_or(raw.supervisor.span(), |k| k.span());
+            return Err(self.cx.err(
+                span,
+                format!(
+                    "the children of supervisor `{}` need each other's components in a cycle: {}; \
+                 move one component into another supervisor",
+                    cycle.supervisor,
+                    cycle.ids.join(" → ")
+                ),
+            ));
         }
         if let Err(unmet) = order::check_started_before(&root, self.deps) {
             let span = self.spans.get(&unmet.path).cloned().unwrap_or(0..0);
@@ -116,21 +132,12 @@ impl<'a> Tree<'a> {
             return Err(self.cx.err(s.strategy.span(),
                 "a simple-one-for-one supervisor has exactly one child: the worker template its instances are started from"));
         }
-        let defs: Vec<ChildDef> = children.iter().map(|(c, _)| c.clone()).collect();
-        let order = order::sibling_order(&defs, self.deps).map_err(|cycle| {
-            let ids: Vec<&str> = cycle.iter().map(|&i| defs[i].id.as_str()).collect();
-            self.cx.err(children[cycle[0]].1.clone(), format!(
-                "the children of supervisor `{name}` need each other's components in a cycle: {}; \
-                 move one component into another supervisor",
-                ids.join(" → ")
-            ))
-        })?;
         Ok(SupervisorDef {
             name: name.to_string(),
             strategy: *s.strategy.get_ref(),
             max_restarts: s.max_restarts.as_ref().map_or(1, |v| *v.get_ref()),
             max_seconds,
-            children: order.into_iter().map(|i| defs[i].clone()).collect(),
+            children: children.into_iter().map(|(c, _)| c).collect(),
         })
     }
 

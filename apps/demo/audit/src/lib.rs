@@ -37,7 +37,7 @@ impl Audit {
             AuditCast::Record { order, line } => {
                 self.entries += 1;
                 self.last = line;
-                if self.entries % 25 == 0 {
+                if self.entries.is_multiple_of(25) {
                     info!(
                         "audit: {} entries; latest #{order}: {}",
                         self.entries, self.last

@@ -78,7 +78,7 @@ fn start(init: Option<Init>) -> Result<(), String> {
             Ok(other) => warn!("{name}: unexpected reply {other:?}"),
             Err(e) => warn!("{name}: order #{taken} failed: {e}"),
         }
-        if taken % 50 == 0 {
+        if taken.is_multiple_of(50) {
             info!("{name}: {taken} orders taken, {settled} settled");
         }
     }

@@ -128,7 +128,7 @@ impl Ledger {
         for (_, pid) in &self.subscribers {
             let _ = cast(pid, &Notify(order.clone()));
         }
-        if self.settled % 25 == 0 {
+        if self.settled.is_multiple_of(25) {
             let sum: u64 = self.balances.values().sum();
             info!(
                 "ledger: {} orders settled, money in the system {sum}",

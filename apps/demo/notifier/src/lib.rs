@@ -53,7 +53,7 @@ impl Notifier {
             )));
         }
         self.sent += 1;
-        if self.sent % 10 == 0 {
+        if self.sent.is_multiple_of(10) {
             info!(
                 "notified {} of {} received (order #{}, {} sent)",
                 order.to, order.amount, order.id, self.sent

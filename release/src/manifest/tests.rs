@@ -1,0 +1,271 @@
+//! Each class of manifest error: its message and its position.
+
+use crate::error::ReleaseError;
+use crate::model::{ChildKind, Manifest};
+use std::path::PathBuf;
+
+/// A folder holding `prod.toml` (written per test) and a `w.wat` file the
+/// manifests can name as a prebuilt component.
+fn folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("w.wat"), "(component)").expect("write");
+    dir
+}
+
+fn parse(text: &str) -> Result<Manifest, ReleaseError> {
+    let dir = folder();
+    let path: PathBuf = dir.path().join("prod.toml");
+    std::fs::write(&path, text).expect("write");
+    super::load(&path)
+}
+
+/// The error's `line:col` and message.
+fn error(text: &str) -> (usize, usize, String) {
+    match parse(text) {
+        Err(ReleaseError::Manifest {
+            file,
+            line,
+            column,
+            message,
+        }) => {
+            assert!(file.ends_with("prod.toml"), "{file}");
+            (line, column, message)
+        }
+        Err(other) => panic!("not a manifest error: {other}"),
+        Ok(_) => panic!("accepted:\n{text}"),
+    }
+}
+
+const HEAD: &str = "[release]\nname = \"shop\"\nversion = \"1.0.0\"\n";
+
+fn with(rest: &str) -> String {
+    format!("{HEAD}{rest}")
+}
+
+#[test]
+fn a_valid_manifest_resolves() {
+    let m = parse(&with(
+        "[components.a]\nwasm = \"w.wat\"\n[supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"a\"]\n",
+    ))
+    .expect("valid");
+    assert_eq!(m.release_id(), "shop-1.0.0");
+    assert_eq!(m.root.children.len(), 1);
+    assert_eq!((m.root.max_restarts, m.root.max_seconds), (1, 5));
+}
+
+#[test]
+fn syntax_errors_point_at_the_character() {
+    let (line, col, msg) = error(&with("[components.a\nwasm = \"w.wat\"\n"));
+    assert_eq!((line, col), (4, 14), "{msg}");
+    assert!(msg.contains("']'") || msg.contains("unclosed"), "{msg}");
+}
+
+#[test]
+fn unknown_keys_are_named_with_the_expected_ones() {
+    let (line, col, msg) = error(&with(
+        "[components.a]\nwasm = \"w.wat\"\nmemory = 64\n[supervisor]\nstrategy = \"one-for-one\"\n",
+    ));
+    assert_eq!((line, col), (6, 1), "{msg}");
+    assert!(msg.contains("unknown field `memory`"), "{msg}");
+    assert!(msg.contains("`limits`"), "{msg}");
+}
+
+#[test]
+fn unknown_components_suggest_the_closest_name() {
+    let (line, col, msg) = error(&with(
+        "[components.ledger]\nwasm = \"w.wat\"\n[supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"ledgr\"]\n",
+    ));
+    assert_eq!((line, col), (8, 13), "{msg}");
+    assert!(
+        msg.contains("unknown component or supervisor `ledgr`"),
+        "{msg}"
+    );
+    assert!(msg.contains("did you mean `ledger`?"), "{msg}");
+}
+
+#[test]
+fn unknown_strategies_list_the_valid_ones() {
+    let (line, col, msg) = error(&with(
+        "[components.a]\nwasm = \"w.wat\"\n[supervisor]\nstrategy = \"one-for-al\"\n",
+    ));
+    assert_eq!((line, col), (7, 12), "{msg}");
+    assert!(msg.contains("one-for-al"), "{msg}");
+    assert!(msg.contains("one-for-all"), "{msg}");
+}
+
+#[test]
+fn duplicate_child_ids_point_at_the_second() {
+    let (line, col, msg) = error(&with(
+        "[components.a]\nwasm = \"w.wat\"\n[supervisor]\nstrategy = \"one-for-one\"\n\
+         children = [\"a\",\n  { component = \"a\" }]\n",
+    ));
+    assert_eq!((line, col), (9, 3), "{msg}");
+    assert!(msg.contains("already has a child `a` (line 8)"), "{msg}");
+    assert!(msg.contains("id = "), "{msg}");
+}
+
+#[test]
+fn a_component_without_a_source_says_what_to_add() {
+    let (line, col, msg) = error(&with(
+        "[components.a]\ndepends = []\n[supervisor]\nstrategy = \"one-for-one\"\n",
+    ));
+    assert_eq!((line, col), (4, 13), "{msg}");
+    assert!(msg.contains("component `a` has no source"), "{msg}");
+    assert!(msg.contains("path = \"components/a\""), "{msg}");
+}
+
+#[test]
+fn a_missing_file_or_crate_is_named() {
+    let (line, _, msg) = error(&with(
+        "[components.a]\nwasm = \"nope.wasm\"\n[supervisor]\nstrategy = \"one-for-one\"\n",
+    ));
+    assert_eq!(line, 5, "{msg}");
+    assert!(msg.contains("nope.wasm is not a .wasm"), "{msg}");
+    let (line, _, msg) = error(&with(
+        "[components.a]\npath = \"nope\"\n[supervisor]\nstrategy = \"one-for-one\"\n",
+    ));
+    assert_eq!(line, 5, "{msg}");
+    assert!(msg.contains("is not a guest crate"), "{msg}");
+}
+
+#[test]
+fn bad_limits_give_the_range() {
+    let (line, col, msg) = error(&with(
+        "[components.a]\nwasm = \"w.wat\"\nlimits = { memory_mb = 0 }\n[supervisor]\nstrategy = \"one-for-one\"\n",
+    ));
+    assert_eq!((line, col), (6, 24), "{msg}");
+    assert!(msg.contains("memory_mb = 0 is out of range"), "{msg}");
+    let (_, _, msg) = error(&with(
+        "[components.a]\nwasm = \"w.wat\"\nlimits = { mailbox = -1 }\n[supervisor]\nstrategy = \"one-for-one\"\n",
+    ));
+    assert!(msg.contains("expected u64"), "{msg}");
+    assert!(msg.contains("6 | limits = { mailbox = -1 }"), "{msg}");
+}
+
+#[test]
+fn a_dependency_cycle_is_printed() {
+    let (line, _, msg) = error(&with(
+        "[components.a]\nwasm = \"w.wat\"\ndepends = [\"b\"]\n\
+         [components.b]\nwasm = \"w.wat\"\ndepends = [\"c\"]\n\
+         [components.c]\nwasm = \"w.wat\"\ndepends = [\"a\"]\n\
+         [supervisor]\nstrategy = \"one-for-one\"\n",
+    ));
+    assert!(msg.contains("a → b → c → a"), "{msg}");
+    assert_eq!(line, 6, "{msg}");
+}
+
+#[test]
+fn a_diamond_starts_base_first_and_top_last() {
+    let m = parse(&with(
+        "[components.top]\nwasm = \"w.wat\"\ndepends = [\"left\", \"right\"]\n\
+         [components.left]\nwasm = \"w.wat\"\ndepends = [\"base\"]\n\
+         [components.right]\nwasm = \"w.wat\"\ndepends = [\"base\"]\n\
+         [components.base]\nwasm = \"w.wat\"\n\
+         [supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"top\", \"left\", \"right\", \"base\"]\n",
+    ))
+    .expect("valid");
+    let ids: Vec<&str> = m.root.children.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["base", "left", "right", "top"]);
+    let comps: Vec<&str> = m.components.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(comps, ["base", "left", "right", "top"]);
+}
+
+#[test]
+fn nested_supervisors_move_as_a_whole() {
+    let m = parse(&with(
+        "[components.web]\nwasm = \"w.wat\"\ndepends = [\"db\"]\n[components.db]\nwasm = \"w.wat\"\n\
+         [supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"front\", \"back\"]\n\
+         [supervisors.front]\nstrategy = \"one-for-one\"\nchildren = [\"web\"]\n\
+         [supervisors.back]\nstrategy = \"rest-for-one\"\nchildren = [\"db\"]\n",
+    ))
+    .expect("valid");
+    let ids: Vec<&str> = m.root.children.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["back", "front"]);
+    assert!(matches!(m.root.children[1].kind, ChildKind::Supervisor(_)));
+}
+
+#[test]
+fn a_dependency_nobody_starts_is_an_error() {
+    let (line, _, msg) = error(&with(
+        "[components.web]\nwasm = \"w.wat\"\ndepends = [\"db\"]\n[components.db]\nwasm = \"w.wat\"\n\
+         [supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"web\"]\n",
+    ));
+    assert_eq!(line, 11, "{msg}");
+    assert!(
+        msg.contains("depends on `db`, but no child started before it runs `db`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn supervisors_must_be_used_once() {
+    let (_, _, msg) = error(&with(
+        "[components.a]\nwasm = \"w.wat\"\n[supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"a\"]\n\
+         [supervisors.idle]\nstrategy = \"one-for-one\"\n",
+    ));
+    assert!(
+        msg.contains("supervisor `idle` is defined but not in the tree"),
+        "{msg}"
+    );
+    let (_, _, msg) = error(&with(
+        "[components.a]\nwasm = \"w.wat\"\n[supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"s\"]\n\
+         [supervisors.s]\nstrategy = \"one-for-one\"\nchildren = [\"s\"]\n",
+    ));
+    assert!(
+        msg.contains("appears twice in the tree (or inside itself)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn init_args_become_json_and_placement_needs_nodes() {
+    let m = parse(&with(
+        "[components.a]\nwasm = \"w.wat\"\n[supervisor]\nstrategy = \"one-for-one\"\n\
+         children = [{ id = \"x\", component = \"a\", init = { port = 8080, tags = [\"a\"] } }]\n",
+    ))
+    .expect("valid");
+    let ChildKind::Worker { init, .. } = &m.root.children[0].kind else {
+        panic!("a worker")
+    };
+    assert_eq!(init.to_string(), r#"{"port":8080,"tags":["a"]}"#);
+    let (_, _, msg) = error(&with(
+        "[components.a]\nwasm = \"w.wat\"\n[supervisor]\nstrategy = \"one-for-one\"\n\
+         children = [{ component = \"a\", node = \"b\" }]\n",
+    ));
+    assert!(msg.contains("no [nodes] table"), "{msg}");
+}
+
+#[test]
+fn a_component_already_running_does_not_reorder_siblings() {
+    // `b` needs `a`, which `first` already runs: the pool keeps its order.
+    let m = parse(&with(
+        "[components.a]\nwasm = \"w.wat\"\n[components.b]\nwasm = \"w.wat\"\ndepends = [\"a\"]\n\
+         [supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"a\", \"pool\"]\n\
+         [supervisors.pool]\nstrategy = \"rest-for-one\"\nchildren = [\"b\", { id = \"a2\", component = \"a\" }]\n",
+    ))
+    .expect("valid");
+    let ChildKind::Supervisor(pool) = &m.root.children[1].kind else {
+        panic!("pool is a supervisor")
+    };
+    let ids: Vec<&str> = pool.children.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["b", "a2"]);
+}
+
+#[test]
+fn supervisors_needing_each_other_are_a_cycle() {
+    // x runs a and c, y runs b; a needs b and b needs c.
+    let (line, _, msg) = error(&with(
+        "[components.a]\nwasm = \"w.wat\"\ndepends = [\"b\"]\n[components.b]\nwasm = \"w.wat\"\ndepends = [\"c\"]\n\
+         [components.c]\nwasm = \"w.wat\"\n\
+         [supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"x\", \"y\"]\n\
+         [supervisors.x]\nstrategy = \"one-for-one\"\nchildren = [\"a\", \"c\"]\n\
+         [supervisors.y]\nstrategy = \"one-for-one\"\nchildren = [\"b\"]\n",
+    ));
+    assert_eq!(line, 12, "{msg}");
+    assert!(
+        msg.contains(
+            "children of supervisor `supervisor` need each other's components in a cycle: x → y → x"
+        ),
+        "{msg}"
+    );
+}

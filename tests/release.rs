@@ -1,0 +1,345 @@
+//! End-to-end: `plasmoid release check | build | run` on real manifests,
+//! real components and the real binary.
+
+mod common;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn plasmoid() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_plasmoid"));
+    c.current_dir(common::repo());
+    c
+}
+
+fn run(c: &mut Command) -> (i32, String, String) {
+    let out = c.output().expect("plasmoid runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A fresh folder with `prod.toml` = `manifest`, where `{echo}`, `{counter}`
+/// and the demo's component names stand for the built components' paths.
+fn release_folder(manifest: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut text = manifest.to_string();
+    for name in ["echo", "counter", "audit", "ledger", "notifier", "gateway"] {
+        let key = format!("{{{name}}}");
+        if text.contains(&key) {
+            text = text.replace(&key, &common::wasm(name).display().to_string());
+        }
+    }
+    let path = dir.path().join("prod.toml");
+    std::fs::write(&path, text).expect("write manifest");
+    (dir, path)
+}
+
+const SMALL: &str = r#"
+[release]
+name = "small"
+version = "0.1.0"
+
+[node]
+max_particles = 64
+
+[components.echo]
+wasm = "{echo}"
+
+[components.counter]
+wasm = "{counter}"
+depends = ["echo"]
+
+[supervisor]
+strategy = "one-for-one"
+children = ["first", "pool"]
+
+[supervisors.first]
+strategy = "one-for-one"
+children = ["echo"]
+
+[supervisors.pool]
+strategy = "rest-for-one"
+children = ["counter", { id = "echo-2", component = "echo" }]
+"#;
+
+/// A running `plasmoid`, its stderr collected; `wait_for` blocks until a
+/// line containing the text appears.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: String,
+}
+
+impl Running {
+    fn start(c: &mut Command) -> Running {
+        let mut child = c.stderr(Stdio::piped()).spawn().expect("plasmoid starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: String::new(),
+        }
+    }
+
+    fn wait_for(&mut self, text: &str, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(text);
+                    self.seen.push_str(&line);
+                    self.seen.push('\n');
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit code and the whole log.
+    fn terminate(self) -> (Option<i32>, String) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.finish()
+    }
+
+    fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().expect("wait");
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push_str(&line);
+            self.seen.push('\n');
+        }
+        (status.code(), self.seen)
+    }
+}
+
+fn stopping_order(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("stopping child"))
+        .filter_map(|l| l.split("child=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn check_prints_the_tree_in_start_order() {
+    let (_dir, manifest) = release_folder(SMALL);
+    let (code, out, err) = run(plasmoid().args(["release", "check"]).arg(&manifest));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("release small 0.1.0 (2 components, one embedded node)"),
+        "{out}"
+    );
+    let first = out.find("1. echo (echo, permanent)").expect(&out);
+    let second = out.find("2. counter (counter, permanent)").expect(&out);
+    let third = out.find("3. echo-2 (echo, permanent)").expect(&out);
+    assert!(first < second && second < third, "{out}");
+    assert!(
+        out.contains("pool (rest-for-one, at most 1 restart(s) in 5 s)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_malformed_manifest_names_its_position_and_starts_nothing() {
+    let (dir, manifest) =
+        release_folder(&SMALL.replace("strategy = \"rest-for-one\"", "strategy = \"rest-for-al\""));
+    for verb in ["check", "build", "run"] {
+        let (code, _, err) = run(plasmoid().args(["release", verb]).arg(&manifest));
+        assert_eq!(code, 2, "{verb}: {err}");
+        assert!(
+            err.contains("prod.toml:25:12: unknown variant `rest-for-al`"),
+            "{verb}: {err}"
+        );
+        assert!(!err.contains("booting"), "{verb}: {err}");
+    }
+    assert!(!dir.path().join("target").exists(), "nothing was built");
+}
+
+#[test]
+fn build_writes_a_locked_release_and_skips_what_did_not_change() {
+    let (dir, manifest) = release_folder(SMALL);
+    let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(&manifest));
+    assert_eq!(code, 0, "{err}");
+    let rel = PathBuf::from(out.trim());
+    assert_eq!(rel, dir.path().join("target/plasmoid/small-0.1.0"));
+    assert!(err.contains("2 compiled, 0 unchanged"), "{err}");
+    for f in [
+        "release.toml",
+        "release.lock",
+        "components/echo.wasm",
+        "components/echo.cwasm",
+        "components/counter.wasm",
+        "components/counter.cwasm",
+        "policies/default.cedar",
+        "policies/plasmoid.cedarschema",
+    ] {
+        assert!(rel.join(f).is_file(), "{f} missing");
+    }
+    // The lock lists every file with its real blake3 hash and size.
+    let lock: toml::Table =
+        toml::from_str(&std::fs::read_to_string(rel.join("release.lock")).unwrap()).unwrap();
+    let files = lock["files"].as_array().expect("files");
+    assert_eq!(files.len(), 7, "{lock:?}");
+    for f in files {
+        let path = f["path"].as_str().unwrap();
+        let bytes = std::fs::read(rel.join(path)).unwrap();
+        assert_eq!(
+            f["blake3"].as_str().unwrap(),
+            blake3::hash(&bytes).to_hex().as_str(),
+            "{path}"
+        );
+        assert_eq!(
+            f["size"].as_integer().unwrap() as usize,
+            bytes.len(),
+            "{path}"
+        );
+    }
+    let echo = lock["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str() == Some("echo"))
+        .unwrap();
+    assert_eq!(
+        echo["source"].as_str().unwrap(),
+        format!(
+            "file {}",
+            common::wasm("echo").canonicalize().unwrap().display()
+        )
+    );
+    // The resolved manifest is itself a valid manifest, in start order.
+    let resolved = std::fs::read_to_string(rel.join("release.toml")).unwrap();
+    assert!(
+        resolved.contains("wasm = \"components/echo.wasm\""),
+        "{resolved}"
+    );
+    let (code, _, err) = run(plasmoid().args(["release", "build"]).arg(&manifest));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("0 compiled, 2 unchanged"), "{err}");
+}
+
+#[test]
+fn a_tampered_cwasm_is_refused_at_run() {
+    let (_dir, manifest) = release_folder(SMALL);
+    let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(&manifest));
+    assert_eq!(code, 0, "{err}");
+    let rel = PathBuf::from(out.trim());
+    let cwasm = rel.join("components/counter.cwasm");
+    let mut bytes = std::fs::read(&cwasm).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&cwasm, bytes).unwrap();
+    let (code, _, err) = run(plasmoid().args(["release", "run"]).arg(&rel));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("components/counter.cwasm does not match release.lock"),
+        "{err}"
+    );
+    assert!(err.contains("rebuild it"), "{err}");
+    assert!(!err.contains("booting release"), "{err}");
+}
+
+#[test]
+fn sigterm_stops_the_release_in_reverse_start_order() {
+    let (_dir, manifest) = release_folder(SMALL);
+    let mut running = Running::start(plasmoid().args(["release", "run"]).arg(&manifest));
+    assert!(
+        running.wait_for("release small-0.1.0 is up", Duration::from_secs(120)),
+        "{}",
+        running.seen
+    );
+    let (code, log) = running.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(
+        stopping_order(&log),
+        ["pool", "echo-2", "counter", "first", "echo"],
+        "{log}"
+    );
+    assert!(log.contains("supervision tree stopped"), "{log}");
+}
+
+#[test]
+fn the_root_giving_up_ends_the_run_with_a_failure() {
+    // The notifier crashes on its first notification and nobody may restart it.
+    let (_dir, manifest) = release_folder(
+        r#"
+[release]
+name = "fragile"
+version = "1"
+[components.audit]
+wasm = "{audit}"
+[components.ledger]
+wasm = "{ledger}"
+depends = ["audit"]
+[components.notifier]
+wasm = "{notifier}"
+depends = ["ledger"]
+[components.gateway]
+wasm = "{gateway}"
+depends = ["ledger"]
+[supervisor]
+strategy = "one-for-one"
+max_restarts = 0
+children = ["audit", "ledger", { component = "notifier", init = { crash_every = 1 } },
+            { component = "gateway", init = { interval_ms = 20 } }]
+"#,
+    );
+    let (code, _, err) = run(plasmoid().args(["release", "run"]).arg(&manifest));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("notifier tripped over order #1"), "{err}");
+    assert!(err.contains("the root supervisor gave up"), "{err}");
+}
+
+#[test]
+fn the_demo_release_runs_and_its_supervisors_restart_the_notifier() {
+    common::wasm("ledger"); // build the guest workspace once, like the other tests
+    let mut running = Running::start(plasmoid().args(["release", "run", "apps/demo/prod.toml"]));
+    assert!(
+        running.wait_for("release shop-1.0.0 is up", Duration::from_secs(300)),
+        "{}",
+        running.seen
+    );
+    assert!(
+        running.wait_for("child restarted", Duration::from_secs(20)),
+        "{}",
+        running.seen
+    );
+    let (code, log) = running.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("simulated bug"), "{log}");
+    assert!(log.contains("supervisor=core"), "{log}");
+    assert!(log.contains("child=notifier"), "{log}");
+    assert_eq!(
+        stopping_order(&log),
+        [
+            "edge",
+            "gateway-us",
+            "gateway-eu",
+            "core",
+            "notifier",
+            "ledger",
+            "audit"
+        ],
+        "{log}"
+    );
+}
