@@ -1,6 +1,6 @@
 //! `plasmoid release check | build | run`: thin commands over plasmoid-release.
 
-use crate::start::{run_tree, scheduler};
+use crate::start::{run_tree, scheduler, stop_signal};
 use anyhow::{Context, Result};
 use plasmoid_release::{BuildOptions, Built, Manifest, Progress};
 use std::io::{IsTerminal, Write};
@@ -106,6 +106,9 @@ fn run_release(dir: &Path) -> Result<ExitCode> {
     }
     let rt = scheduler(m.threads)?;
     rt.block_on(async move {
+        // Handlers first: a SIGTERM during boot must stop the release in
+        // order, not kill the process.
+        let stop = stop_signal();
         let started = Instant::now();
         let booted = plasmoid_release::boot(dir, &m, &lock)?;
         tracing::info!(
@@ -115,7 +118,7 @@ fn run_release(dir: &Path) -> Result<ExitCode> {
             "booting release"
         );
         let booted_at = started;
-        run_tree(booted.node, booted.spec, move || {
+        run_tree(booted.node, booted.spec, stop, move || {
             tracing::info!(
                 ms = booted_at.elapsed().as_millis() as u64,
                 "release {} is up",

@@ -57,9 +57,43 @@ pub fn new_app(name: &str, sdk: Option<PathBuf>) -> Result<()> {
          [target.wasm32-wasip2]\nrustflags = [\"-C\", \"link-arg=-zstack-size=131072\"]\n",
     )?;
     write(&root.join(".gitignore"), "target/\n")?;
-    std::fs::create_dir_all(root.join("components"))?;
-    println!("created app `{name}`; next: cd {name} && plasmoid component new <name>");
+    write(&root.join("prod.toml"), &manifest(name))?;
+    component_crate(
+        root,
+        name,
+        "plasmoid-sdk.workspace = true\nserde.workspace = true",
+    )?;
+    println!(
+        "created app `{name}` with its first component and prod.toml; run it: cd {name} && plasmoid release run"
+    );
     Ok(())
+}
+
+/// A new app is a release from its first minute: one component, supervised.
+fn manifest(name: &str) -> String {
+    format!(
+        r#"# The release: components, their dependencies and the supervision tree.
+#   plasmoid release check   # validate, print the tree and start order
+#   plasmoid release run     # build what changed, boot, Ctrl-C stops
+
+[release]
+name = "{name}"
+version = "0.1.0"
+
+[components.{name}]
+path = "components/{name}"      # a guest crate, or wasm = "file.wasm"
+# depends = ["other"]           # components that must run before this one
+# limits = {{ memory_mb = 64, cpu_ms = 5000, mailbox = 10000 }}
+
+[supervisor]
+strategy = "one-for-one"         # one-for-all | rest-for-one | simple-one-for-one
+max_restarts = 3
+max_seconds = 5
+children = [
+  {{ id = "{name}", component = "{name}", init = {{ greeting = "hello" }} }},
+]
+"#
+    )
 }
 
 pub fn new_component(name: &str, sdk: Option<PathBuf>) -> Result<()> {
@@ -69,7 +103,7 @@ pub fn new_component(name: &str, sdk: Option<PathBuf>) -> Result<()> {
         bail!("{} already exists", dir.display());
     }
     let in_app = Path::new("Cargo.toml").is_file();
-    let sdk_dep = if in_app {
+    let deps = if in_app {
         "plasmoid-sdk.workspace = true\nserde.workspace = true".to_string()
     } else {
         format!(
@@ -77,20 +111,33 @@ pub fn new_component(name: &str, sdk: Option<PathBuf>) -> Result<()> {
             sdk_path(sdk).display().to_string()
         )
     };
+    component_crate(Path::new("."), name, &deps)?;
+    let manifest = Path::new("prod.toml");
+    if manifest.is_file() {
+        let mut text = std::fs::read_to_string(manifest).context("cannot read prod.toml")?;
+        text.push_str(&format!(
+            "\n[components.{name}]\npath = \"components/{name}\"\n"
+        ));
+        write(manifest, &text)?;
+        println!(
+            "created component `{name}` and added it to prod.toml; supervise it by adding \"{name}\" to a `children` list"
+        );
+    } else {
+        println!("created component `{name}`; run it: plasmoid start components/{name}");
+    }
+    Ok(())
+}
+
+fn component_crate(root: &Path, name: &str, deps: &str) -> Result<()> {
+    let dir = root.join("components").join(name);
     write(
         &dir.join("Cargo.toml"),
         &format!(
             "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
-             [lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\n{sdk_dep}\n"
+             [lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\n{deps}\n"
         ),
     )?;
-    write(&dir.join("src/lib.rs"), &component_source(name))?;
-    println!(
-        "created component `{name}` in {}; run it: plasmoid start {}",
-        dir.display(),
-        dir.display()
-    );
-    Ok(())
+    write(&dir.join("src/lib.rs"), &component_source(name))
 }
 
 fn component_source(name: &str) -> String {
@@ -100,7 +147,8 @@ fn component_source(name: &str) -> String {
 use plasmoid_sdk::prelude::*;
 use serde::Deserialize;
 
-/// Init arguments, from `plasmoid start --init '{{"greeting": "hello"}}'`.
+/// Init arguments: `init = {{ greeting = "hello" }}` in prod.toml, or
+/// `plasmoid start --init '{{"greeting": "hello"}}'`.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct Init {{
@@ -112,7 +160,15 @@ fn start(init: Option<Init>) -> Result<(), String> {{
     let init = init.unwrap_or_default();
     let greeting = init.greeting.unwrap_or_else(|| "hello".into());
     info!("{{greeting}} from {name} ({{}})", self_pid().to_string());
-    Ok(())
+    // A particle lives in its receive loop; the data message `stop` ends it
+    // normally, and its supervisor's shutdown ends it at any time.
+    loop {{
+        match recv(None) {{
+            Some(Message::Data(data)) if data == b"stop" => return Ok(()),
+            Some(other) => info!("{name} received {{other:?}}"),
+            None => {{}}
+        }}
+    }}
 }}
 "#
     )

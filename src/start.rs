@@ -90,10 +90,11 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
     let rt = scheduler(args.threads)?;
     let tree = args.tree.as_deref().map(crate::tree::load).transpose()?;
     rt.block_on(async move {
+        let stop = stop_signal();
         let node = Node::new(args.node_config())?;
         load::load_all(&node, &inputs)?;
         if let Some(spec) = tree {
-            return run_tree(node, spec, || {}).await;
+            return run_tree(node, spec, stop, || {}).await;
         }
         let component = match (&args.spawn, inputs.as_slice()) {
             (Some(c), _) => c.clone(),
@@ -104,7 +105,6 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
             ),
         };
         let watcher = node.native("cli");
-        let stop = stop_signal();
         let opts = SpawnOpts {
             name: args.name.clone(),
             ..Default::default()
@@ -147,6 +147,7 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
 pub async fn run_tree(
     node: Node,
     spec: plasmoid_supervisor::SupervisorSpec,
+    stop: impl std::future::Future<Output = ()>,
     on_up: impl FnOnce(),
 ) -> Result<ExitCode> {
     let cli = node.native("cli");
@@ -154,7 +155,6 @@ pub async fn run_tree(
     let root = plasmoid_supervisor::start_link(node.clone(), spec, Some(cli.pid()))
         .await
         .map_err(|e| anyhow::anyhow!("the supervision tree did not start: {e}"))?;
-    let stop = stop_signal();
     tokio::pin!(stop);
     tracing::info!(root = %root.pid(), node = %node.id(), "supervision tree started");
     on_up();
@@ -185,7 +185,7 @@ pub async fn run_tree(
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when
 /// this is called, not when first polled, so a signal that arrives right
 /// after start-up is not lost to the default action.
-fn stop_signal() -> impl std::future::Future<Output = ()> {
+pub fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate()).ok();
     let int = signal(SignalKind::interrupt()).ok();

@@ -114,32 +114,53 @@ fn bench_prints_one_json_object_per_figure() {
 }
 
 #[test]
-fn new_app_and_component_build_and_run() {
+fn new_app_is_a_release_and_new_components_run() {
     let base = std::env::temp_dir().join(format!("plasmoid-new-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).unwrap();
     let (code, _, err) = run(plasmoid().current_dir(&base).args(["new", "shop"]));
     assert_eq!(code, 0, "{err}");
     let app = base.join("shop");
+    assert!(app.join("prod.toml").is_file());
     let (code, _, err) = run(plasmoid()
         .current_dir(&app)
         .args(["component", "new", "greeter"]));
     assert_eq!(code, 0, "{err}");
+    let manifest = std::fs::read_to_string(app.join("prod.toml")).unwrap();
+    assert!(manifest.contains("[components.greeter]"), "{manifest}");
     // Share the guest target dir of the checkout so the SDK is not rebuilt.
-    let (code, _, err) = run(plasmoid()
-        .current_dir(&app)
-        .env(
-            "PLASMOID_GUEST_TARGET_DIR",
-            common::repo().join("apps/target"),
-        )
-        .args([
-            "start",
-            "components/greeter",
-            "--init",
-            r#"{"greeting":"hej"}"#,
-        ]));
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("hej from greeter"), "{err}");
+    let guest_target = common::repo().join("apps/target");
+    let mut release = common::Running::start(
+        plasmoid()
+            .current_dir(&app)
+            .env("PLASMOID_GUEST_TARGET_DIR", &guest_target)
+            .args(["release", "run"]),
+    );
+    assert!(
+        release.wait_for("hello from shop", std::time::Duration::from_secs(300)),
+        "{}",
+        release.seen
+    );
+    let (code, log) = release.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    let mut greeter = common::Running::start(
+        plasmoid()
+            .current_dir(&app)
+            .env("PLASMOID_GUEST_TARGET_DIR", &guest_target)
+            .args([
+                "start",
+                "components/greeter",
+                "--init",
+                r#"{"greeting":"hej"}"#,
+            ]),
+    );
+    assert!(
+        greeter.wait_for("hej from greeter", std::time::Duration::from_secs(300)),
+        "{}",
+        greeter.seen
+    );
+    let (code, log) = greeter.terminate();
+    assert_eq!(code, Some(0), "{log}");
     let _ = std::fs::remove_dir_all(&base);
 }
 

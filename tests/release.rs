@@ -2,10 +2,9 @@
 //! real components and the real binary.
 
 mod common;
-use std::io::BufRead;
+use common::Running;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 fn plasmoid() -> Command {
@@ -66,70 +65,6 @@ children = ["echo"]
 strategy = "rest-for-one"
 children = ["counter", { id = "echo-2", component = "echo" }]
 "#;
-
-/// A running `plasmoid`, its stderr collected; `wait_for` blocks until a
-/// line containing the text appears.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: String,
-}
-
-impl Running {
-    fn start(c: &mut Command) -> Running {
-        let mut child = c.stderr(Stdio::piped()).spawn().expect("plasmoid starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines,
-            seen: String::new(),
-        }
-    }
-
-    fn wait_for(&mut self, text: &str, within: Duration) -> bool {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let hit = line.contains(text);
-                    self.seen.push_str(&line);
-                    self.seen.push('\n');
-                    if hit {
-                        return true;
-                    }
-                }
-                Err(_) => return false,
-            }
-        }
-    }
-
-    /// SIGTERM, then the exit code and the whole log.
-    fn terminate(self) -> (Option<i32>, String) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.finish()
-    }
-
-    fn finish(mut self) -> (Option<i32>, String) {
-        let status = self.child.wait().expect("wait");
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push_str(&line);
-            self.seen.push('\n');
-        }
-        (status.code(), self.seen)
-    }
-}
 
 fn stopping_order(log: &str) -> Vec<String> {
     log.lines()

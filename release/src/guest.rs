@@ -96,6 +96,11 @@ pub fn build_guest(dir: &Path) -> Result<GuestBuild, ReleaseError> {
     ] {
         cmd.env_remove(var);
     }
+    // Lets several apps share one guest target dir (tests, CI caches), so
+    // the SDK and its dependencies are compiled once.
+    if let Some(dir) = std::env::var_os("PLASMOID_GUEST_TARGET_DIR") {
+        cmd.arg("--target-dir").arg(dir);
+    }
     let out = cmd.output().map_err(|source| ReleaseError::Spawn {
         command: "cargo build --target wasm32-wasip2".into(),
         source,

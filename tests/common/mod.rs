@@ -236,3 +236,71 @@ pub fn s(pid: Pid) -> String {
 }
 
 pub const SEC: Duration = Duration::from_secs(1);
+
+/// A running `plasmoid`, its stderr collected; `wait_for` blocks until a
+/// line containing the text appears.
+pub struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub seen: String,
+}
+
+impl Running {
+    pub fn start(c: &mut std::process::Command) -> Running {
+        let mut child = c
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("plasmoid starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: String::new(),
+        }
+    }
+
+    pub fn wait_for(&mut self, text: &str, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(text);
+                    self.seen.push_str(&line);
+                    self.seen.push('\n');
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit code and the whole log.
+    pub fn terminate(self) -> (Option<i32>, String) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.finish()
+    }
+
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().expect("wait");
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push_str(&line);
+            self.seen.push('\n');
+        }
+        (status.code(), self.seen)
+    }
+}
