@@ -31,6 +31,13 @@ pub enum ReleaseCommand {
         /// Where to build when given a manifest.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Do not hot-swap components when new .wasm files land in the
+        /// release's components/ folder.
+        #[arg(long)]
+        no_watch: bool,
+        /// Seconds a new version is on probation (a crash rolls it back).
+        #[arg(long, default_value_t = 10)]
+        probation: u64,
     },
 }
 
@@ -47,9 +54,18 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             println!("{}", built.dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        ReleaseCommand::Run { release, out } => {
+        ReleaseCommand::Run {
+            release,
+            out,
+            no_watch,
+            probation,
+        } => {
             let dir = release_dir(&release, out)?;
-            run_release(&dir)
+            let swap = (!no_watch).then(|| plasmoid_release::SwapOptions {
+                probation: std::time::Duration::from_secs(probation),
+                ..Default::default()
+            });
+            run_release(&dir, swap)
         }
     }
 }
@@ -97,7 +113,7 @@ pub fn build(m: &Manifest, out: Option<PathBuf>) -> Result<Built> {
     Ok(built)
 }
 
-fn run_release(dir: &Path) -> Result<ExitCode> {
+fn run_release(dir: &Path, swap: Option<plasmoid_release::SwapOptions>) -> Result<ExitCode> {
     let (m, lock) = plasmoid_release::open_release(dir)?;
     if !m.nodes.is_empty() {
         tracing::warn!(
@@ -118,6 +134,19 @@ fn run_release(dir: &Path) -> Result<ExitCode> {
             "booting release"
         );
         let booted_at = started;
+        let node = booted.node.clone();
+        let manifest = m.clone();
+        let _swapper = match swap {
+            Some(opts) => {
+                let s = plasmoid_release::watch(node, dir, manifest, opts)?;
+                tracing::info!(
+                    "watching {} for new versions",
+                    dir.join("components").display()
+                );
+                Some(s)
+            }
+            None => None,
+        };
         run_tree(booted.node, booted.spec, stop, move || {
             tracing::info!(
                 ms = booted_at.elapsed().as_millis() as u64,

@@ -16,12 +16,21 @@ struct Handlers<'a> {
     cast: Option<&'a Type>,
     info: bool,
     exit: bool,
+    /// The user wrote `code_change` (to convert an older state shape).
+    code_change: bool,
 }
 
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream> {
-    if !attr.is_empty() {
-        return Err(Error::new(attr.span(), "#[gen_server] takes no arguments"));
-    }
+    let handoff = match attr.to_string().as_str() {
+        "" => false,
+        "handoff" => true,
+        _ => {
+            return Err(Error::new(
+                attr.span(),
+                "#[gen_server] takes no arguments, or `handoff` (keep the state across hot swaps)",
+            ));
+        }
+    };
     let block: ItemImpl = syn::parse2(item)?;
     if let Some((_, path, _)) = &block.trait_ {
         return Err(Error::new_spanned(
@@ -99,6 +108,35 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream
         }
     });
 
+    // With `handoff` the state travels postcard-encoded; a user-written
+    // `code_change(old: Vec<u8>) -> Result<Self, String>` takes it over instead.
+    let handoff_items = handoff.then(|| {
+        let code_change = if handlers.code_change {
+            quote!(<#state>::code_change(old))
+        } else {
+            quote!(::plasmoid_sdk::decode::<Self>(&old).map_err(|e| e.to_string()))
+        };
+        quote! {
+            const HANDOFF: bool = true;
+
+            fn handoff(&self) -> ::core::option::Option<::std::vec::Vec<u8>> {
+                ::core::option::Option::Some(::plasmoid_sdk::encode(self))
+            }
+
+            fn code_change(
+                old: ::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<Self, ::std::string::String> {
+                #code_change
+            }
+        }
+    });
+    if handlers.code_change && !handoff {
+        return Err(Error::new(
+            block.self_ty.span(),
+            "`code_change` is used only with #[gen_server(handoff)]",
+        ));
+    }
+
     let call_client = handlers.call.map(|_| {
         quote! {
             /// Calls a running server of this type and waits for the reply
@@ -148,6 +186,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream
             #handle_cast
             #handle_info
             #handle_exit
+            #handoff_items
         }
 
         impl #state {
@@ -183,6 +222,10 @@ fn find_handlers(block: &ItemImpl) -> Result<Handlers<'_>> {
             "handle_exit" => {
                 single_arg(method, true)?;
                 found.exit = true;
+            }
+            "code_change" => {
+                single_arg(method, false)?;
+                found.code_change = true;
             }
             _ => {}
         }

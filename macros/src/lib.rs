@@ -40,6 +40,11 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// - `fn handle_exit(&mut self, msg: Message) -> CastResult`: `Exit` and
 ///   `Down` messages.
 ///
+/// `#[gen_server(handoff)]` keeps the state across hot swaps: the state type
+/// must be `Serialize + Deserialize`; the old version hands it over
+/// postcard-encoded and the new one decodes it, or, if the new version
+/// defines `fn code_change(old: Vec<u8>) -> Result<Self, String>`, converts it.
+///
 /// Generates the exported `start` (running `plasmoid_sdk::run_gen_server`)
 /// and typed clients on the type: `State::call(&pid, &req, timeout)` when
 /// `handle_call` exists and `State::cast(&pid, &msg)` when `handle_cast`

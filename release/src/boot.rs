@@ -100,13 +100,21 @@ pub fn boot(dir: &Path, m: &Manifest, lock: &Lock) -> Result<Booted, ReleaseErro
         };
         let limits = limits(c, &defaults);
         let cwasm = dir.join(&locked.cwasm);
-        if let Err(e) = node.load_component(&c.name, &cwasm, Some(limits.clone())) {
+        let version = crate::lock::short_hash(&locked.blake3);
+        if let Err(e) = node.install_component(&c.name, &cwasm, Some(limits.clone()), version, None)
+        {
             tracing::warn!(component = %c.name, "precompiled code not usable ({e}); compiling the .wasm");
-            node.load_component(&c.name, &dir.join(&locked.wasm), Some(limits))
-                .map_err(|e| ReleaseError::Component {
-                    component: c.name.clone(),
-                    reason: e.to_string(),
-                })?;
+            node.install_component(
+                &c.name,
+                &dir.join(&locked.wasm),
+                Some(limits),
+                version,
+                None,
+            )
+            .map_err(|e| ReleaseError::Component {
+                component: c.name.clone(),
+                reason: e.to_string(),
+            })?;
         }
     }
     Ok(Booted {

@@ -129,6 +129,8 @@ pub fn build(
         built_by: format!("plasmoid {}", env!("CARGO_PKG_VERSION")),
         components: locked,
         files,
+        // A rebuild keeps the record of earlier swaps.
+        history: previous.map(|p| p.history).unwrap_or_default(),
     };
     lock.write(&dir)?;
     tracing::debug!(dir = %dir.display(), "{LOCK_FILE} written");

@@ -21,6 +21,23 @@ pub struct Lock {
     /// Every file of the release, relative to its folder.
     #[serde(default)]
     pub files: Vec<LockedFile>,
+    /// Hot swaps: every new version tried, and what became of it.
+    #[serde(default)]
+    pub history: Vec<SwapRecord>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SwapRecord {
+    pub component: String,
+    /// Short blake3 of the version that ran before, and of the new one.
+    pub from: String,
+    pub to: String,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+    /// `upgraded`, `rejected` or `rolled back`.
+    pub outcome: String,
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -70,6 +87,30 @@ impl Lock {
         self.components.iter().find(|c| c.name == name)
     }
 
+    /// Record that `name` now runs the files now in the release folder.
+    pub fn set_component(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        blake3: &str,
+        size: u64,
+    ) -> Result<(), ReleaseError> {
+        let Some(c) = self.components.iter_mut().find(|c| c.name == name) else {
+            return Ok(());
+        };
+        c.blake3 = blake3.to_string();
+        c.size = size;
+        let paths = [c.wasm.clone(), c.cwasm.clone()];
+        for rel in paths {
+            let fresh = locked_file(dir, &rel)?;
+            match self.files.iter_mut().find(|f| f.path == rel) {
+                Some(f) => *f = fresh,
+                None => self.files.push(fresh),
+            }
+        }
+        Ok(())
+    }
+
     /// Check every listed file against its size and hash.
     pub fn verify(&self, dir: &Path) -> Result<(), ReleaseError> {
         for f in &self.files {
@@ -112,6 +153,11 @@ pub fn open_release(dir: &Path) -> Result<(Manifest, Lock), ReleaseError> {
         }
     }
     Ok((manifest, lock))
+}
+
+/// The short form of a hash used as a version name (`3fa4c2d19b0e`).
+pub fn short_hash(h: &str) -> &str {
+    short(h)
 }
 
 pub fn hash(bytes: &[u8]) -> String {

@@ -17,6 +17,16 @@ pub struct LoadedComponent {
     pub name: Arc<str>,
     pub pre: ParticlePre<ParticleState>,
     pub limits: Limits,
+    /// The version's identity (a release uses the blake3 hash of the .wasm).
+    pub version: Arc<str>,
+    /// Hot swap: the version this one replaced, and until when a crash of a
+    /// particle running this one puts that version back.
+    pub(crate) probation: parking_lot::Mutex<Option<Probation>>,
+}
+
+pub(crate) struct Probation {
+    pub previous: Arc<LoadedComponent>,
+    pub until: std::time::Instant,
 }
 
 impl LoadedComponent {
@@ -25,6 +35,7 @@ impl LoadedComponent {
         name: &str,
         path: &Path,
         limits: Limits,
+        version: &str,
     ) -> Result<Arc<Self>> {
         let bytes = std::fs::read(path).map_err(|source| RuntimeError::Io {
             path: path.to_path_buf(),
@@ -42,9 +53,9 @@ impl LoadedComponent {
                         reason: format!("{e:#}"),
                     }
                 })?;
-            return Self::link(engine, name, component, limits);
+            return Self::link(engine, name, component, limits, version);
         }
-        Self::from_bytes(engine, name, &bytes, limits)
+        Self::from_bytes(engine, name, &bytes, limits, version)
     }
 
     pub fn from_bytes(
@@ -52,13 +63,14 @@ impl LoadedComponent {
         name: &str,
         bytes: &[u8],
         limits: Limits,
+        version: &str,
     ) -> Result<Arc<Self>> {
         let component =
             Component::new(&engine.engine, bytes).map_err(|e| RuntimeError::InvalidComponent {
                 component: name.to_string(),
                 reason: first_line(&e),
             })?;
-        Self::link(engine, name, component, limits)
+        Self::link(engine, name, component, limits, version)
     }
 
     fn link(
@@ -66,6 +78,7 @@ impl LoadedComponent {
         name: &str,
         component: Component,
         limits: Limits,
+        version: &str,
     ) -> Result<Arc<Self>> {
         let wrong = |e: wasmtime::Error| RuntimeError::WrongWorld {
             component: name.to_string(),
@@ -77,6 +90,8 @@ impl LoadedComponent {
             name: name.into(),
             pre,
             limits,
+            version: version.into(),
+            probation: parking_lot::Mutex::new(None),
         }))
     }
 }
@@ -120,6 +135,19 @@ pub struct Components {
 impl Components {
     pub fn insert(&self, c: Arc<LoadedComponent>) {
         self.map.write().insert(c.name.to_string(), c);
+    }
+
+    /// Put `c` back in place of `current`, unless something else replaced
+    /// `current` meanwhile.
+    pub fn restore(&self, current: &Arc<LoadedComponent>, c: Arc<LoadedComponent>) -> bool {
+        let mut map = self.map.write();
+        match map.get(&*c.name) {
+            Some(now) if Arc::ptr_eq(now, current) => {
+                map.insert(c.name.to_string(), c);
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<LoadedComponent>> {

@@ -126,6 +126,7 @@ impl ParticleState {
     fn lower(&mut self, msg: Msg) -> wasmtime::Result<Message> {
         Ok(match msg {
             Msg::Data(d) => Message::Data(d),
+            Msg::Upgrade => Message::Upgrade,
             Msg::Tagged {
                 sender,
                 reference,
@@ -445,6 +446,20 @@ impl Host for ParticleState {
 
     fn trap_exit(&mut self, enabled: bool) -> wasmtime::Result<bool> {
         Ok(self.proc.set_trap_exit(enabled))
+    }
+
+    fn set_upgradable(&mut self, enabled: bool) -> wasmtime::Result<()> {
+        self.proc.set_upgradable(enabled);
+        Ok(())
+    }
+
+    fn handoff(&mut self, state: Vec<u8>) -> wasmtime::Result<()> {
+        self.handoff_out = Some(state);
+        Ok(())
+    }
+
+    fn take_handoff(&mut self) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(self.handoff_in.take())
     }
 
     fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {

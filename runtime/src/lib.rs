@@ -21,6 +21,7 @@ mod reason;
 mod signals;
 mod supervision;
 mod supervisor_host;
+mod swap;
 
 pub use components::precompile;
 pub use engine::{Limits, maps_needed, max_map_count, particles_within_map_limit};
@@ -34,3 +35,4 @@ pub use signals::Noproc;
 pub use supervision::{
     ChildCounts, ChildRestart, ChildRow, SupError, SupFuture, SupReply, SupRequest, Supervision,
 };
+pub use swap::{ParticleInfo, SwapEvent};

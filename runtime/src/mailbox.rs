@@ -45,6 +45,13 @@ impl Mailbox {
         Ok(())
     }
 
+    /// Queue a system message ahead of everything else (hot-swap requests:
+    /// they must not wait behind a backlog, and nothing queued is lost).
+    pub fn push_front(&self, msg: Msg) {
+        self.queue.lock().push_front(msg);
+        self.notify.notify_one();
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.queue.lock().len()

@@ -95,7 +95,7 @@ pub(crate) struct NodeInner {
     pub id: NodeId,
     seq: AtomicU64,
     refs: AtomicU64,
-    procs: DashMap<u64, Arc<Process>>,
+    pub(crate) procs: DashMap<u64, Arc<Process>>,
     pub(crate) names: DashMap<String, Pid>,
     pub components: Components,
     pub engine: EngineHandle,
@@ -108,6 +108,8 @@ pub(crate) struct NodeInner {
     pub rt: tokio::runtime::Handle,
     /// Installed by plasmoid-supervisor so particles can reach supervisors.
     pub supervision: parking_lot::RwLock<Option<Arc<dyn crate::supervision::Supervision>>>,
+    /// Hot-swap events (rollbacks) for whoever manages versions.
+    pub(crate) swap_events: tokio::sync::broadcast::Sender<crate::swap::SwapEvent>,
 }
 
 impl Node {
@@ -138,6 +140,7 @@ impl Node {
                 settled: AtomicUsize::new(0),
                 rt,
                 supervision: parking_lot::RwLock::new(None),
+                swap_events: tokio::sync::broadcast::channel(64).0,
             }),
         })
     }
@@ -148,10 +151,34 @@ impl Node {
 
     /// Compile, validate and register a component under `name`.
     pub fn load_component(&self, name: &str, path: &Path, limits: Option<Limits>) -> Result<()> {
+        self.install_component(name, path, limits, "-", None)
+            .map(|_| ())
+    }
+
+    /// Load `version` of a component and make it the code new particles of
+    /// `name` run; returns the version it replaced. With `probation`, a
+    /// particle running it that crashes within that time puts the replaced
+    /// version back (see [`Node::swap_events`]). Running particles keep
+    /// their code until asked to move ([`Node::request_upgrade`]).
+    pub fn install_component(
+        &self,
+        name: &str,
+        path: &Path,
+        limits: Option<Limits>,
+        version: &str,
+        probation: Option<std::time::Duration>,
+    ) -> Result<Option<Arc<str>>> {
         let limits = limits.unwrap_or_else(|| self.inner.config.default_limits.clone());
-        let loaded = LoadedComponent::load(&self.inner.engine, name, path, limits)?;
+        let loaded = LoadedComponent::load(&self.inner.engine, name, path, limits, version)?;
+        let previous = self.inner.components.get(name);
+        if let (Some(window), Some(prev)) = (probation, &previous) {
+            *loaded.probation.lock() = Some(crate::components::Probation {
+                previous: prev.clone(),
+                until: std::time::Instant::now() + window,
+            });
+        }
         self.inner.components.insert(loaded);
-        Ok(())
+        Ok(previous.map(|p| p.version.clone()))
     }
 
     /// Same as `load_component`, from bytes (wasm or WAT text).
@@ -162,7 +189,7 @@ impl Node {
         limits: Option<Limits>,
     ) -> Result<()> {
         let limits = limits.unwrap_or_else(|| self.inner.config.default_limits.clone());
-        let loaded = LoadedComponent::from_bytes(&self.inner.engine, name, bytes, limits)?;
+        let loaded = LoadedComponent::from_bytes(&self.inner.engine, name, bytes, limits, "-")?;
         self.inner.components.insert(loaded);
         Ok(())
     }

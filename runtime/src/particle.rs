@@ -32,6 +32,10 @@ pub struct ParticleState {
     pub(crate) settled: bool,
     /// Who to tell when it does (see `SpawnOpts::ack`).
     pub(crate) ack: Option<(Pid, u64)>,
+    /// Hot swap: the state the previous version handed over, for `take-handoff`.
+    pub(crate) handoff_in: Option<Vec<u8>>,
+    /// Hot swap: the state this instance hands to the next version.
+    pub(crate) handoff_out: Option<Vec<u8>>,
 }
 
 impl WasiView for ParticleState {
@@ -161,12 +165,43 @@ pub(crate) async fn run(
         proc: proc.clone(),
         armed: true,
     };
-    let reason = life(&node, &proc, &comp, init, ack).await;
+    let mut comp = comp;
+    let mut start = Start { ack, handoff: None };
+    // One instance per version: a handoff ends this instance normally and
+    // the loop starts the next version under the same process entry.
+    let reason = loop {
+        proc.code.lock().running = Some(comp.clone());
+        match life(&node, &proc, &comp, &init, start).await {
+            Life::Ended(reason) => break reason,
+            Life::HandedOff(next, state) => {
+                tracing::info!(pid = %proc.pid, component = %comp.name, from = %comp.version, to = %next.version, "particle handed its state to the new version");
+                comp = next;
+                start = Start {
+                    ack: None,
+                    handoff: Some(state),
+                };
+            }
+        }
+    };
     guard.armed = false;
     if let ExitReason::Exception(msg) = &reason {
         tracing::warn!(pid = %proc.pid, component = %comp.name, "particle crashed: {msg}");
     }
+    node.check_probation(&proc, &comp, &reason);
     node.process_exited(&proc, reason, true);
+}
+
+/// How an instance starts: the first one may owe a start acknowledgement,
+/// a later one may inherit state.
+struct Start {
+    ack: Option<(Pid, u64)>,
+    handoff: Option<Vec<u8>>,
+}
+
+enum Life {
+    Ended(ExitReason),
+    /// The instance handed this state to the next version and returned.
+    HandedOff(Arc<LoadedComponent>, Vec<u8>),
 }
 
 /// If a particle's task unwinds (a bug in the host, not the guest), its
@@ -191,9 +226,23 @@ async fn life(
     node: &Arc<NodeInner>,
     proc: &Arc<Process>,
     comp: &Arc<LoadedComponent>,
-    init: String,
-    ack: Option<(Pid, u64)>,
-) -> ExitReason {
+    init: &str,
+    start: Start,
+) -> Life {
+    match instance(node, proc, comp, init, start).await {
+        Ok(reason) => Life::Ended(reason),
+        Err((next, state)) => Life::HandedOff(next, state),
+    }
+}
+
+/// Run one instance; `Err` carries a handoff to the next version.
+async fn instance(
+    node: &Arc<NodeInner>,
+    proc: &Arc<Process>,
+    comp: &Arc<LoadedComponent>,
+    init: &str,
+    start: Start,
+) -> Result<ExitReason, (Arc<LoadedComponent>, Vec<u8>)> {
     let tick_ms = node.config.tick.as_millis().max(1) as u64;
     let budget_ms = comp.limits.cpu_ms;
     let state = ParticleState {
@@ -215,7 +264,9 @@ async fn life(
         exit_request: None,
         decisions: DecisionCache::default(),
         settled: false,
-        ack,
+        ack: start.ack,
+        handoff_in: start.handoff,
+        handoff_out: None,
     };
     let mut store = Store::new(&node.engine.engine, state);
     store.limiter(|s| &mut s.memory);
@@ -225,7 +276,7 @@ async fn life(
     let outcome = {
         let work = async {
             let bindings = comp.pre.instantiate_async(&mut store).await?;
-            bindings.call_start(&mut store, &init).await
+            bindings.call_start(&mut store, init).await
         };
         tokio::select! {
             biased;
@@ -238,30 +289,37 @@ async fn life(
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
     let outcome = match outcome {
-        Err(reason) => return reason,
+        Err(reason) => return Ok(reason),
         Ok(r) => r,
     };
     if let Ok(Ok(())) = outcome {
-        return ExitReason::Normal;
+        let handed = store.data_mut().handoff_out.take();
+        let next = proc.code.lock().upgrade_to.take();
+        if let (Some(state), Some(next)) = (handed, next)
+            && !proc.exit_pending()
+        {
+            return Err((next, state));
+        }
+        return Ok(ExitReason::Normal);
     }
     if let Some(reason) = proc.pending_exit() {
-        return reason;
+        return Ok(reason);
     }
     let data = store.data_mut();
     if let Some(reason) = data.exit_request.take() {
-        return reason;
+        return Ok(reason);
     }
     if data.memory.exceeded {
-        return ExitReason::Exception(format!(
+        return Ok(ExitReason::Exception(format!(
             "memory limit exceeded: the particle tried to grow its memory past {} MiB",
             comp.limits.memory_bytes >> 20
-        ));
+        )));
     }
-    match outcome {
+    Ok(match outcome {
         Ok(Ok(())) => ExitReason::Normal,
         Ok(Err(msg)) => ExitReason::Exception(msg),
         Err(e) => ExitReason::Exception(trap_message(&e)),
-    }
+    })
 }
 
 /// The trap's own words, without wasmtime's backtrace.

@@ -24,6 +24,17 @@ pub struct Process {
     pending_exit: Mutex<Option<ExitReason>>,
     exit_notify: Notify,
     pub(crate) state: Mutex<ProcState>,
+    /// Hot swap: the particle can hand its state to a new version.
+    upgradable: AtomicBool,
+    /// Hot swap: the code this particle runs (`None` for native processes),
+    /// and the version it is asked to move to at its next `recv`.
+    pub(crate) code: Mutex<Code>,
+}
+
+#[derive(Default)]
+pub(crate) struct Code {
+    pub running: Option<Arc<crate::components::LoadedComponent>>,
+    pub upgrade_to: Option<Arc<crate::components::LoadedComponent>>,
 }
 
 #[derive(Default)]
@@ -52,7 +63,17 @@ impl Process {
                 alive: true,
                 ..Default::default()
             }),
+            upgradable: AtomicBool::new(false),
+            code: Mutex::new(Code::default()),
         })
+    }
+
+    pub fn upgradable(&self) -> bool {
+        self.upgradable.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_upgradable(&self, on: bool) {
+        self.upgradable.store(on, Ordering::Release);
     }
 
     pub fn traps_exits(&self) -> bool {

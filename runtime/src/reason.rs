@@ -58,6 +58,8 @@ pub enum Msg {
         reference: u64,
         reason: ExitReason,
     },
+    /// Hot swap: hand your state over (to particles that said they can).
+    Upgrade,
 }
 
 impl Msg {

@@ -183,3 +183,20 @@ mod tests {
         assert_eq!(timeout_ms(Some(Duration::MAX)), Some(u64::MAX));
     }
 }
+
+/// Hot swap: declare that this particle can hand its state to a new version
+/// (`recv` then returns [`Message::Upgrade`] when one is installed). Done
+/// for you by `#[gen_server(handoff)]`.
+pub fn set_upgradable(enabled: bool) {
+    wit::set_upgradable(enabled)
+}
+
+/// Hot swap: hand `state` to the new version; return from `start` next.
+pub fn handoff(state: &[u8]) {
+    wit::handoff(state)
+}
+
+/// Hot swap: in a new version, the state the previous one handed over.
+pub fn take_handoff() -> Option<Vec<u8>> {
+    wit::take_handoff()
+}

@@ -111,6 +111,22 @@ pub trait GenServer: Sized {
         log(LogLevel::Debug, &format!("gen_server: ignored {message:?}"));
         CastResult::Continue
     }
+
+    /// Whether the state survives a hot swap (`#[gen_server(handoff)]`):
+    /// then [`GenServer::handoff`] serializes it and the new version's
+    /// [`GenServer::code_change`] takes it over.
+    const HANDOFF: bool = false;
+
+    /// The state, serialized for the next version; `None`: restart instead.
+    fn handoff(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Builds the state from what the previous version handed over, like
+    /// OTP's `code_change`: a new version can convert an older state shape.
+    fn code_change(_old: Vec<u8>) -> Result<Self, String> {
+        Err("this gen_server does not take over state".into())
+    }
 }
 
 /// The body of a gen_server's `start`: init, then receive and dispatch until
@@ -120,7 +136,13 @@ pub trait GenServer: Sized {
 /// server: it comes from another particle, and the caller's own timeout or
 /// monitor tells it that no answer is coming.
 pub fn run_gen_server<S: GenServer>(init: &str) -> Result<(), String> {
-    let mut state = S::init(init)?;
+    let mut state = match crate::process::take_handoff() {
+        Some(old) => S::code_change(old)?,
+        None => S::init(init)?,
+    };
+    if S::HANDOFF {
+        crate::process::set_upgradable(true);
+    }
     loop {
         let Some(message) = recv(None) else {
             continue;
@@ -153,6 +175,13 @@ pub fn run_gen_server<S: GenServer>(init: &str) -> Result<(), String> {
                 Err(_) => state.handle_info(data),
             },
             other @ (Message::Exit(_) | Message::Down(_)) => state.handle_exit(other),
+            Message::Upgrade => match state.handoff() {
+                Some(bytes) => {
+                    crate::process::handoff(&bytes);
+                    return Ok(());
+                }
+                None => CastResult::Continue,
+            },
         };
         if next == CastResult::Stop {
             return Ok(());

@@ -111,3 +111,21 @@ impl Supervision for Service {
         })
     }
 }
+
+/// The supervisor that has `pid` as a child, and the child's id (for hot
+/// swap's rolling restarts). Instances of simple-one-for-one supervisors
+/// have no id to restart by, so they are not found.
+pub async fn find_child(pid: Pid) -> Option<(SupervisorRef, String)> {
+    let sups: Vec<SupervisorRef> = RUNNING.iter().map(|e| e.value().clone()).collect();
+    for s in sups {
+        if s.is_simple() {
+            continue;
+        }
+        if let Ok(rows) = s.which_children().await
+            && let Some(row) = rows.into_iter().find(|c| c.pid == Some(pid))
+        {
+            return Some((s, row.id));
+        }
+    }
+    None
+}

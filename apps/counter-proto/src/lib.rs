@@ -12,6 +12,7 @@
 //! | `CounterRequest::Increment`     | `[1]`          |
 //! | `CounterRequest::Add(5)`        | `[2, 5]`       |
 //! | `CounterRequest::Add(300)`      | `[2, 172, 2]`  |
+//! | `CounterRequest::Version`       | `[3]`          |
 //! | `CounterCast::Increment`        | `[0]`          |
 //! | `CounterCast::Add(5)`           | `[1, 5]`       |
 //! | reply `7u64`                    | `[7]`          |
@@ -31,6 +32,10 @@ pub enum CounterRequest {
     Increment,
     /// Adds `n` (saturating at `u64::MAX`); replies with the new value.
     Add(u64),
+    /// Which build of the counter answers (1, or 2 for `counter-v2`): hot
+    /// swap tests and benchmarks tell the versions apart by it. Does not
+    /// change the value.
+    Version,
 }
 
 /// A cast to the counter (a `Data` message): no reply.

@@ -7,14 +7,21 @@
 
 use counter_proto::{CounterCast, CounterRequest};
 use plasmoid_sdk::CastResult;
+use serde::{Deserialize, Serialize};
 
-/// The state: starts at zero, or at the init args' number if given.
-#[derive(Default)]
+/// What `CounterRequest::Version` answers. The same source builds three
+/// components: `counter` (1), `counter-v2` (2) and `counter-trap`, which
+/// traps on every call (a bad release, for rollback tests).
+const VERSION: u64 = if cfg!(feature = "v2") { 2 } else { 1 };
+
+/// The state: starts at zero, or at the init args' number if given. It
+/// survives hot swaps (`handoff`): the next version gets the value.
+#[derive(Default, Serialize, Deserialize)]
 struct Counter {
     value: u64,
 }
 
-#[plasmoid_sdk::gen_server]
+#[plasmoid_sdk::gen_server(handoff)]
 impl Counter {
     /// Init args: an optional start value (`5`, or `null`/empty for 0).
     fn init(start: Option<u64>) -> Self {
@@ -24,7 +31,11 @@ impl Counter {
     }
 
     fn handle_call(&mut self, request: CounterRequest) -> u64 {
+        if cfg!(feature = "trap") {
+            panic!("counter-trap: a broken build");
+        }
         match request {
+            CounterRequest::Version => return VERSION,
             CounterRequest::Get => {}
             CounterRequest::Increment => self.add(1),
             CounterRequest::Add(n) => self.add(n),

@@ -79,5 +79,6 @@ pub(crate) fn message_json(message: Message) -> Value {
             "ref": d.ref_,
             "reason": d.reason,
         }}),
+        Message::Upgrade => json!("upgrade"),
     }
 }

@@ -1,0 +1,232 @@
+//! Hot swap of a running release: a new `components/<name>.wasm` is
+//! validated, installed and rolled out per the component's upgrade mode,
+//! watched through a probation window, and recorded in `release.lock`.
+//!
+//! The runtime moves a particle to the new code under its pid (handoff) and
+//! puts the old version back when a new one crashes in probation; this
+//! module decides, keeps the files and the lock in step, and restarts what
+//! cannot hand over through its supervisor.
+
+mod rollout;
+mod watch;
+
+use crate::error::ReleaseError;
+use crate::lock::{Lock, SwapRecord, hash, short_hash, write_file};
+use crate::model::Manifest;
+use plasmoid_runtime::{Node, NodeConfig, SwapEvent};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct SwapOptions {
+    /// How long a new version is on probation: a crash within it rolls back.
+    pub probation: Duration,
+    /// How long a dropped file must be quiet (then size-stable as long again).
+    pub settle: Duration,
+}
+
+impl Default for SwapOptions {
+    fn default() -> Self {
+        SwapOptions {
+            probation: Duration::from_secs(10),
+            settle: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Keeps the watcher alive; dropping it stops hot swapping.
+pub struct Swapper {
+    _watcher: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Swapper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Watch `dir` (a booted release folder) and swap components as new files land.
+pub fn watch(
+    node: Node,
+    dir: &Path,
+    manifest: Manifest,
+    opts: SwapOptions,
+) -> Result<Swapper, ReleaseError> {
+    let comp_dir = dir.join("components");
+    let known = manifest.components.iter().map(|c| c.name.clone()).collect();
+    let (watcher, files) = watch::watch(&comp_dir, known, opts.settle)
+        .map_err(|e| ReleaseError::Boot(format!("cannot watch {}: {e}", comp_dir.display())))?;
+    let mut manager = Manager::new(node, dir.to_path_buf(), manifest, opts)?;
+    let task = tokio::spawn(async move { manager.run(files).await });
+    Ok(Swapper {
+        _watcher: watcher,
+        task,
+    })
+}
+
+pub(crate) struct Manager {
+    pub node: Node,
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub opts: SwapOptions,
+    pub cfg: NodeConfig,
+    pub lock: Lock,
+    /// Full blake3 of the version each component runs.
+    pub running: HashMap<String, String>,
+}
+
+impl Manager {
+    fn new(
+        node: Node,
+        dir: PathBuf,
+        manifest: Manifest,
+        opts: SwapOptions,
+    ) -> Result<Self, ReleaseError> {
+        let lock = Lock::read(&dir)?;
+        let cfg = crate::boot::node_config(&manifest, None);
+        let mut running = HashMap::new();
+        for c in &lock.components {
+            running.insert(c.name.clone(), c.blake3.clone());
+            // Keep the running version where a rollback can find it.
+            let h = short_hash(&c.blake3);
+            for (file, ext) in [(&c.wasm, "wasm"), (&c.cwasm, "cwasm")] {
+                let kept = dir.join("versions").join(format!("{}-{h}.{ext}", c.name));
+                if !kept.exists() {
+                    let bytes = read(&dir.join(file))?;
+                    make_dir(kept.parent())?;
+                    write_file(&kept, &bytes)?;
+                }
+            }
+        }
+        Ok(Manager {
+            node,
+            dir,
+            manifest,
+            opts,
+            cfg,
+            lock,
+            running,
+        })
+    }
+
+    async fn run(&mut self, mut files: tokio::sync::mpsc::UnboundedReceiver<PathBuf>) {
+        let mut events = self.node.swap_events();
+        loop {
+            tokio::select! {
+                f = files.recv() => match f {
+                    Some(path) => self.landed(&path).await,
+                    None => return,
+                },
+                e = events.recv() => match e {
+                    Ok(SwapEvent::RolledBack { component, bad, good, reason, .. }) => {
+                        self.rolled_back(&component, &bad, &good, &reason.to_string()).await;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                },
+            }
+        }
+    }
+
+    /// A settled `components/<name>.wasm`.
+    async fn landed(&mut self, path: &Path) {
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(String::from) else {
+            return;
+        };
+        let Ok(bytes) = std::fs::read(path) else {
+            return;
+        };
+        let digest = hash(&bytes);
+        if self.running.get(&name) == Some(&digest) {
+            return; // our own restore, or the same file again
+        }
+        match self.install(&name, &bytes, &digest).await {
+            Ok(detail) => self.record(&name, &digest, "upgraded", &detail),
+            Err(reason) => {
+                tracing::error!(
+                    component = %name,
+                    version = %short_hash(&digest),
+                    "rejected components/{name}.wasm: {reason}; version {} keeps running",
+                    self.running.get(&name).map_or("?", |h| short_hash(h))
+                );
+                self.set_aside(&name, &bytes, &digest);
+                self.restore_files(&name);
+                self.record(&name, &digest, "rejected", &reason);
+            }
+        }
+    }
+
+    /// Append to the lock's history (and write the lock).
+    fn record(&mut self, name: &str, new: &str, outcome: &str, detail: &str) {
+        let from = self
+            .lock
+            .component(name)
+            .map(|c| short_hash(&c.blake3).to_string())
+            .unwrap_or_default();
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if outcome != "rejected" {
+            let size = std::fs::metadata(self.dir.join("components").join(format!("{name}.wasm")))
+                .map_or(0, |m| m.len());
+            if let Err(e) = self.lock.set_component(&self.dir, name, new, size) {
+                tracing::warn!("cannot update release.lock: {e}");
+            }
+        }
+        self.lock.history.push(SwapRecord {
+            component: name.to_string(),
+            from,
+            to: short_hash(new).to_string(),
+            at,
+            outcome: outcome.to_string(),
+            detail: detail.to_string(),
+        });
+        if let Err(e) = self.lock.write(&self.dir) {
+            tracing::warn!("cannot write release.lock: {e}");
+        }
+    }
+
+    /// Move a refused file out of the way, into `rejected/`.
+    fn set_aside(&self, name: &str, bytes: &[u8], digest: &str) {
+        let bad = self
+            .dir
+            .join("rejected")
+            .join(format!("{name}-{}.wasm", short_hash(digest)));
+        if let Err(e) = make_dir(bad.parent()).and_then(|_| write_file(&bad, bytes)) {
+            tracing::warn!("cannot keep the rejected file: {e}");
+        }
+    }
+
+    /// Put the running version's files back in `components/`.
+    fn restore_files(&self, name: &str) {
+        let Some(h) = self.running.get(name).map(|h| short_hash(h).to_string()) else {
+            return;
+        };
+        for ext in ["wasm", "cwasm"] {
+            let kept = self.dir.join("versions").join(format!("{name}-{h}.{ext}"));
+            let live = self.dir.join("components").join(format!("{name}.{ext}"));
+            if let Err(e) = read(&kept).and_then(|b| write_file(&live, &b)) {
+                tracing::warn!("cannot restore {}: {e}", live.display());
+            }
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ReleaseError> {
+    std::fs::read(path).map_err(|source| ReleaseError::Io {
+        what: "read",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn make_dir(dir: Option<&Path>) -> Result<(), ReleaseError> {
+    let Some(dir) = dir else { return Ok(()) };
+    std::fs::create_dir_all(dir).map_err(|source| ReleaseError::Io {
+        what: "create",
+        path: dir.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,152 @@
+//! Installing a new version and moving the running particles onto it:
+//! handoff under the same pid where the particle supports it, otherwise a
+//! restart by its supervisor (not counted against restart intensity).
+
+use super::{Manager, make_dir, read};
+use crate::lock::{short_hash, write_file};
+use crate::model::Upgrade;
+use std::time::Instant;
+
+impl Manager {
+    /// Validate, keep and install `bytes` as the new `name`; then roll out.
+    /// `Err` is the reason it was refused (nothing changed then).
+    pub(super) async fn install(
+        &mut self,
+        name: &str,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<String, String> {
+        let started = Instant::now();
+        let Some(def) = self.manifest.component(name).cloned() else {
+            return Err(format!("`{name}` is not a component of this release"));
+        };
+        if !bytes.starts_with(b"\0asm") {
+            return Err(
+                "not a WebAssembly component: the file does not start with the \\0asm header"
+                    .into(),
+            );
+        }
+        // Compiles, implements the particle world, imports only what the
+        // runtime offers.
+        let cwasm =
+            plasmoid_runtime::precompile(&self.cfg, name, bytes).map_err(|e| e.to_string())?;
+        // The policies in force must still hold (they name components).
+        plasmoid_runtime::PolicyGate::from_dir(&self.dir.join("policies"))
+            .map_err(|e| format!("the release's policies no longer validate: {e}"))?;
+        let h = short_hash(digest).to_string();
+        let versions = self.dir.join("versions");
+        let kept_cwasm = versions.join(format!("{name}-{h}.cwasm"));
+        let keep = || -> Result<(), crate::ReleaseError> {
+            make_dir(Some(&versions))?;
+            write_file(&versions.join(format!("{name}-{h}.wasm")), bytes)?;
+            write_file(&kept_cwasm, &cwasm)?;
+            write_file(
+                &self.dir.join("components").join(format!("{name}.cwasm")),
+                &cwasm,
+            )
+        };
+        keep().map_err(|e| e.to_string())?;
+        let limits = crate::boot::limits(&def, &self.cfg.default_limits);
+        let old = self
+            .node
+            .install_component(
+                name,
+                &kept_cwasm,
+                Some(limits),
+                &h,
+                Some(self.opts.probation),
+            )
+            .map_err(|e| e.to_string())?;
+        self.running.insert(name.to_string(), digest.to_string());
+        let (handoff, restarted, left) = self.roll_out(name, def.upgrade).await;
+        let detail = format!(
+            "{} → {h} in {} ms: {handoff} handed over, {restarted} restarted{}",
+            old.as_deref().unwrap_or("?"),
+            started.elapsed().as_millis(),
+            if left > 0 {
+                format!(", {left} left on the old version (no supervisor to restart them)")
+            } else {
+                String::new()
+            }
+        );
+        tracing::info!(component = %name, version = %h, mode = def.upgrade.as_str(), "upgraded {name}: {detail}");
+        Ok(detail)
+    }
+
+    /// Move every particle of `name` to the node's current version.
+    /// Returns (handed over, restarted, left behind).
+    pub(super) async fn roll_out(&self, name: &str, mode: Upgrade) -> (usize, usize, usize) {
+        let target = self.node.component_version(name);
+        let (mut handoff, mut restarted, mut left) = (0, 0, 0);
+        for p in self.node.particles_of(name) {
+            if Some(&p.version) == target.as_ref() {
+                continue;
+            }
+            if mode == Upgrade::Handoff && p.upgradable && self.node.request_upgrade(p.pid) {
+                handoff += 1;
+                continue;
+            }
+            // One by one, by the supervisor: terminate + restart_child is an
+            // operator's restart, not a crash, so intensity is untouched.
+            match plasmoid_supervisor::find_child(p.pid).await {
+                Some((sup, id)) => {
+                    let res = match sup.terminate_child(&id).await {
+                        Ok(()) => sup.restart_child(&id).await.map(|_| ()),
+                        Err(e) => Err(e),
+                    };
+                    match res {
+                        Ok(()) => restarted += 1,
+                        Err(e) => {
+                            tracing::warn!(component = %name, child = %id, "restart for the new version failed: {e}");
+                            left += 1;
+                        }
+                    }
+                }
+                None => left += 1,
+            }
+        }
+        (handoff, restarted, left)
+    }
+
+    /// The runtime put `good` back after a particle of `bad` crashed.
+    pub(super) async fn rolled_back(&mut self, name: &str, bad: &str, good: &str, reason: &str) {
+        let good_full = self
+            .lock
+            .component(name)
+            .map(|c| c.blake3.clone())
+            .filter(|h| short_hash(h) == good);
+        let bad_file = self.dir.join("versions").join(format!("{name}-{bad}.wasm"));
+        if let Ok(bytes) = read(&bad_file) {
+            let aside = self.dir.join("rejected").join(format!("{name}-{bad}.wasm"));
+            if let Err(e) = make_dir(aside.parent()).and_then(|_| write_file(&aside, &bytes)) {
+                tracing::warn!("cannot set the bad version aside: {e}");
+            }
+        }
+        // `running` follows the node; the lock still names the good version
+        // only if the swap to `bad` was never recorded, so look it up by
+        // the kept files instead.
+        let good_digest = good_full.or_else(|| {
+            std::fs::read(
+                self.dir
+                    .join("versions")
+                    .join(format!("{name}-{good}.wasm")),
+            )
+            .ok()
+            .map(|b| crate::lock::hash(&b))
+        });
+        if let Some(d) = &good_digest {
+            self.running.insert(name.to_string(), d.clone());
+        }
+        self.restore_files(name);
+        let mode = self
+            .manifest
+            .component(name)
+            .map_or(Upgrade::Restart, |c| c.upgrade);
+        let (handoff, restarted, _) = self.roll_out(name, mode).await;
+        tracing::warn!(component = %name, bad, good, "rolled back {name} to {good} ({reason}); {handoff} handed back, {restarted} restarted");
+        if let Some(d) = good_digest {
+            let detail = format!("{bad} crashed in probation ({reason}); back on {good}");
+            self.record(name, &d, "rolled back", &detail);
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Watching a release's `components/` folder: `notify` events, debounced
+//! until a file has been quiet and its size stable, so that a write still in
+//! progress is not picked up. Temporary and hidden files are ignored; a
+//! `.wasm` renamed into place, or written and then left alone, is reported.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Starts watching `dir`; settled `.wasm` files named after `known`
+/// components arrive on the returned channel. Dropping the returned
+/// watcher stops it.
+pub fn watch(
+    dir: &Path,
+    known: Vec<String>,
+    settle: Duration,
+) -> Result<(notify::RecommendedWatcher, mpsc::UnboundedReceiver<PathBuf>), notify::Error> {
+    use notify::Watcher;
+    let (raw_tx, raw_rx) = mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(event) = res {
+            for p in event.paths {
+                let _ = raw_tx.send(p);
+            }
+        }
+    })?;
+    watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(debounce(raw_rx, tx, known, settle));
+    Ok((watcher, rx))
+}
+
+/// `x.wasm` for a known component `x`; not `x.wasm.tmp`, `.x.wasm`, `x.cwasm`.
+fn component_file(path: &Path, known: &[String]) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    name.strip_suffix(".wasm")
+        .is_some_and(|stem| !stem.starts_with('.') && known.iter().any(|k| k == stem))
+}
+
+/// A file is reported once it has had no events for `settle` and then the
+/// same size over one more `settle`.
+async fn debounce(
+    mut raw: mpsc::UnboundedReceiver<PathBuf>,
+    out: mpsc::UnboundedSender<PathBuf>,
+    known: Vec<String>,
+    settle: Duration,
+) {
+    // path → (last event or size change, size seen then)
+    let mut pending: HashMap<PathBuf, (Instant, Option<u64>)> = HashMap::new();
+    let tick = (settle / 4).max(Duration::from_millis(5));
+    loop {
+        let got = if pending.is_empty() {
+            match raw.recv().await {
+                Some(p) => Some(p),
+                None => return,
+            }
+        } else {
+            match tokio::time::timeout(tick, raw.recv()).await {
+                Ok(Some(p)) => Some(p),
+                Ok(None) => return,
+                Err(_) => None,
+            }
+        };
+        if let Some(p) = got
+            && component_file(&p, &known)
+        {
+            pending.insert(p, (Instant::now(), None));
+        }
+        let now = Instant::now();
+        let mut ready = Vec::new();
+        pending.retain(|p, (last, size)| {
+            if now.duration_since(*last) < settle {
+                return true;
+            }
+            match std::fs::metadata(p).ok().map(|m| m.len()) {
+                // Renamed away or deleted: nothing to install.
+                None => false,
+                Some(len) if Some(len) == *size => {
+                    ready.push(p.clone());
+                    false
+                }
+                // First look, or still growing: one more quiet period.
+                Some(len) => {
+                    *size = Some(len);
+                    *last = now;
+                    true
+                }
+            }
+        });
+        for p in ready {
+            if out.send(p).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_component_wasm_files_count() {
+        let known = vec!["counter".to_string()];
+        assert!(component_file(
+            Path::new("/r/components/counter.wasm"),
+            &known
+        ));
+        assert!(!component_file(
+            Path::new("/r/components/counter.wasm.tmp"),
+            &known
+        ));
+        assert!(!component_file(
+            Path::new("/r/components/counter.cwasm"),
+            &known
+        ));
+        assert!(!component_file(
+            Path::new("/r/components/.counter.wasm"),
+            &known
+        ));
+        assert!(!component_file(
+            Path::new("/r/components/other.wasm"),
+            &known
+        ));
+    }
+}
