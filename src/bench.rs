@@ -56,6 +56,12 @@ enum Which {
         /// A `prod.toml`, or a built release folder.
         manifest: PathBuf,
     },
+    /// Hot swaps of a counter under load: ms from the file landing to the
+    /// new version answering, and messages lost.
+    Swap {
+        #[arg(long, default_value_t = 20)]
+        swaps: usize,
+    },
     /// A send to self followed by its recv, inside one particle: ns per pair.
     Call {
         #[arg(long, default_value_t = 200_000)]
@@ -109,6 +115,10 @@ fn echo_wasm(given: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if let Which::Swap { swaps } = &args.which {
+        let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
+        return crate::bench_swap::run((*swaps).max(1), args.threads, emit);
+    }
     if let Which::Boot { manifest } = &args.which {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
         return crate::bench_boot::run(manifest, args.runs.max(1), args.threads, emit);
@@ -147,7 +157,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     node.load_component("echo", &wasm, None)?;
                     crate::bench_restart::run(&node, restarts.max(1), emit).await?;
                 }
-                Which::Boot { .. } => {}
+                Which::Boot { .. } | Which::Swap { .. } => {}
                 Which::Call { iters } => {
                     let node = node_with(&wasm, 16)?;
                     bench_call(&node, iters, runs).await?;

@@ -3,12 +3,14 @@
 mod bench;
 mod bench_boot;
 mod bench_restart;
+mod bench_swap;
 mod load;
 mod logging;
 mod release;
 mod scaffold;
 mod start;
 mod tree;
+mod upgrade;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -50,6 +52,8 @@ enum Command {
         #[command(subcommand)]
         command: release::ReleaseCommand,
     },
+    /// Hot-swap a component of a running release with a new .wasm.
+    Upgrade(upgrade::UpgradeArgs),
     /// Measure the runtime; prints one JSON object per figure.
     Bench(bench::BenchArgs),
 }
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
             command: ComponentCommand::New { name, sdk_path },
         } => scaffold::new_component(&name, sdk_path).map(|_| ExitCode::SUCCESS),
         Command::Release { command } => release::run(command),
+        Command::Upgrade(args) => upgrade::run(args),
         Command::Bench(args) => bench::run(args).map(|_| ExitCode::SUCCESS),
     };
     match result {

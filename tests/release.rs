@@ -278,3 +278,36 @@ fn the_demo_release_runs_and_its_supervisors_restart_the_notifier() {
         "{log}"
     );
 }
+
+#[test]
+fn upgrade_swaps_a_component_of_a_running_release() {
+    let (_dir, manifest) = release_folder(SMALL);
+    let mut running = Running::start(plasmoid().args(["release", "run"]).arg(&manifest));
+    assert!(
+        running.wait_for("release small-0.1.0 is up", Duration::from_secs(120)),
+        "{}",
+        running.seen
+    );
+    let rel = manifest
+        .parent()
+        .unwrap()
+        .join("target/plasmoid/small-0.1.0");
+    let (code, out, err) = run(plasmoid()
+        .arg("upgrade")
+        .arg(&rel)
+        .arg("counter")
+        .arg(common::wasm("counter_v2")));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("counter upgraded: "), "{out}");
+    assert!(out.contains("1 handed over"), "{out}");
+    let (code, _, err) = run(plasmoid()
+        .arg("upgrade")
+        .arg(&rel)
+        .arg("counter")
+        .arg(common::wat_particle()));
+    assert_eq!(code, 1, "a WAT text file is not a component binary: {err}");
+    let (code, log) = running.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("upgraded counter"), "{log}");
+    assert!(log.contains("rejected components/counter.wasm"), "{log}");
+}

@@ -21,7 +21,7 @@ pub use boot::{Booted, boot, node_config, supervisor_spec};
 pub use build::{BuildOptions, Built, Progress, build, default_out_dir};
 pub use error::ReleaseError;
 pub use guest::{GuestBuild, build_guest, ensure_wasm_target};
-pub use lock::{Lock, LockedComponent, LockedFile, SwapRecord, open_release};
+pub use lock::{Lock, LockedComponent, LockedFile, SwapRecord, hash, open_release};
 pub use manifest::{load as load_manifest, parse as parse_manifest, render_tree, resolved_toml};
 pub use model::{
     ChildDef, ChildKind, ComponentDef, LimitsDef, Manifest, NodeDef, Source, SupervisorDef, Upgrade,

@@ -1,0 +1,85 @@
+//! `plasmoid upgrade <release> <component> <file.wasm>`: what dropping the
+//! file into the release's components folder does, for scripts: it places
+//! the file the safe way (written aside, renamed into place) and waits for
+//! the running release to record the outcome in `release.lock`.
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct UpgradeArgs {
+    /// The release folder, or its prod.toml.
+    release: PathBuf,
+    /// The component to replace.
+    component: String,
+    /// The new version (.wasm).
+    file: PathBuf,
+    /// Seconds to wait for the running release to take it.
+    #[arg(long, default_value_t = 30)]
+    wait: u64,
+}
+
+pub fn run(args: UpgradeArgs) -> Result<ExitCode> {
+    let dir = if args.release.is_dir() {
+        args.release.clone()
+    } else {
+        let m = plasmoid_release::load_manifest(&args.release)?;
+        plasmoid_release::default_out_dir(&m)
+    };
+    let lock = plasmoid_release::Lock::read(&dir)?;
+    if lock.component(&args.component).is_none() {
+        let names: Vec<&str> = lock.components.iter().map(|c| c.name.as_str()).collect();
+        bail!(
+            "release {} has no component `{}` (it has: {})",
+            lock.release,
+            args.component,
+            names.join(", ")
+        );
+    }
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let version = blake3_short(&bytes);
+    let seen = lock.history.len();
+    place(&dir, &args.component, &bytes)?;
+    let deadline = Instant::now() + Duration::from_secs(args.wait);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let Ok(now) = plasmoid_release::Lock::read(&dir) else {
+            continue;
+        };
+        let found = now
+            .history
+            .iter()
+            .skip(seen)
+            .find(|r| r.component == args.component && r.to == version);
+        if let Some(r) = found {
+            println!("{} {}: {}", args.component, r.outcome, r.detail);
+            return Ok(if r.outcome == "upgraded" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+    }
+    bail!(
+        "no running release took {} within {} s; the file is in place and a `plasmoid release run` of {} will pick it up",
+        args.file.display(),
+        args.wait,
+        dir.display()
+    )
+}
+
+fn place(dir: &Path, component: &str, bytes: &[u8]) -> Result<()> {
+    let live = dir.join("components").join(format!("{component}.wasm"));
+    let part = live.with_extension("wasm.part");
+    std::fs::write(&part, bytes).with_context(|| format!("cannot write {}", part.display()))?;
+    std::fs::rename(&part, &live)
+        .with_context(|| format!("cannot move the file to {}", live.display()))
+}
+
+fn blake3_short(bytes: &[u8]) -> String {
+    let full = plasmoid_release::hash(bytes);
+    full.get(..12).unwrap_or(&full).to_string()
+}
