@@ -1,22 +1,7 @@
 //! End-to-end: the real `plasmoid` binary, as a user runs it.
 
 mod common;
-use std::process::Command;
-
-fn plasmoid() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_plasmoid"));
-    c.current_dir(common::repo());
-    c
-}
-
-fn run(c: &mut Command) -> (i32, String, String) {
-    let out = c.output().expect("plasmoid runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{plasmoid, run};
 
 #[test]
 fn start_runs_the_ring_demo_from_its_crate_folder() {

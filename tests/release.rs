@@ -3,24 +3,9 @@
 
 mod common;
 use common::Running;
+use common::{plasmoid, run};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
-
-fn plasmoid() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_plasmoid"));
-    c.current_dir(common::repo());
-    c
-}
-
-fn run(c: &mut Command) -> (i32, String, String) {
-    let out = c.output().expect("plasmoid runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A fresh folder with `prod.toml` = `manifest`, where `{echo}`, `{counter}`
 /// and the demo's component names stand for the built components' paths.
@@ -197,12 +182,7 @@ fn a_tampered_cwasm_is_refused_at_run() {
 #[test]
 fn sigterm_stops_the_release_in_reverse_start_order() {
     let (_dir, manifest) = release_folder(SMALL);
-    let mut running = Running::start(plasmoid().args(["release", "run"]).arg(&manifest));
-    assert!(
-        running.wait_for("release small-0.1.0 is up", Duration::from_secs(120)),
-        "{}",
-        running.seen
-    );
+    let running = Running::release_up(&manifest, "small-0.1.0");
     let (code, log) = running.terminate();
     assert_eq!(code, Some(0), "{log}");
     assert_eq!(
@@ -282,12 +262,7 @@ fn the_demo_release_runs_and_its_supervisors_restart_the_notifier() {
 #[test]
 fn upgrade_swaps_a_component_of_a_running_release() {
     let (_dir, manifest) = release_folder(SMALL);
-    let mut running = Running::start(plasmoid().args(["release", "run"]).arg(&manifest));
-    assert!(
-        running.wait_for("release small-0.1.0 is up", Duration::from_secs(120)),
-        "{}",
-        running.seen
-    );
+    let running = Running::release_up(&manifest, "small-0.1.0");
     let rel = manifest
         .parent()
         .unwrap()

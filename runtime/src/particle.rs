@@ -171,9 +171,9 @@ pub(crate) async fn run(
     // the loop starts the next version under the same process entry.
     let reason = loop {
         proc.code.lock().running = Some(comp.clone());
-        match life(&node, &proc, &comp, &init, start).await {
-            Life::Ended(reason) => break reason,
-            Life::HandedOff(next, state) => {
+        match instance(&node, &proc, &comp, &init, start).await {
+            Ok(reason) => break reason,
+            Err((next, state)) => {
                 tracing::info!(pid = %proc.pid, component = %comp.name, from = %comp.version, to = %next.version, "particle handed its state to the new version");
                 comp = next;
                 start = Start {
@@ -198,12 +198,6 @@ struct Start {
     handoff: Option<Vec<u8>>,
 }
 
-enum Life {
-    Ended(ExitReason),
-    /// The instance handed this state to the next version and returned.
-    HandedOff(Arc<LoadedComponent>, Vec<u8>),
-}
-
 /// If a particle's task unwinds (a bug in the host, not the guest), its
 /// links and monitors still fire and its slot is freed.
 struct ExitGuard {
@@ -219,19 +213,6 @@ impl Drop for ExitGuard {
                 ExitReason::Exception("the runtime failed while running this particle".into());
             self.node.process_exited(&self.proc, reason, true);
         }
-    }
-}
-
-async fn life(
-    node: &Arc<NodeInner>,
-    proc: &Arc<Process>,
-    comp: &Arc<LoadedComponent>,
-    init: &str,
-    start: Start,
-) -> Life {
-    match instance(node, proc, comp, init, start).await {
-        Ok(reason) => Life::Ended(reason),
-        Err((next, state)) => Life::HandedOff(next, state),
     }
 }
 

@@ -271,6 +271,18 @@ impl Running {
         }
     }
 
+    /// `plasmoid release run` of `release`, waited for until `<id> is up`.
+    pub fn release_up(release: &Path, id: &str) -> Running {
+        let mut running = Running::start(plasmoid().args(["release", "run"]).arg(release));
+        let up = format!("release {id} is up");
+        assert!(
+            running.wait_for(&up, Duration::from_secs(300)),
+            "{}",
+            running.seen
+        );
+        running
+    }
+
     pub fn wait_for(&mut self, text: &str, within: Duration) -> bool {
         let deadline = std::time::Instant::now() + within;
         loop {
@@ -303,4 +315,21 @@ impl Running {
         }
         (status.code(), self.seen)
     }
+}
+
+/// The `plasmoid` binary, run from the checkout.
+pub fn plasmoid() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_plasmoid"));
+    c.current_dir(repo());
+    c
+}
+
+/// Exit code, stdout and stderr of a finished command.
+pub fn run(c: &mut std::process::Command) -> (i32, String, String) {
+    let out = c.output().expect("plasmoid runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
