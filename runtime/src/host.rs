@@ -226,12 +226,12 @@ impl ParticleState {
     ) -> wasmtime::Result<Result<(), SendError>> {
         let (pid, local) = self.target(&target)?;
         let Some(t) = local.or_else(|| self.node.lookup(pid)) else {
-            let err = if pid.node == self.node.id {
-                SendError::Noproc
-            } else {
-                SendError::Noconnection
-            };
-            return Ok(Err(err));
+            if pid.node == self.node.id {
+                return Ok(Err(SendError::Noproc));
+            }
+            // Another node: it authorizes the delivery itself (principal
+            // Node), since only it knows the receiver's component.
+            return Ok(self.node.send(pid, msg).map_err(Into::into));
         };
         if !self.allowed_on(Action::Send, &t.component) {
             return Ok(Err(SendError::Denied(
@@ -330,7 +330,10 @@ impl Host for ParticleState {
     ) -> wasmtime::Result<Result<(), SendError>> {
         let (pid, local) = self.target(&target)?;
         let Some(t) = local.or_else(|| self.node.lookup(pid)) else {
-            return Ok(Err(SendError::Noproc));
+            return Ok(self
+                .node
+                .send_exit(self.proc.pid, pid, reason.into())
+                .map_err(Into::into));
         };
         if let Err(d) = self.check_target(Action::Exit, &t) {
             return Ok(Err(SendError::Denied(d)));

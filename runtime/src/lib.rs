@@ -18,6 +18,7 @@ mod pid;
 mod policy;
 mod process;
 mod reason;
+mod remote;
 mod signals;
 mod supervision;
 mod supervisor_host;
@@ -31,6 +32,7 @@ pub use node::{Node, NodeConfig, RegistryError, SendError, SpawnError, SpawnOpts
 pub use pid::{NodeId, Pid};
 pub use policy::{Action, DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyGate, PolicySource};
 pub use reason::{ExitReason, Msg};
+pub use remote::{Remote, RemoteOp};
 pub use signals::Noproc;
 pub use supervision::{
     ChildCounts, ChildRestart, ChildRow, SupError, SupFuture, SupReply, SupRequest, Supervision,

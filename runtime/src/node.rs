@@ -28,6 +28,8 @@ pub struct NodeConfig {
     pub tick: std::time::Duration,
     /// Folder with a `.cedarschema` and `.cedar` files; `None` = built-in defaults.
     pub policy_dir: Option<std::path::PathBuf>,
+    /// The node's identity: its mesh key's public half; `None` = random.
+    pub node_id: Option<NodeId>,
 }
 
 impl Default for NodeConfig {
@@ -40,6 +42,7 @@ impl Default for NodeConfig {
             max_memory_bytes: 256 << 20,
             tick: std::time::Duration::from_millis(5),
             policy_dir: None,
+            node_id: None,
         }
     }
 }
@@ -110,6 +113,8 @@ pub(crate) struct NodeInner {
     pub supervision: parking_lot::RwLock<Option<Arc<dyn crate::supervision::Supervision>>>,
     /// Hot-swap events (rollbacks) for whoever manages versions.
     pub(crate) swap_events: tokio::sync::broadcast::Sender<crate::swap::SwapEvent>,
+    /// The transport to other nodes (plasmoid-mesh), once installed.
+    pub(crate) remote: parking_lot::RwLock<Option<Arc<dyn crate::remote::Remote>>>,
 }
 
 impl Node {
@@ -127,7 +132,7 @@ impl Node {
         })?;
         Ok(Node {
             inner: Arc::new(NodeInner {
-                id: NodeId::random(),
+                id: config.node_id.unwrap_or_else(NodeId::random),
                 seq: AtomicU64::new(1),
                 refs: AtomicU64::new(1),
                 procs: DashMap::new(),
@@ -141,6 +146,7 @@ impl Node {
                 rt,
                 supervision: parking_lot::RwLock::new(None),
                 swap_events: tokio::sync::broadcast::channel(64).0,
+                remote: parking_lot::RwLock::new(None),
             }),
         })
     }
@@ -398,11 +404,11 @@ impl NodeInner {
             .map_err(|_| SendError::MailboxFull)
     }
 
-    /// Deliver `msg` to a pid.
+    /// Deliver `msg` to a pid, here or on another node.
     pub fn send(&self, to: Pid, msg: Msg) -> Result<(), SendError> {
         match self.lookup(to) {
             Some(t) => self.send_to(&t, msg),
-            None if to.node != self.id => Err(SendError::Noconnection),
+            None if to.node != self.id => self.route(crate::remote::RemoteOp::Send { to, msg }),
             None => Err(SendError::Noproc),
         }
     }

@@ -11,6 +11,7 @@ use crate::node::{NodeInner, SendError};
 use crate::pid::Pid;
 use crate::process::Process;
 use crate::reason::{ExitReason, Msg};
+use crate::remote::RemoteOp;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -21,6 +22,21 @@ pub struct Noproc;
 impl NodeInner {
     pub fn link(&self, me: &Process, target: Pid) -> Result<(), Noproc> {
         if target == me.pid {
+            return Ok(());
+        }
+        if self.is_remote(target) {
+            me.state.lock().links.insert(target);
+            if self
+                .route(RemoteOp::Link {
+                    from: me.pid,
+                    to: target,
+                })
+                .is_err()
+            {
+                // As Erlang: the link is made and at once broken.
+                me.state.lock().links.remove(&target);
+                self.deliver_exit(target, me, ExitReason::Noconnection, false);
+            }
             return Ok(());
         }
         // Our side first: if the target dies between the two steps, its exit
@@ -49,6 +65,13 @@ impl NodeInner {
 
     pub fn unlink(&self, me: &Process, target: Pid) {
         me.state.lock().links.remove(&target);
+        if self.is_remote(target) {
+            let _ = self.route(RemoteOp::Unlink {
+                from: me.pid,
+                to: target,
+            });
+            return;
+        }
         if let Some(t) = self.lookup(target) {
             t.state.lock().links.remove(&me.pid);
         }
@@ -58,6 +81,24 @@ impl NodeInner {
     pub fn monitor(&self, me: &Process, target: Pid) -> u64 {
         let reference = self.next_ref();
         me.state.lock().monitoring.insert(reference, target);
+        if self.is_remote(target) {
+            let op = RemoteOp::Monitor {
+                watcher: me.pid,
+                target,
+                reference,
+            };
+            if self.route(op).is_ok() {
+                return reference;
+            }
+            me.state.lock().monitoring.remove(&reference);
+            let down = Msg::Down {
+                sender: target,
+                reference,
+                reason: ExitReason::Noconnection,
+            };
+            let _ = me.mailbox.push(down, true);
+            return reference;
+        }
         if let Some(t) = self.lookup(target) {
             let mut st = t.state.lock();
             if st.alive {
@@ -81,7 +122,13 @@ impl NodeInner {
         match target {
             Some(t) => {
                 // Still active: no DOWN can be queued for it.
-                if let Some(tp) = self.lookup(t) {
+                if self.is_remote(t) {
+                    let _ = self.route(RemoteOp::Demonitor {
+                        watcher: me.pid,
+                        target: t,
+                        reference,
+                    });
+                } else if let Some(tp) = self.lookup(t) {
                     tp.state.lock().watchers.remove(&reference);
                 }
                 true
@@ -95,6 +142,14 @@ impl NodeInner {
 
     /// Erlang's exit/2 from `from` to `target`.
     pub fn send_exit(&self, from: Pid, target: Pid, reason: ExitReason) -> Result<(), SendError> {
+        if self.is_remote(target) {
+            return self.route(RemoteOp::Exit {
+                from,
+                to: target,
+                reason,
+                link: false,
+            });
+        }
         let t = self.lookup(target).ok_or(SendError::Noproc)?;
         self.deliver_exit(from, &t, reason, false);
         Ok(())
@@ -150,11 +205,29 @@ impl NodeInner {
         }
         tracing::debug!(pid = %p.pid, component = %p.component, %reason, "process exited");
         for l in links {
-            if let Some(t) = self.lookup(l) {
+            if self.is_remote(l) {
+                let op = RemoteOp::Exit {
+                    from: p.pid,
+                    to: l,
+                    reason: reason.clone(),
+                    link: true,
+                };
+                let _ = self.route(op);
+            } else if let Some(t) = self.lookup(l) {
                 self.deliver_exit(p.pid, &t, reason.clone(), true);
             }
         }
         for (reference, w) in watchers {
+            if self.is_remote(w) {
+                let op = RemoteOp::Down {
+                    target: p.pid,
+                    watcher: w,
+                    reference,
+                    reason: reason.clone(),
+                };
+                let _ = self.route(op);
+                continue;
+            }
             let Some(wp) = self.lookup(w) else { continue };
             // Push under the watcher's lock so a concurrent demonitor either
             // sees the monitor active or finds the DOWN queued to flush.
@@ -170,7 +243,13 @@ impl NodeInner {
             drop(st);
         }
         for (reference, t) in monitoring {
-            if let Some(tp) = self.lookup(t) {
+            if self.is_remote(t) {
+                let _ = self.route(RemoteOp::Demonitor {
+                    watcher: p.pid,
+                    target: t,
+                    reference,
+                });
+            } else if let Some(tp) = self.lookup(t) {
                 tp.state.lock().watchers.remove(&reference);
             }
         }

@@ -168,22 +168,6 @@ pub(crate) fn timeout_ms(timeout: Option<Duration>) -> Option<u64> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::timeout_ms;
-    use std::time::Duration;
-
-    #[test]
-    fn timeouts_round_up_to_whole_milliseconds() {
-        assert_eq!(timeout_ms(None), None);
-        assert_eq!(timeout_ms(Some(Duration::ZERO)), Some(0));
-        assert_eq!(timeout_ms(Some(Duration::from_micros(1))), Some(1));
-        assert_eq!(timeout_ms(Some(Duration::from_millis(5))), Some(5));
-        assert_eq!(timeout_ms(Some(Duration::from_micros(5_001))), Some(6));
-        assert_eq!(timeout_ms(Some(Duration::MAX)), Some(u64::MAX));
-    }
-}
-
 /// Hot swap: declare that this particle can hand its state to a new version
 /// (`recv` then returns [`Message::Upgrade`] when one is installed). Done
 /// for you by `#[gen_server(handoff)]`.
@@ -199,4 +183,20 @@ pub fn handoff(state: &[u8]) {
 /// Hot swap: in a new version, the state the previous one handed over.
 pub fn take_handoff() -> Option<Vec<u8>> {
     wit::take_handoff()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::timeout_ms;
+    use std::time::Duration;
+
+    #[test]
+    fn timeouts_round_up_to_whole_milliseconds() {
+        assert_eq!(timeout_ms(None), None);
+        assert_eq!(timeout_ms(Some(Duration::ZERO)), Some(0));
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1))), Some(1));
+        assert_eq!(timeout_ms(Some(Duration::from_millis(5))), Some(5));
+        assert_eq!(timeout_ms(Some(Duration::from_micros(5_001))), Some(6));
+        assert_eq!(timeout_ms(Some(Duration::MAX)), Some(u64::MAX));
+    }
 }

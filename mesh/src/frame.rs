@@ -1,0 +1,367 @@
+//! The wire: length-prefixed postcard frames.
+//!
+//! Each frame is a little-endian `u32` length and that many bytes of a
+//! postcard-encoded [`Frame`]. A length over the limit, or bytes that do not
+//! decode, are a protocol error: the connection is closed, the node goes on.
+
+use plasmoid_runtime::{ExitReason, Msg, NodeId, Pid, RemoteOp};
+use serde::{Deserialize, Serialize};
+
+/// Frames larger than this are refused (a message payload is at most this).
+pub const MAX_FRAME: usize = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    /// First frame on a stream: the protocol version.
+    Hello {
+        version: u32,
+    },
+    /// Sent when idle, so that a peer that hangs is noticed.
+    Heartbeat,
+    Op(WireOp),
+}
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WirePid(pub [u8; 32], pub u64);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireReason {
+    Normal,
+    Kill,
+    Killed,
+    Shutdown(String),
+    Exception(String),
+    Noproc,
+    Noconnection,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireOp {
+    Data {
+        to: WirePid,
+        data: Vec<u8>,
+    },
+    Tagged {
+        to: WirePid,
+        sender: WirePid,
+        reference: u64,
+        payload: Vec<u8>,
+    },
+    Link {
+        from: WirePid,
+        to: WirePid,
+    },
+    Unlink {
+        from: WirePid,
+        to: WirePid,
+    },
+    Monitor {
+        watcher: WirePid,
+        target: WirePid,
+        reference: u64,
+    },
+    Demonitor {
+        watcher: WirePid,
+        target: WirePid,
+        reference: u64,
+    },
+    Exit {
+        from: WirePid,
+        to: WirePid,
+        reason: WireReason,
+        link: bool,
+    },
+    Down {
+        target: WirePid,
+        watcher: WirePid,
+        reference: u64,
+        reason: WireReason,
+    },
+}
+
+fn wp(p: Pid) -> WirePid {
+    WirePid(p.node.0, p.seq)
+}
+
+fn pid(w: WirePid) -> Pid {
+    Pid {
+        node: NodeId(w.0),
+        seq: w.1,
+    }
+}
+
+fn wr(r: ExitReason) -> WireReason {
+    match r {
+        ExitReason::Normal => WireReason::Normal,
+        ExitReason::Kill => WireReason::Kill,
+        ExitReason::Killed => WireReason::Killed,
+        ExitReason::Shutdown(s) => WireReason::Shutdown(s),
+        ExitReason::Exception(s) => WireReason::Exception(s),
+        ExitReason::Noproc => WireReason::Noproc,
+        ExitReason::Noconnection => WireReason::Noconnection,
+    }
+}
+
+fn reason(r: WireReason) -> ExitReason {
+    match r {
+        WireReason::Normal => ExitReason::Normal,
+        WireReason::Kill => ExitReason::Kill,
+        WireReason::Killed => ExitReason::Killed,
+        WireReason::Shutdown(s) => ExitReason::Shutdown(s),
+        WireReason::Exception(s) => ExitReason::Exception(s),
+        WireReason::Noproc => ExitReason::Noproc,
+        WireReason::Noconnection => ExitReason::Noconnection,
+    }
+}
+
+impl WireOp {
+    /// `None` for ops that never cross nodes (a `Send` of a signal message).
+    pub fn from_op(op: RemoteOp) -> Option<WireOp> {
+        Some(match op {
+            RemoteOp::Send {
+                to,
+                msg: Msg::Data(data),
+            } => WireOp::Data { to: wp(to), data },
+            RemoteOp::Send {
+                to,
+                msg:
+                    Msg::Tagged {
+                        sender,
+                        reference,
+                        payload,
+                    },
+            } => WireOp::Tagged {
+                to: wp(to),
+                sender: wp(sender),
+                reference,
+                payload,
+            },
+            RemoteOp::Send { .. } => return None,
+            RemoteOp::Link { from, to } => WireOp::Link {
+                from: wp(from),
+                to: wp(to),
+            },
+            RemoteOp::Unlink { from, to } => WireOp::Unlink {
+                from: wp(from),
+                to: wp(to),
+            },
+            RemoteOp::Monitor {
+                watcher,
+                target,
+                reference,
+            } => WireOp::Monitor {
+                watcher: wp(watcher),
+                target: wp(target),
+                reference,
+            },
+            RemoteOp::Demonitor {
+                watcher,
+                target,
+                reference,
+            } => WireOp::Demonitor {
+                watcher: wp(watcher),
+                target: wp(target),
+                reference,
+            },
+            RemoteOp::Exit {
+                from,
+                to,
+                reason,
+                link,
+            } => WireOp::Exit {
+                from: wp(from),
+                to: wp(to),
+                reason: wr(reason),
+                link,
+            },
+            RemoteOp::Down {
+                target,
+                watcher,
+                reference,
+                reason,
+            } => WireOp::Down {
+                target: wp(target),
+                watcher: wp(watcher),
+                reference,
+                reason: wr(reason),
+            },
+        })
+    }
+
+    pub fn into_op(self) -> RemoteOp {
+        match self {
+            WireOp::Data { to, data } => RemoteOp::Send {
+                to: pid(to),
+                msg: Msg::Data(data),
+            },
+            WireOp::Tagged {
+                to,
+                sender,
+                reference,
+                payload,
+            } => RemoteOp::Send {
+                to: pid(to),
+                msg: Msg::Tagged {
+                    sender: pid(sender),
+                    reference,
+                    payload,
+                },
+            },
+            WireOp::Link { from, to } => RemoteOp::Link {
+                from: pid(from),
+                to: pid(to),
+            },
+            WireOp::Unlink { from, to } => RemoteOp::Unlink {
+                from: pid(from),
+                to: pid(to),
+            },
+            WireOp::Monitor {
+                watcher,
+                target,
+                reference,
+            } => RemoteOp::Monitor {
+                watcher: pid(watcher),
+                target: pid(target),
+                reference,
+            },
+            WireOp::Demonitor {
+                watcher,
+                target,
+                reference,
+            } => RemoteOp::Demonitor {
+                watcher: pid(watcher),
+                target: pid(target),
+                reference,
+            },
+            WireOp::Exit {
+                from,
+                to,
+                reason: r,
+                link,
+            } => RemoteOp::Exit {
+                from: pid(from),
+                to: pid(to),
+                reason: reason(r),
+                link,
+            },
+            WireOp::Down {
+                target,
+                watcher,
+                reference,
+                reason: r,
+            } => RemoteOp::Down {
+                target: pid(target),
+                watcher: pid(watcher),
+                reference,
+                reason: reason(r),
+            },
+        }
+    }
+}
+
+/// Why a frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {0} bytes is over the {MAX_FRAME}-byte limit")]
+    TooLarge(usize),
+    #[error("frame does not decode: {0}")]
+    Malformed(String),
+}
+
+/// The 4-byte length prefix, checked against the limit.
+pub fn frame_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_le_bytes(prefix) as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    Ok(len)
+}
+
+/// Decode a frame body (without its length prefix). Total: every input is
+/// either a frame or an error, never a panic (fuzzed).
+pub fn decode(body: &[u8]) -> Result<Frame, FrameError> {
+    postcard::from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// Append the length-prefixed encoding of `frame` to `out`.
+pub fn encode_into(frame: &Frame, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    // Encoding plain enums of owned data into a Vec cannot fail.
+    if postcard::to_io(frame, &mut *out).is_err() {
+        out.truncate(start);
+        return;
+    }
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_round_trip() {
+        let a = Pid {
+            node: NodeId([1; 32]),
+            seq: 7,
+        };
+        let b = Pid {
+            node: NodeId([2; 32]),
+            seq: 9,
+        };
+        let ops = [
+            RemoteOp::Send {
+                to: b,
+                msg: Msg::Data(vec![1, 2, 3]),
+            },
+            RemoteOp::Send {
+                to: b,
+                msg: Msg::Tagged {
+                    sender: a,
+                    reference: 5,
+                    payload: vec![4],
+                },
+            },
+            RemoteOp::Link { from: a, to: b },
+            RemoteOp::Exit {
+                from: a,
+                to: b,
+                reason: ExitReason::Shutdown("x".into()),
+                link: true,
+            },
+            RemoteOp::Down {
+                target: b,
+                watcher: a,
+                reference: 3,
+                reason: ExitReason::Noproc,
+            },
+        ];
+        for op in ops {
+            let frame = Frame::Op(WireOp::from_op(op.clone()).unwrap());
+            let mut buf = Vec::new();
+            encode_into(&frame, &mut buf);
+            let len = frame_len(buf[..4].try_into().unwrap()).unwrap();
+            assert_eq!(len, buf.len() - 4);
+            let Frame::Op(back) = decode(&buf[4..]).unwrap() else {
+                panic!()
+            };
+            assert_eq!(back.into_op(), op);
+        }
+    }
+
+    #[test]
+    fn oversized_and_garbage_frames_are_errors() {
+        assert_eq!(
+            frame_len((MAX_FRAME as u32 + 1).to_le_bytes()),
+            Err(FrameError::TooLarge(MAX_FRAME + 1))
+        );
+        assert!(matches!(
+            decode(&[0xff, 0xff, 0xff]),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(matches!(decode(&[]), Err(FrameError::Malformed(_))));
+    }
+}

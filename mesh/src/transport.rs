@@ -1,0 +1,320 @@
+//! Connections between nodes. Each node dials every peer it knows and uses
+//! that connection (one unidirectional stream) for everything it sends to
+//! it, so ops between two nodes stay in order; what a peer sends arrives on
+//! the connection that peer dialled. A peer is lost when its connection
+//! breaks or it sends nothing (not even a heartbeat) for `peer_timeout`;
+//! then every link and monitor across it fires with `noconnection`, and the
+//! dialler keeps trying to reconnect.
+
+use crate::MeshError;
+use crate::frame::{self, Frame, WireOp};
+use dashmap::DashMap;
+use iroh::endpoint::{Connection, PortmapperConfig, presets};
+use iroh::{Endpoint, EndpointAddr, NetReportConfig, PublicKey, RelayMode, SecretKey};
+use plasmoid_runtime::{Node, NodeId, Remote, RemoteOp, SendError};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub const ALPN: &[u8] = b"plasmoid/mesh/1";
+
+#[derive(Clone, Debug)]
+pub struct MeshConfig {
+    /// Where this node listens (`127.0.0.1:0` picks a port).
+    pub listen: SocketAddr,
+    /// The only peers whose connections are accepted.
+    pub allow: Vec<NodeId>,
+    /// How often a connection carries a heartbeat.
+    pub heartbeat: Duration,
+    /// Silence after which a peer counts as lost.
+    pub peer_timeout: Duration,
+}
+
+impl MeshConfig {
+    pub fn new(listen: SocketAddr, allow: Vec<NodeId>) -> Self {
+        MeshConfig {
+            listen,
+            allow,
+            heartbeat: Duration::from_millis(100),
+            peer_timeout: Duration::from_millis(600),
+        }
+    }
+}
+
+/// A node's place in the mesh. Dropping it does not stop the tasks; call
+/// [`Mesh::close`].
+#[derive(Clone)]
+pub struct Mesh {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: Node,
+    endpoint: Endpoint,
+    cfg: MeshConfig,
+    allow: HashSet<NodeId>,
+    /// Live outgoing connections: how to send to a peer now.
+    out: DashMap<NodeId, Outgoing>,
+}
+
+struct Outgoing {
+    tx: mpsc::UnboundedSender<Frame>,
+    conn: Connection,
+}
+
+/// What the node holds to reach the mesh (weak: the mesh owns the node).
+struct Route(Weak<Inner>);
+
+impl Remote for Route {
+    fn route(&self, op: RemoteOp) -> Result<(), SendError> {
+        let Some(inner) = self.0.upgrade() else {
+            return Err(SendError::Noconnection);
+        };
+        let dest = op.destination();
+        let Some(wire) = WireOp::from_op(op) else {
+            return Ok(());
+        };
+        match inner.out.get(&dest) {
+            Some(o) => {
+                o.tx.send(Frame::Op(wire))
+                    .map_err(|_| SendError::Noconnection)
+            }
+            None => Err(SendError::Noconnection),
+        }
+    }
+}
+
+impl Mesh {
+    /// Bind the node's endpoint (offline) and start accepting peers.
+    pub async fn start(node: Node, key: SecretKey, cfg: MeshConfig) -> Result<Mesh, MeshError> {
+        if node.id() != crate::node_id(&key) {
+            return Err(MeshError::WrongNode);
+        }
+        let bind_err = |e: &dyn std::fmt::Display| MeshError::Bind {
+            addr: cfg.listen.to_string(),
+            reason: e.to_string(),
+        };
+        let endpoint = Endpoint::builder(presets::Minimal)
+            .secret_key(key)
+            .alpns(vec![ALPN.to_vec()])
+            .relay_mode(RelayMode::Disabled)
+            .clear_address_lookup()
+            .portmapper_config(PortmapperConfig::Disabled)
+            .net_report_config(NetReportConfig::minimal())
+            .clear_ip_transports()
+            .bind_addr(cfg.listen)
+            .map_err(|e| bind_err(&e))?
+            .bind()
+            .await
+            .map_err(|e| bind_err(&e))?;
+        let inner = Arc::new(Inner {
+            node: node.clone(),
+            endpoint: endpoint.clone(),
+            allow: cfg.allow.iter().copied().collect(),
+            cfg,
+            out: DashMap::new(),
+        });
+        node.set_remote(Arc::new(Route(Arc::downgrade(&inner))));
+        tokio::spawn(accept_loop(Arc::downgrade(&inner), endpoint));
+        Ok(Mesh { inner })
+    }
+
+    /// The address peers dial.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.inner.endpoint.bound_sockets().into_iter().next()
+    }
+
+    pub fn node(&self) -> &Node {
+        &self.inner.node
+    }
+
+    /// Keep a connection to `peer` at `addr`, redialling when it breaks.
+    pub fn add_peer(&self, peer: NodeId, addr: SocketAddr) {
+        tokio::spawn(dial_loop(Arc::downgrade(&self.inner), peer, addr));
+    }
+
+    /// Whether ops for `peer` can be sent now.
+    pub fn connected(&self, peer: NodeId) -> bool {
+        self.inner.out.contains_key(&peer)
+    }
+
+    /// Close every connection and the endpoint.
+    pub async fn close(&self) {
+        self.inner.out.clear();
+        self.inner.endpoint.close().await;
+    }
+}
+
+impl Inner {
+    /// Forget `peer` until it is back; links and monitors across it fire.
+    fn lost(&self, peer: NodeId) {
+        if let Some((_, o)) = self.out.remove(&peer) {
+            o.conn.close(0u32.into(), b"peer lost");
+        }
+        tracing::info!(peer = %peer.short(), "peer lost: links and monitors across it get noconnection");
+        self.node.peer_lost(peer);
+    }
+}
+
+async fn dial_loop(inner: Weak<Inner>, peer: NodeId, addr: SocketAddr) {
+    let Ok(key) = PublicKey::from_bytes(&peer.0) else {
+        tracing::error!(peer = %peer.short(), "not a valid node id; not dialling it");
+        return;
+    };
+    loop {
+        let Some(me) = inner.upgrade() else { return };
+        if me.endpoint.is_closed() {
+            return;
+        }
+        let target = EndpointAddr::new(key).with_ip_addr(addr);
+        let dialled =
+            tokio::time::timeout(Duration::from_secs(2), me.endpoint.connect(target, ALPN)).await;
+        if let Ok(Ok(conn)) = dialled {
+            send_until_broken(&me, peer, conn).await;
+        }
+        let pause = me.cfg.heartbeat * 2;
+        drop(me);
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Carry frames for `peer` over `conn` until it breaks.
+async fn send_until_broken(me: &Arc<Inner>, peer: NodeId, conn: Connection) {
+    let Ok(mut stream) = conn.open_uni().await else {
+        return;
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut buf = Vec::with_capacity(64 << 10);
+    frame::encode_into(
+        &Frame::Hello {
+            version: frame::VERSION,
+        },
+        &mut buf,
+    );
+    if stream.write_all(&buf).await.is_err() {
+        return;
+    }
+    me.out.insert(
+        peer,
+        Outgoing {
+            tx: tx.clone(),
+            conn: conn.clone(),
+        },
+    );
+    tracing::info!(peer = %peer.short(), "connected to peer");
+    let mut beat = tokio::time::interval(me.cfg.heartbeat);
+    loop {
+        buf.clear();
+        tokio::select! {
+            f = rx.recv() => {
+                let Some(f) = f else { break };
+                frame::encode_into(&f, &mut buf);
+                // Batch what is already queued into one write.
+                while buf.len() < 64 << 10 {
+                    match rx.try_recv() {
+                        Ok(f) => frame::encode_into(&f, &mut buf),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = beat.tick() => frame::encode_into(&Frame::Heartbeat, &mut buf),
+            _ = conn.closed() => break,
+        }
+        if stream.write_all(&buf).await.is_err() {
+            break;
+        }
+    }
+    // Only if this connection is still the current one.
+    if me
+        .out
+        .remove_if(&peer, |_, o| o.tx.same_channel(&tx))
+        .is_some()
+    {
+        me.lost(peer);
+    }
+}
+
+async fn accept_loop(inner: Weak<Inner>, endpoint: Endpoint) {
+    while let Some(incoming) = endpoint.accept().await {
+        let Some(me) = inner.upgrade() else { return };
+        tokio::spawn(async move {
+            if let Ok(conn) = incoming.await {
+                serve(me, conn).await;
+            }
+        });
+    }
+}
+
+/// Read what a peer sends on the connection it dialled.
+async fn serve(me: Arc<Inner>, conn: Connection) {
+    let peer = NodeId(*conn.remote_id().as_bytes());
+    if !me.allow.contains(&peer) {
+        tracing::warn!(peer = %peer.to_hex(), "refused a connection from a node that is not allowed");
+        conn.close(1u32.into(), b"not allowed");
+        return;
+    }
+    let Ok(mut stream) = conn.accept_uni().await else {
+        return;
+    };
+    let timeout = me.cfg.peer_timeout;
+    let broken = loop {
+        let mut prefix = [0u8; 4];
+        match tokio::time::timeout(timeout, stream.read_exact(&mut prefix)).await {
+            Err(_) => break format!("silent for {} ms", timeout.as_millis()),
+            Ok(Err(e)) => break format!("connection ended ({e})"),
+            Ok(Ok(())) => {}
+        }
+        let len = match frame::frame_len(prefix) {
+            Ok(len) => len,
+            Err(e) => break bad_frame(&conn, peer, e),
+        };
+        let mut body = vec![0u8; len];
+        match tokio::time::timeout(timeout, stream.read_exact(&mut body)).await {
+            Ok(Ok(())) => {}
+            Err(_) => break format!("silent for {} ms", timeout.as_millis()),
+            Ok(Err(e)) => break format!("connection ended ({e})"),
+        }
+        match frame::decode(&body) {
+            Ok(Frame::Op(wire)) => {
+                let op = wire.into_op();
+                if op.destination() == me.node.id() && sent_by(&op, peer) {
+                    me.node.deliver_remote(op);
+                } else {
+                    tracing::warn!(peer = %peer.short(), "dropped an op that names another node as its sender or receiver");
+                }
+            }
+            Ok(Frame::Hello { .. } | Frame::Heartbeat) => {}
+            Err(e) => break bad_frame(&conn, peer, e),
+        }
+    };
+    tracing::debug!(peer = %peer.short(), "incoming connection closed: {broken}");
+    me.lost(peer);
+}
+
+fn bad_frame(conn: &Connection, peer: NodeId, e: frame::FrameError) -> String {
+    tracing::warn!(peer = %peer.short(), "closing the connection: {e}");
+    conn.close(2u32.into(), b"bad frame");
+    format!("bad frame: {e}")
+}
+
+/// The pid acting in `op` must belong to the peer that sent it: a node
+/// cannot speak for processes of a third node.
+fn sent_by(op: &RemoteOp, peer: NodeId) -> bool {
+    use plasmoid_runtime::Msg;
+    match op {
+        RemoteOp::Send {
+            msg: Msg::Tagged { sender, .. },
+            ..
+        } => sender.node == peer,
+        RemoteOp::Send { .. } => true,
+        RemoteOp::Link { from, .. }
+        | RemoteOp::Unlink { from, .. }
+        | RemoteOp::Exit { from, .. } => from.node == peer,
+        RemoteOp::Monitor { watcher, .. } | RemoteOp::Demonitor { watcher, .. } => {
+            watcher.node == peer
+        }
+        RemoteOp::Down { target, .. } => target.node == peer,
+    }
+}

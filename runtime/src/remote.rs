@@ -1,0 +1,227 @@
+//! Processes on other nodes: what the node hands to a transport
+//! (plasmoid-mesh) and what it does with what the transport brings in.
+//!
+//! The transport only moves [`RemoteOp`]s between nodes, in order per pair
+//! of nodes. The semantics stay here, next to the local ones: a link or
+//! monitor to another node is one entry on each side, an exit fires the
+//! remote side's links and monitors, and a lost peer breaks every link and
+//! monitor across it with `noconnection`, as in Erlang distribution.
+
+use crate::node::{Node, NodeInner, SendError};
+use crate::pid::{NodeId, Pid};
+use crate::reason::{ExitReason, Msg};
+use std::sync::Arc;
+
+/// One message or signal between a process here and one elsewhere.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoteOp {
+    /// A data or tagged message for `to`.
+    Send {
+        to: Pid,
+        msg: Msg,
+    },
+    Link {
+        from: Pid,
+        to: Pid,
+    },
+    Unlink {
+        from: Pid,
+        to: Pid,
+    },
+    Monitor {
+        watcher: Pid,
+        target: Pid,
+        reference: u64,
+    },
+    Demonitor {
+        watcher: Pid,
+        target: Pid,
+        reference: u64,
+    },
+    /// An exit signal: through a link (`link`), or exit/2.
+    Exit {
+        from: Pid,
+        to: Pid,
+        reason: ExitReason,
+        link: bool,
+    },
+    /// A monitor on `target` fired.
+    Down {
+        target: Pid,
+        watcher: Pid,
+        reference: u64,
+        reason: ExitReason,
+    },
+}
+
+impl RemoteOp {
+    /// The node that must receive this op.
+    pub fn destination(&self) -> NodeId {
+        match self {
+            RemoteOp::Send { to, .. } | RemoteOp::Link { to, .. } | RemoteOp::Unlink { to, .. } => {
+                to.node
+            }
+            RemoteOp::Monitor { target, .. } | RemoteOp::Demonitor { target, .. } => target.node,
+            RemoteOp::Exit { to, .. } => to.node,
+            RemoteOp::Down { watcher, .. } => watcher.node,
+        }
+    }
+}
+
+/// Implemented by the mesh: carry `op` to its destination node.
+pub trait Remote: Send + Sync {
+    /// `Err(Noconnection)` when the node is not reachable now.
+    fn route(&self, op: RemoteOp) -> Result<(), SendError>;
+}
+
+impl NodeInner {
+    /// Hand `op` to the transport, if there is one.
+    pub(crate) fn route(&self, op: RemoteOp) -> Result<(), SendError> {
+        let remote = self.remote.read().clone();
+        match remote {
+            Some(r) => r.route(op),
+            None => Err(SendError::Noconnection),
+        }
+    }
+
+    pub(crate) fn is_remote(&self, pid: Pid) -> bool {
+        pid.node != self.id
+    }
+}
+
+impl Node {
+    /// Install the transport that carries ops to other nodes.
+    pub fn set_remote(&self, remote: Arc<dyn Remote>) {
+        *self.inner.remote.write() = Some(remote);
+    }
+
+    /// An op that arrived from another node.
+    pub fn deliver_remote(&self, op: RemoteOp) {
+        let inner = &self.inner;
+        match op {
+            RemoteOp::Send { to, msg } => {
+                // As in Erlang, a message to a dead or full process is dropped.
+                let _ = inner.send(to, msg);
+            }
+            RemoteOp::Link { from, to } => {
+                let linked = inner.lookup(to).is_some_and(|t| {
+                    let mut st = t.state.lock();
+                    st.alive && st.links.insert(from)
+                });
+                if !linked {
+                    let _ = inner.route(RemoteOp::Exit {
+                        from: to,
+                        to: from,
+                        reason: ExitReason::Noproc,
+                        link: true,
+                    });
+                }
+            }
+            RemoteOp::Unlink { from, to } => {
+                if let Some(t) = inner.lookup(to) {
+                    t.state.lock().links.remove(&from);
+                }
+            }
+            RemoteOp::Monitor {
+                watcher,
+                target,
+                reference,
+            } => {
+                let watching = inner.lookup(target).is_some_and(|t| {
+                    let mut st = t.state.lock();
+                    st.alive && st.watchers.insert(reference, watcher).is_none()
+                });
+                if !watching {
+                    let _ = inner.route(RemoteOp::Down {
+                        target,
+                        watcher,
+                        reference,
+                        reason: ExitReason::Noproc,
+                    });
+                }
+            }
+            RemoteOp::Demonitor {
+                target, reference, ..
+            } => {
+                if let Some(t) = inner.lookup(target) {
+                    t.state.lock().watchers.remove(&reference);
+                }
+            }
+            RemoteOp::Exit {
+                from,
+                to,
+                reason,
+                link,
+            } => {
+                if let Some(t) = inner.lookup(to) {
+                    inner.deliver_exit(from, &t, reason, link);
+                }
+            }
+            RemoteOp::Down {
+                target,
+                watcher,
+                reference,
+                reason,
+            } => {
+                if let Some(w) = inner.lookup(watcher) {
+                    let mut st = w.state.lock();
+                    if st.monitoring.remove(&reference).is_some() {
+                        let _ = w.mailbox.push(
+                            Msg::Down {
+                                sender: target,
+                                reference,
+                                reason,
+                            },
+                            true,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The connection to `node` is gone: every link and monitor across it
+    /// fires with `noconnection`.
+    pub fn peer_lost(&self, node: NodeId) {
+        let inner = &self.inner;
+        let procs: Vec<_> = inner.procs.iter().map(|p| p.value().clone()).collect();
+        for p in procs {
+            let (links, downs) = {
+                let mut st = p.state.lock();
+                let links: Vec<Pid> = st
+                    .links
+                    .iter()
+                    .copied()
+                    .filter(|l| l.node == node)
+                    .collect();
+                for l in &links {
+                    st.links.remove(l);
+                }
+                let downs: Vec<(u64, Pid)> = st
+                    .monitoring
+                    .iter()
+                    .filter(|(_, t)| t.node == node)
+                    .map(|(r, t)| (*r, *t))
+                    .collect();
+                for (r, _) in &downs {
+                    st.monitoring.remove(r);
+                }
+                st.watchers.retain(|_, w| w.node != node);
+                (links, downs)
+            };
+            for (reference, target) in downs {
+                let _ = p.mailbox.push(
+                    Msg::Down {
+                        sender: target,
+                        reference,
+                        reason: ExitReason::Noconnection,
+                    },
+                    true,
+                );
+            }
+            for l in links {
+                inner.deliver_exit(l, &p, ExitReason::Noconnection, false);
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Two and three real nodes in one process, connected over real iroh
+//! endpoints on 127.0.0.1: remote send, request/reply, links and monitors,
+//! a lost peer, a node that is not allowed, a malformed frame.
+
+mod common;
+use plasmoid_mesh::{Mesh, MeshConfig};
+use plasmoid_runtime::{ExitReason, Msg, Node, NodeConfig, SpawnOpts};
+use std::time::{Duration, Instant};
+
+struct Peer {
+    mesh: Mesh,
+    _dir: tempfile::TempDir,
+}
+
+impl Peer {
+    fn node(&self) -> &Node {
+        self.mesh.node()
+    }
+}
+
+/// A node with the echo component, its own key, listening on 127.0.0.1.
+async fn peer(keys: &[iroh::SecretKey], me: usize, allow: &[usize]) -> Peer {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keys[me].clone();
+    let node = Node::new(NodeConfig {
+        max_particles: 32,
+        node_id: Some(plasmoid_mesh::node_id(&key)),
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    node.load_component("echo", &common::wasm("echo"), None)
+        .unwrap();
+    let allow = allow
+        .iter()
+        .map(|i| plasmoid_mesh::node_id(&keys[*i]))
+        .collect();
+    let cfg = MeshConfig::new("127.0.0.1:0".parse().unwrap(), allow);
+    let mesh = Mesh::start(node, key, cfg).await.unwrap();
+    Peer { mesh, _dir: dir }
+}
+
+fn keys(n: usize) -> Vec<iroh::SecretKey> {
+    (0..n).map(|_| iroh::SecretKey::generate()).collect()
+}
+
+async fn connect(a: &Peer, b: &Peer) {
+    a.mesh.add_peer(b.node().id(), b.mesh.local_addr().unwrap());
+    b.mesh.add_peer(a.node().id(), a.mesh.local_addr().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(a.mesh.connected(b.node().id()) && b.mesh.connected(a.node().id())) {
+        assert!(Instant::now() < deadline, "peers connect within 10 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const SEC: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_calls_links_and_monitors_cross_nodes() {
+    let k = keys(2);
+    let (a, b) = (peer(&k, 0, &[1]).await, peer(&k, 1, &[0]).await);
+    connect(&a, &b).await;
+
+    // A plain message from a process on A to one on B.
+    let on_a = a.node().native("a");
+    let on_b = b.node().native("b");
+    on_a.send(on_b.pid(), b"over the mesh".to_vec()).unwrap();
+    assert_eq!(
+        on_b.recv(Some(5 * SEC)).await.unwrap(),
+        Some(Msg::Data(b"over the mesh".to_vec()))
+    );
+
+    // Request/reply with a particle on B: the reply routes back to A.
+    let echo = b
+        .node()
+        .spawn("echo", "null", SpawnOpts::default())
+        .unwrap();
+    let reply = on_a.call(echo, vec![2, b'h', b'i'], 5 * SEC).await.unwrap();
+    assert_eq!(reply, vec![2, b'h', b'i']);
+
+    // A link across nodes: B's particle dies, A's trapping process hears it.
+    on_a.trap_exit(true);
+    on_a.link(echo).unwrap();
+    let reference = on_a.monitor(echo);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.node().exit(on_b.pid(), echo, ExitReason::Kill).unwrap();
+    let mut got_exit = false;
+    let mut got_down = false;
+    let deadline = Instant::now() + 5 * SEC;
+    while !(got_exit && got_down) && Instant::now() < deadline {
+        match on_a.recv(Some(5 * SEC)).await.unwrap() {
+            Some(Msg::Exit { sender, reason }) if sender == echo => {
+                assert_eq!(reason, ExitReason::Killed);
+                got_exit = true;
+            }
+            Some(Msg::Down {
+                sender,
+                reference: r,
+                reason,
+            }) if sender == echo => {
+                assert_eq!((r, reason), (reference, ExitReason::Killed));
+                got_down = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(got_exit && got_down);
+
+    // Monitoring a pid that is gone on the other node: DOWN noproc.
+    let r = on_a.monitor(echo);
+    let down = on_a.recv(Some(5 * SEC)).await.unwrap();
+    assert_eq!(
+        down,
+        Some(Msg::Down {
+            sender: echo,
+            reference: r,
+            reason: ExitReason::Noproc
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_peer_breaks_links_and_monitors_with_noconnection() {
+    let k = keys(2);
+    let (a, b) = (peer(&k, 0, &[1]).await, peer(&k, 1, &[0]).await);
+    connect(&a, &b).await;
+    let on_a = a.node().native("a");
+    on_a.trap_exit(true);
+    let far = b.node().native("far");
+    on_a.link(far.pid()).unwrap();
+    let reference = on_a.monitor(far.pid());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // B goes away without a word (like a killed process: its endpoint closes).
+    let lost_at = Instant::now();
+    b.mesh.close().await;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match on_a.recv(Some(5 * SEC)).await.unwrap() {
+            Some(m) => seen.push(m),
+            None => panic!("no noconnection within 5 s: {seen:?}"),
+        }
+    }
+    let waited = lost_at.elapsed();
+    assert!(
+        seen.contains(&Msg::Exit {
+            sender: far.pid(),
+            reason: ExitReason::Noconnection
+        }),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&Msg::Down {
+            sender: far.pid(),
+            reference,
+            reason: ExitReason::Noconnection
+        }),
+        "{seen:?}"
+    );
+    assert!(waited < 2 * SEC, "noticed in {waited:?}");
+    // Sends to the lost node fail at once instead of vanishing.
+    assert_eq!(
+        on_a.send(far.pid(), vec![1]),
+        Err(plasmoid_runtime::SendError::Noconnection)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_is_not_allowed_is_refused() {
+    let k = keys(3);
+    // A allows only B; C knows A's address and tries anyway.
+    let (a, c) = (peer(&k, 0, &[1]).await, peer(&k, 2, &[0]).await);
+    c.mesh.add_peer(a.node().id(), a.mesh.local_addr().unwrap());
+    let on_a = a.node().native("a");
+    let on_c = c.node().native("c");
+    let deadline = Instant::now() + 2 * SEC;
+    while Instant::now() < deadline {
+        let _ = on_c.send(on_a.pid(), b"let me in".to_vec());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        on_a.recv(Some(Duration::from_millis(200))).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_frame_closes_only_that_connection() {
+    let k = keys(3);
+    let (a, b) = (peer(&k, 0, &[1, 2]).await, peer(&k, 1, &[0]).await);
+    connect(&a, &b).await;
+    // Node 2 is allowed, but speaks garbage: a raw iroh connection.
+    let rogue = iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
+        .secret_key(k[2].clone())
+        .relay_mode(iroh::RelayMode::Disabled)
+        .clear_address_lookup()
+        .clear_ip_transports()
+        .bind_addr("127.0.0.1:0")
+        .unwrap()
+        .bind()
+        .await
+        .unwrap();
+    let target = iroh::EndpointAddr::new(k[0].public()).with_ip_addr(a.mesh.local_addr().unwrap());
+    let conn = rogue.connect(target, plasmoid_mesh::ALPN).await.unwrap();
+    let mut stream = conn.open_uni().await.unwrap();
+    let mut garbage = 5u32.to_le_bytes().to_vec();
+    garbage.extend_from_slice(&[0xff; 5]);
+    stream.write_all(&garbage).await.unwrap();
+    // A closes the rogue connection...
+    let closed = tokio::time::timeout(5 * SEC, conn.closed()).await;
+    assert!(closed.is_ok(), "the rogue connection is closed");
+    // ...and keeps working with B.
+    let on_a = a.node().native("a");
+    let on_b = b.node().native("b");
+    on_b.send(on_a.pid(), b"still here".to_vec()).unwrap();
+    assert_eq!(
+        on_a.recv(Some(5 * SEC)).await.unwrap(),
+        Some(Msg::Data(b"still here".to_vec()))
+    );
+}
