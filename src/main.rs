@@ -7,6 +7,7 @@ mod bench_swap;
 mod load;
 mod logging;
 mod release;
+mod release_mesh;
 mod scaffold;
 mod start;
 mod tree;

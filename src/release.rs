@@ -38,6 +38,10 @@ pub enum ReleaseCommand {
         /// Seconds a new version is on probation (a crash rolls it back).
         #[arg(long, default_value_t = 10)]
         probation: u64,
+        /// For a release with [nodes]: which node this process is (default:
+        /// the first, which runs the root supervisor).
+        #[arg(long)]
+        node: Option<String>,
     },
 }
 
@@ -59,13 +63,14 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             out,
             no_watch,
             probation,
+            node,
         } => {
             let dir = release_dir(&release, out)?;
             let swap = (!no_watch).then(|| plasmoid_release::SwapOptions {
                 probation: std::time::Duration::from_secs(probation),
                 ..Default::default()
             });
-            run_release(&dir, swap)
+            run_release(&dir, swap, node)
         }
     }
 }
@@ -113,11 +118,15 @@ pub fn build(m: &Manifest, out: Option<PathBuf>) -> Result<Built> {
     Ok(built)
 }
 
-fn run_release(dir: &Path, swap: Option<plasmoid_release::SwapOptions>) -> Result<ExitCode> {
+fn run_release(
+    dir: &Path,
+    swap: Option<plasmoid_release::SwapOptions>,
+    node_name: Option<String>,
+) -> Result<ExitCode> {
     let (m, lock) = plasmoid_release::open_release(dir)?;
-    if !m.nodes.is_empty() {
-        tracing::warn!(
-            "the manifest lists mesh nodes; this build runs the whole tree on one embedded node"
+    if node_name.is_some() && m.nodes.is_empty() {
+        anyhow::bail!(
+            "--node names a node of a release with [nodes]; this one runs on one embedded node"
         );
     }
     let rt = scheduler(m.threads)?;
@@ -126,7 +135,20 @@ fn run_release(dir: &Path, swap: Option<plasmoid_release::SwapOptions>) -> Resul
         // order, not kill the process.
         let stop = stop_signal();
         let started = Instant::now();
-        let booted = plasmoid_release::boot(dir, &m, &lock)?;
+        let (booted, _mesh) = if m.nodes.is_empty() {
+            (plasmoid_release::boot(dir, &m, &lock)?, None)
+        } else {
+            let joined = crate::release_mesh::join(dir, &m, &lock, node_name.as_deref()).await?;
+            if !joined.root {
+                tracing::info!(node = %joined.name, "node up; it hosts the children the root places here");
+                stop.await;
+                joined.mesh.close().await;
+                joined.booted.node.shutdown(std::time::Duration::from_secs(5)).await;
+                return Ok(ExitCode::SUCCESS);
+            }
+            crate::release_mesh::await_peers(&joined, std::time::Duration::from_secs(30)).await;
+            (joined.booted, Some(joined.mesh))
+        };
         tracing::info!(
             release = %m.release_id(),
             node = %booted.node.id(),

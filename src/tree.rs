@@ -112,7 +112,11 @@ fn child(c: ChildFile) -> Result<ChildSpec> {
             };
             ChildSpec {
                 id: c.id.clone(),
-                start: ChildStart::Particle { component, init },
+                start: ChildStart::Particle {
+                    component,
+                    init,
+                    nodes: Vec::new(),
+                },
                 restart: c.restart,
                 shutdown: Shutdown::Timeout(Duration::from_secs(5)),
             }

@@ -79,6 +79,13 @@ pub enum WireOp {
         reference: u64,
         reason: WireReason,
     },
+    Spawn {
+        node: [u8; 32],
+        component: String,
+        init: String,
+        parent: WirePid,
+        reference: u64,
+    },
 }
 
 fn wp(p: Pid) -> WirePid {
@@ -187,6 +194,19 @@ impl WireOp {
                 reference,
                 reason: wr(reason),
             },
+            RemoteOp::Spawn {
+                node,
+                component,
+                init,
+                parent,
+                reference,
+            } => WireOp::Spawn {
+                node: node.0,
+                component,
+                init,
+                parent: wp(parent),
+                reference,
+            },
         })
     }
 
@@ -256,6 +276,19 @@ impl WireOp {
                 watcher: pid(watcher),
                 reference,
                 reason: reason(r),
+            },
+            WireOp::Spawn {
+                node,
+                component,
+                init,
+                parent,
+                reference,
+            } => RemoteOp::Spawn {
+                node: NodeId(node),
+                component,
+                init,
+                parent: pid(parent),
+                reference,
             },
         }
     }

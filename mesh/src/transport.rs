@@ -57,6 +57,8 @@ struct Inner {
     allow: HashSet<NodeId>,
     /// Live outgoing connections: how to send to a peer now.
     out: DashMap<NodeId, Outgoing>,
+    /// Peers whose own connection to us is up (they can answer).
+    inbound: DashMap<NodeId, ()>,
 }
 
 struct Outgoing {
@@ -83,6 +85,10 @@ impl Remote for Route {
             }
             None => Err(SendError::Noconnection),
         }
+    }
+
+    fn connected(&self, node: NodeId) -> bool {
+        self.0.upgrade().is_some_and(|i| i.both_ways(node))
     }
 }
 
@@ -115,6 +121,7 @@ impl Mesh {
             allow: cfg.allow.iter().copied().collect(),
             cfg,
             out: DashMap::new(),
+            inbound: DashMap::new(),
         });
         node.set_remote(Arc::new(Route(Arc::downgrade(&inner))));
         tokio::spawn(accept_loop(Arc::downgrade(&inner), endpoint));
@@ -135,9 +142,10 @@ impl Mesh {
         tokio::spawn(dial_loop(Arc::downgrade(&self.inner), peer, addr));
     }
 
-    /// Whether ops for `peer` can be sent now.
+    /// Whether `peer` is connected both ways: ops can go there and its
+    /// answers can come back.
     pub fn connected(&self, peer: NodeId) -> bool {
-        self.inner.out.contains_key(&peer)
+        self.inner.both_ways(peer)
     }
 
     /// Close every connection and the endpoint.
@@ -148,6 +156,10 @@ impl Mesh {
 }
 
 impl Inner {
+    fn both_ways(&self, peer: NodeId) -> bool {
+        self.out.contains_key(&peer) && self.inbound.contains_key(&peer)
+    }
+
     /// Forget `peer` until it is back; links and monitors across it fire.
     fn lost(&self, peer: NodeId) {
         if let Some((_, o)) = self.out.remove(&peer) {
@@ -170,7 +182,9 @@ async fn dial_loop(inner: Weak<Inner>, peer: NodeId, addr: SocketAddr) {
         }
         let target = EndpointAddr::new(key).with_ip_addr(addr);
         let dialled =
-            tokio::time::timeout(Duration::from_secs(2), me.endpoint.connect(target, ALPN)).await;
+            // A node that is not up yet does not answer at all: give up
+            // soon and try again, so peers find each other once both are up.
+            tokio::time::timeout(Duration::from_millis(500), me.endpoint.connect(target, ALPN)).await;
         if let Ok(Ok(conn)) = dialled {
             send_until_broken(&me, peer, conn).await;
         }
@@ -258,6 +272,7 @@ async fn serve(me: Arc<Inner>, conn: Connection) {
     let Ok(mut stream) = conn.accept_uni().await else {
         return;
     };
+    me.inbound.insert(peer, ());
     let timeout = me.cfg.peer_timeout;
     let broken = loop {
         let mut prefix = [0u8; 4];
@@ -290,6 +305,7 @@ async fn serve(me: Arc<Inner>, conn: Connection) {
         }
     };
     tracing::debug!(peer = %peer.short(), "incoming connection closed: {broken}");
+    me.inbound.remove(&peer);
     me.lost(peer);
 }
 
@@ -316,5 +332,6 @@ fn sent_by(op: &RemoteOp, peer: NodeId) -> bool {
             watcher.node == peer
         }
         RemoteOp::Down { target, .. } => target.node == peer,
+        RemoteOp::Spawn { parent, .. } => parent.node == peer,
     }
 }

@@ -5,8 +5,9 @@
 use crate::error::ReleaseError;
 use crate::lock::Lock;
 use crate::model::{ChildDef, ChildKind, ComponentDef, Manifest, SupervisorDef};
-use plasmoid_runtime::{Limits, Node, NodeConfig};
+use plasmoid_runtime::{Limits, Node, NodeConfig, NodeId};
 use plasmoid_supervisor::{ChildSpec, ChildStart, SupervisorSpec};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -48,25 +49,29 @@ pub fn limits(c: &ComponentDef, defaults: &Limits) -> Limits {
     }
 }
 
-/// The tree as plasmoid-supervisor specs. Init arguments become JSON text.
-pub fn supervisor_spec(def: &SupervisorDef) -> SupervisorSpec {
+/// The tree as plasmoid-supervisor specs. Init arguments become JSON text;
+/// node names become the ids in `ids`.
+pub fn supervisor_spec(def: &SupervisorDef, ids: &HashMap<String, NodeId>) -> SupervisorSpec {
     let mut spec = SupervisorSpec::new(def.strategy);
     spec.name = def.name.clone();
     spec.max_restarts = def.max_restarts;
     spec.max_seconds = Duration::from_secs(def.max_seconds);
-    spec.children = def.children.iter().map(child_spec).collect();
+    spec.children = def.children.iter().map(|c| child_spec(c, ids)).collect();
     spec
 }
 
-fn child_spec(c: &ChildDef) -> ChildSpec {
+fn child_spec(c: &ChildDef, ids: &HashMap<String, NodeId>) -> ChildSpec {
     let start = match &c.kind {
         ChildKind::Worker {
-            component, init, ..
+            component,
+            init,
+            nodes,
         } => ChildStart::Particle {
             component: component.clone(),
             init: init.to_string(),
+            nodes: nodes.iter().filter_map(|n| ids.get(n).copied()).collect(),
         },
-        ChildKind::Supervisor(s) => ChildStart::Supervisor(Box::new(supervisor_spec(s))),
+        ChildKind::Supervisor(s) => ChildStart::Supervisor(Box::new(supervisor_spec(s, ids))),
     };
     ChildSpec {
         id: c.id.clone(),
@@ -88,7 +93,18 @@ pub struct Booted {
 /// version, or for another memory cap) is not an error: the `.wasm` beside
 /// it, checked by the same lock, is compiled instead.
 pub fn boot(dir: &Path, m: &Manifest, lock: &Lock) -> Result<Booted, ReleaseError> {
-    let cfg = node_config(m, Some(dir.join("policies")));
+    boot_as(dir, m, lock, None)
+}
+
+/// [`boot`] with the node's identity (its mesh key's id) for multi-node releases.
+pub fn boot_as(
+    dir: &Path,
+    m: &Manifest,
+    lock: &Lock,
+    node_id: Option<NodeId>,
+) -> Result<Booted, ReleaseError> {
+    let mut cfg = node_config(m, Some(dir.join("policies")));
+    cfg.node_id = node_id;
     let defaults = cfg.default_limits.clone();
     let node = Node::new(cfg).map_err(|e| ReleaseError::Boot(e.to_string()))?;
     for c in &m.components {
@@ -119,6 +135,6 @@ pub fn boot(dir: &Path, m: &Manifest, lock: &Lock) -> Result<Booted, ReleaseErro
     }
     Ok(Booted {
         node,
-        spec: supervisor_spec(&m.root),
+        spec: supervisor_spec(&m.root, &crate::nodes::node_ids(dir, m)?),
     })
 }

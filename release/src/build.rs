@@ -114,6 +114,7 @@ pub fn build(
     }
     remove_stale(&comp_dir, m)?;
     let policy_files = write_policies(m, &dir)?;
+    crate::nodes::ensure_keys(&dir, m)?;
     let text = crate::manifest::resolved_toml(m, &wasm_paths, Some(Path::new("policies")));
     write_file(&dir.join(RELEASE_FILE), text.as_bytes())?;
     let mut files = vec![locked_file(&dir, RELEASE_FILE)?];

@@ -14,10 +14,11 @@ mod guest;
 mod lock;
 mod manifest;
 mod model;
+mod nodes;
 mod order;
 mod swap;
 
-pub use boot::{Booted, boot, node_config, supervisor_spec};
+pub use boot::{Booted, boot, boot_as, node_config, supervisor_spec};
 pub use build::{BuildOptions, Built, Progress, build, default_out_dir};
 pub use error::ReleaseError;
 pub use guest::{GuestBuild, build_guest, ensure_wasm_target};
@@ -26,4 +27,5 @@ pub use manifest::{load as load_manifest, parse as parse_manifest, render_tree, 
 pub use model::{
     ChildDef, ChildKind, ComponentDef, LimitsDef, Manifest, NodeDef, Source, SupervisorDef, Upgrade,
 };
+pub use nodes::{ensure_keys, node_ids};
 pub use swap::{SwapOptions, Swapper, watch};

@@ -166,15 +166,21 @@ impl ParticleState {
                 // Counted once per particle, not per wait: a shared counter
                 // touched on every hop would bounce between cores.
                 self.settled = true;
-                if let Some((to, reference)) = self.ack.take()
-                    && let Some(t) = self.node.lookup(to)
-                {
+                if let Some((to, reference)) = self.ack.take() {
                     let started = Msg::Tagged {
                         sender: self.proc.pid,
                         reference,
                         payload: Vec::new(),
                     };
-                    let _ = t.mailbox.push(started, true);
+                    match self.node.lookup(to) {
+                        Some(t) => {
+                            let _ = t.mailbox.push(started, true);
+                        }
+                        // A supervisor on another node started us.
+                        None => {
+                            let _ = self.node.send(to, started);
+                        }
+                    }
                 }
                 self.node
                     .settled

@@ -145,6 +145,45 @@ impl NativeProcess {
         self.node.inner.send_exit(self.proc.pid, to, reason)
     }
 
+    /// Spawn a particle on another node, linked to and monitored by this
+    /// process under `reference`: its first wait in `recv` arrives as a
+    /// `Tagged` message with `reference` from the new pid; a failure (or the
+    /// node being lost) as a `Down` with `reference`.
+    pub fn spawn_remote(
+        &self,
+        node: crate::NodeId,
+        component: &str,
+        init: &str,
+        reference: u64,
+    ) -> Result<(), SendError> {
+        // The child's pid is not known yet; the entry only has to name the
+        // node, so that losing it fires this monitor too.
+        let placeholder = crate::Pid { node, seq: 0 };
+        self.proc
+            .state
+            .lock()
+            .monitoring
+            .insert(reference, placeholder);
+        let op = crate::remote::RemoteOp::Spawn {
+            node,
+            component: component.to_string(),
+            init: init.to_string(),
+            parent: self.proc.pid,
+            reference,
+        };
+        self.node.inner.route(op).inspect_err(|_| {
+            self.proc.state.lock().monitoring.remove(&reference);
+        })
+    }
+
+    /// The particle started by [`NativeProcess::spawn_remote`] under
+    /// `reference` is `pid`: the monitor now names it.
+    pub fn remote_started(&self, reference: u64, pid: Pid) {
+        if let Some(t) = self.proc.state.lock().monitoring.get_mut(&reference) {
+            *t = pid;
+        }
+    }
+
     /// Spawn a particle linked to this process.
     pub fn spawn_link(&self, component: &str, init: &str) -> Result<Pid, crate::node::SpawnError> {
         let opts = crate::node::SpawnOpts {

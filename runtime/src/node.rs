@@ -360,7 +360,22 @@ impl NodeInner {
             self.live_particles.fetch_sub(1, Ordering::AcqRel);
             return Err(SpawnError::NameTaken(name.clone()));
         }
-        if let Some(parent) = opts.link {
+        if let Some(parent) = opts.link
+            && self.is_remote(parent)
+        {
+            // The parent's side travels ahead of anything the child can
+            // send it (one ordered stream per pair of nodes).
+            proc.state.lock().links.insert(parent);
+            if self
+                .route(crate::remote::RemoteOp::Link {
+                    from: pid,
+                    to: parent,
+                })
+                .is_err()
+            {
+                proc.request_exit(ExitReason::Noconnection);
+            }
+        } else if let Some(parent) = opts.link {
             let linked = self.lookup(parent).is_some_and(|pp| {
                 let mut st = pp.state.lock();
                 st.alive && st.links.insert(pid)
@@ -373,6 +388,11 @@ impl NodeInner {
             }
         }
         if let Some((watcher, reference)) = opts.monitor
+            && self.is_remote(watcher)
+        {
+            // The watcher's node holds its own entry (see `spawn_remote`).
+            proc.state.lock().watchers.insert(reference, watcher);
+        } else if let Some((watcher, reference)) = opts.monitor
             && let Some(w) = self.lookup(watcher)
         {
             let mut st = w.state.lock();

@@ -52,6 +52,15 @@ pub enum RemoteOp {
         reference: u64,
         reason: ExitReason,
     },
+    /// Start a particle on `node`, linked to and monitored by `parent`
+    /// (with `reference`), acknowledged when it first waits in `recv`.
+    Spawn {
+        node: NodeId,
+        component: String,
+        init: String,
+        parent: Pid,
+        reference: u64,
+    },
 }
 
 impl RemoteOp {
@@ -64,6 +73,7 @@ impl RemoteOp {
             RemoteOp::Monitor { target, .. } | RemoteOp::Demonitor { target, .. } => target.node,
             RemoteOp::Exit { to, .. } => to.node,
             RemoteOp::Down { watcher, .. } => watcher.node,
+            RemoteOp::Spawn { node, .. } => *node,
         }
     }
 }
@@ -72,6 +82,8 @@ impl RemoteOp {
 pub trait Remote: Send + Sync {
     /// `Err(Noconnection)` when the node is not reachable now.
     fn route(&self, op: RemoteOp) -> Result<(), SendError>;
+    /// Whether ops for `node` can be sent now.
+    fn connected(&self, node: NodeId) -> bool;
 }
 
 impl NodeInner {
@@ -90,6 +102,17 @@ impl NodeInner {
 }
 
 impl Node {
+    /// Whether `node` is this node or a connected peer.
+    pub fn reachable(&self, node: NodeId) -> bool {
+        node == self.inner.id
+            || self
+                .inner
+                .remote
+                .read()
+                .as_ref()
+                .is_some_and(|r| r.connected(node))
+    }
+
     /// Install the transport that carries ops to other nodes.
     pub fn set_remote(&self, remote: Arc<dyn Remote>) {
         *self.inner.remote.write() = Some(remote);
@@ -155,6 +178,35 @@ impl Node {
             } => {
                 if let Some(t) = inner.lookup(to) {
                     inner.deliver_exit(from, &t, reason, link);
+                }
+            }
+            RemoteOp::Spawn {
+                component,
+                init,
+                parent,
+                reference,
+                ..
+            } => {
+                let opts = crate::node::SpawnOpts {
+                    link: Some(parent),
+                    monitor: Some((parent, reference)),
+                    ack: Some((parent, reference)),
+                    ..Default::default()
+                };
+                if let Err(e) = inner.spawn_particle(&component, &init, opts) {
+                    let target = Pid {
+                        node: inner.id,
+                        seq: 0,
+                    };
+                    let reason =
+                        ExitReason::Exception(format!("spawn of `{component}` failed: {e:?}"));
+                    let op = RemoteOp::Down {
+                        target,
+                        watcher: parent,
+                        reference,
+                        reason,
+                    };
+                    let _ = inner.route(op);
                 }
             }
             RemoteOp::Down {

@@ -35,41 +35,106 @@ pub(crate) async fn start(
                 .map(Running::Supervisor)
                 .map_err(|e| e.to_string())
         }
-        ChildStart::Particle { component, init } => {
-            let reference = me.make_ref();
-            let opts = SpawnOpts {
-                link: Some(me.pid()),
-                monitor: Some((me.pid(), reference)),
-                ack: Some((me.pid(), reference)),
-                ..Default::default()
-            };
-            let pid = me
-                .node()
-                .spawn(component, init, opts)
-                .map_err(|e| format!("{e:?}"))?;
-            match me.recv_ref(reference, Some(timeout)).await {
-                Ok(Some(Msg::Tagged { .. })) => {
-                    me.demonitor(reference);
-                    Ok(Running::Particle(pid))
-                }
-                // It ran to completion before waiting: it did start.
-                Ok(Some(Msg::Down {
-                    reason: ExitReason::Normal,
-                    ..
-                })) => Ok(Running::Particle(pid)),
-                Ok(Some(Msg::Down { reason, .. })) => Err(reason.to_string()),
-                Ok(_) => {
-                    me.demonitor(reference);
-                    me.unlink(pid);
-                    let _ = me.send_exit(pid, ExitReason::Kill);
-                    Err(format!(
-                        "did not initialise within {} ms",
-                        timeout.as_millis()
-                    ))
-                }
-                Err(own) => Err(format!("the supervisor is exiting ({own})")),
+        ChildStart::Particle {
+            component,
+            init,
+            nodes,
+        } => {
+            if nodes.is_empty() {
+                return start_here(me, component, init, timeout).await;
             }
+            // The first reachable candidate, in the manifest's order of
+            // preference; a node that fails to start it passes to the next.
+            let mut why = Vec::new();
+            for &node in nodes {
+                let attempt = if node == me.node().id() {
+                    start_here(me, component, init, timeout).await
+                } else if me.node().reachable(node) {
+                    start_there(me, node, component, init, timeout).await
+                } else {
+                    Err("not connected".into())
+                };
+                match attempt {
+                    Ok(r) => return Ok(r),
+                    Err(e) => why.push(format!("node {}: {e}", node.short())),
+                }
+            }
+            Err(format!(
+                "no candidate node could start it ({})",
+                why.join("; ")
+            ))
         }
+    }
+}
+
+async fn start_here(
+    me: &NativeProcess,
+    component: &str,
+    init: &str,
+    timeout: Duration,
+) -> Result<Running, String> {
+    let reference = me.make_ref();
+    let opts = SpawnOpts {
+        link: Some(me.pid()),
+        monitor: Some((me.pid(), reference)),
+        ack: Some((me.pid(), reference)),
+        ..Default::default()
+    };
+    let pid = me
+        .node()
+        .spawn(component, init, opts)
+        .map_err(|e| format!("{e:?}"))?;
+    match me.recv_ref(reference, Some(timeout)).await {
+        Ok(Some(Msg::Tagged { .. })) => {
+            me.demonitor(reference);
+            Ok(Running::Particle(pid))
+        }
+        // It ran to completion before waiting: it did start.
+        Ok(Some(Msg::Down {
+            reason: ExitReason::Normal,
+            ..
+        })) => Ok(Running::Particle(pid)),
+        Ok(Some(Msg::Down { reason, .. })) => Err(reason.to_string()),
+        Ok(_) => {
+            me.demonitor(reference);
+            me.unlink(pid);
+            let _ = me.send_exit(pid, ExitReason::Kill);
+            Err(format!(
+                "did not initialise within {} ms",
+                timeout.as_millis()
+            ))
+        }
+        Err(own) => Err(format!("the supervisor is exiting ({own})")),
+    }
+}
+
+/// Start the child on another node: linked and monitored like a local one;
+/// its acknowledgement tells its pid.
+async fn start_there(
+    me: &NativeProcess,
+    node: plasmoid_runtime::NodeId,
+    component: &str,
+    init: &str,
+    timeout: Duration,
+) -> Result<Running, String> {
+    let reference = me.make_ref();
+    me.spawn_remote(node, component, init, reference)
+        .map_err(|e| format!("{e:?}"))?;
+    match me.recv_ref(reference, Some(timeout)).await {
+        Ok(Some(Msg::Tagged { sender, .. })) => {
+            me.remote_started(reference, sender);
+            me.demonitor(reference);
+            Ok(Running::Particle(sender))
+        }
+        Ok(Some(Msg::Down { reason, .. })) => Err(reason.to_string()),
+        Ok(_) => {
+            me.demonitor(reference);
+            Err(format!(
+                "did not initialise within {} ms",
+                timeout.as_millis()
+            ))
+        }
+        Err(own) => Err(format!("the supervisor is exiting ({own})")),
     }
 }
 

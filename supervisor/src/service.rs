@@ -85,7 +85,11 @@ impl Supervision for Service {
                     } else {
                         let spec = ChildSpec {
                             id,
-                            start: ChildStart::Particle { component, init },
+                            start: ChildStart::Particle {
+                                component,
+                                init,
+                                nodes: Vec::new(),
+                            },
                             restart: match restart {
                                 ChildRestart::Permanent => Restart::Permanent,
                                 ChildRestart::Transient => Restart::Transient,

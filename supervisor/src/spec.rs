@@ -51,8 +51,13 @@ pub enum Shutdown {
 /// What a child is.
 #[derive(Clone, Debug)]
 pub enum ChildStart {
-    /// A particle of a loaded component, with its init arguments (JSON).
-    Particle { component: String, init: String },
+    /// A particle of a loaded component, with its init arguments (JSON),
+    /// on the first reachable node of `nodes` (empty: the supervisor's node).
+    Particle {
+        component: String,
+        init: String,
+        nodes: Vec<plasmoid_runtime::NodeId>,
+    },
     /// A nested supervisor.
     Supervisor(Box<SupervisorSpec>),
 }
@@ -73,6 +78,7 @@ impl ChildSpec {
             start: ChildStart::Particle {
                 component: component.to_string(),
                 init: init.to_string(),
+                nodes: Vec::new(),
             },
             restart: Restart::Permanent,
             shutdown: Shutdown::Timeout(Duration::from_secs(5)),

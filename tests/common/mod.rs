@@ -301,6 +301,12 @@ impl Running {
         }
     }
 
+    /// `kill -9`: the process gets no chance to say goodbye.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then the exit code and the whole log.
     pub fn terminate(self) -> (Option<i32>, String) {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
@@ -313,7 +319,17 @@ impl Running {
             self.seen.push_str(&line);
             self.seen.push('\n');
         }
-        (status.code(), self.seen)
+        (status.code(), std::mem::take(&mut self.seen))
+    }
+}
+
+/// A process a test left running (it failed half-way) must not outlive it.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

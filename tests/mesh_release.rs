@@ -1,0 +1,114 @@
+//! A release across three real `plasmoid` processes on 127.0.0.1: the root
+//! supervisor on node a places a child on b (or else c); `kill -9` of b
+//! makes the supervisor see `noconnection` and start the child on c.
+
+mod common;
+use common::{Running, plasmoid, run};
+use std::time::{Duration, Instant};
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_child_on_a_killed_node_is_restarted_on_the_next_candidate() {
+    let dir = tempfile::tempdir().unwrap();
+    let [pa, pb, pc] = [free_udp_port(), free_udp_port(), free_udp_port()];
+    let manifest = dir.path().join("prod.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+[release]
+name = "mesh"
+version = "1"
+[node]
+max_particles = 64
+[nodes]
+a = {{ listen = "127.0.0.1:{pa}" }}
+b = {{ listen = "127.0.0.1:{pb}" }}
+c = {{ listen = "127.0.0.1:{pc}" }}
+[components.echo]
+wasm = "{echo}"
+[supervisor]
+strategy = "one-for-one"
+max_restarts = 3
+max_seconds = 10
+children = [{{ id = "far", component = "echo", node = ["b", "c"] }}]
+"#,
+            echo = common::wasm("echo").display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(&manifest));
+    assert_eq!(code, 0, "{err}");
+    let rel = std::path::PathBuf::from(out.trim());
+    let prefix = |n: &str| {
+        std::fs::read_to_string(rel.join("nodes").join(n).join("id")).unwrap()[..8].to_string()
+    };
+    let (b_id, c_id) = (prefix("b"), prefix("c"));
+
+    let node = |name: &str| {
+        Running::start(
+            plasmoid()
+                .args(["release", "run"])
+                .arg(&rel)
+                .args(["--node", name]),
+        )
+    };
+    let mut b = node("b");
+    let mut c = node("c");
+    assert!(b.wait_for("node up", Duration::from_secs(60)), "{}", b.seen);
+    assert!(c.wait_for("node up", Duration::from_secs(60)), "{}", c.seen);
+    let mut a = node("a");
+    assert!(
+        a.wait_for("release mesh-1 is up", Duration::from_secs(60)),
+        "{}",
+        a.seen
+    );
+    let first = a
+        .seen
+        .lines()
+        .find(|l| l.contains("child started") && l.contains("child=far"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        first.contains(&format!("pid={b_id}.")),
+        "placed on b first: {first}\n{}",
+        a.seen
+    );
+
+    let killed = Instant::now();
+    b.kill();
+    assert!(
+        a.wait_for("child restarted", Duration::from_secs(10)),
+        "{}",
+        a.seen
+    );
+    let took = killed.elapsed();
+    let line = a
+        .seen
+        .lines()
+        .rev()
+        .find(|l| l.contains("child restarted"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(line.contains("reason=noconnection"), "{line}");
+    assert!(
+        line.contains(&format!("new_pid={c_id}.")),
+        "restarted on c: {line}"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "running again {took:?} after kill -9"
+    );
+
+    let (code, log) = a.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    let (code, log) = c.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
