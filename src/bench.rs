@@ -62,6 +62,13 @@ enum Which {
         #[arg(long, default_value_t = 20)]
         swaps: usize,
     },
+    /// Two nodes over iroh on 127.0.0.1: round trip µs, one-way msgs/s.
+    Mesh {
+        #[arg(long, default_value_t = 10_000)]
+        rounds: usize,
+        #[arg(long, default_value_t = 500_000)]
+        messages: u64,
+    },
     /// A send to self followed by its recv, inside one particle: ns per pair.
     Call {
         #[arg(long, default_value_t = 200_000)]
@@ -115,6 +122,10 @@ fn echo_wasm(given: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if let Which::Mesh { rounds, messages } = &args.which {
+        let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
+        return crate::bench_mesh::run((*rounds).max(1), (*messages).max(1), args.threads, emit);
+    }
     if let Which::Swap { swaps } = &args.which {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
         return crate::bench_swap::run((*swaps).max(1), args.threads, emit);
@@ -157,7 +168,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     node.load_component("echo", &wasm, None)?;
                     crate::bench_restart::run(&node, restarts.max(1), emit).await?;
                 }
-                Which::Boot { .. } | Which::Swap { .. } => {}
+                Which::Boot { .. } | Which::Swap { .. } | Which::Mesh { .. } => {}
                 Which::Call { iters } => {
                     let node = node_with(&wasm, 16)?;
                     bench_call(&node, iters, runs).await?;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_boot;
+mod bench_mesh;
 mod bench_restart;
 mod bench_swap;
 mod load;
