@@ -69,6 +69,10 @@ enum Which {
         #[arg(long, default_value_t = 500_000)]
         messages: u64,
     },
+    /// A three-node release with its peers as real processes: ms from
+    /// kill -9 / kill -STOP of a node to noconnection, and to the
+    /// supervised child running again elsewhere.
+    Nodedown,
     /// A send to self followed by its recv, inside one particle: ns per pair.
     Call {
         #[arg(long, default_value_t = 200_000)]
@@ -96,7 +100,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// A component of this checkout's `apps/`, built on demand unless given.
-fn app_wasm(given: Option<PathBuf>, app: &str, flag: &str) -> Result<PathBuf> {
+pub(crate) fn app_wasm(given: Option<PathBuf>, app: &str, flag: &str) -> Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p);
     }
@@ -125,6 +129,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Which::Mesh { rounds, messages } = &args.which {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
         return crate::bench_mesh::run((*rounds).max(1), (*messages).max(1), args.threads, emit);
+    }
+    if let Which::Nodedown = &args.which {
+        let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
+        return crate::bench_nodedown::run(args.threads, emit);
     }
     if let Which::Swap { swaps } = &args.which {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
@@ -168,7 +176,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     node.load_component("echo", &wasm, None)?;
                     crate::bench_restart::run(&node, restarts.max(1), emit).await?;
                 }
-                Which::Boot { .. } | Which::Swap { .. } | Which::Mesh { .. } => {}
+                Which::Boot { .. } | Which::Swap { .. } | Which::Mesh { .. } | Which::Nodedown => {}
                 Which::Call { iters } => {
                     let node = node_with(&wasm, 16)?;
                     bench_call(&node, iters, runs).await?;

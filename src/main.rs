@@ -3,6 +3,7 @@
 mod bench;
 mod bench_boot;
 mod bench_mesh;
+mod bench_nodedown;
 mod bench_restart;
 mod bench_swap;
 mod load;
