@@ -20,12 +20,16 @@ impl Peer {
 
 /// A node with the echo component, its own key, listening on 127.0.0.1.
 async fn peer(keys: &[iroh::SecretKey], me: usize, allow: &[usize]) -> Peer {
+    peer_with(keys, me, allow, NodeConfig::default()).await
+}
+
+async fn peer_with(keys: &[iroh::SecretKey], me: usize, allow: &[usize], cfg: NodeConfig) -> Peer {
     let dir = tempfile::tempdir().unwrap();
     let key = keys[me].clone();
     let node = Node::new(NodeConfig {
         max_particles: 32,
         node_id: Some(plasmoid_mesh::node_id(&key)),
-        ..NodeConfig::default()
+        ..cfg
     })
     .unwrap();
     node.load_component("echo", &common::wasm("echo"), None)
@@ -215,5 +219,43 @@ async fn a_malformed_frame_closes_only_that_connection() {
     assert_eq!(
         on_a.recv(Some(5 * SEC)).await.unwrap(),
         Some(Msg::Data(b"still here".to_vec()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_actions_are_authorized_with_the_node_as_principal() {
+    let k = keys(2);
+    // B lets other nodes message its particles but not start any.
+    let policies = r#"
+        permit (principal, action in [Action::"send", Action::"link", Action::"monitor", Action::"exit"], resource);
+        permit (principal, action == Action::"spawn", resource);
+        forbid (principal is Node, action == Action::"spawn", resource);
+    "#;
+    let b_cfg = common::config_with_policies(policies);
+    let (a, b) = (peer(&k, 0, &[1]).await, peer_with(&k, 1, &[0], b_cfg).await);
+    connect(&a, &b).await;
+    let on_a = a.node().native("a");
+    let reference = on_a.make_ref();
+    on_a.spawn_remote(b.node().id(), "echo", "null", reference)
+        .unwrap();
+    match on_a.recv_ref(reference, Some(5 * SEC)).await.unwrap() {
+        Some(Msg::Down {
+            reason: ExitReason::Exception(why),
+            ..
+        }) => {
+            assert!(
+                why.contains("spawn on `echo` denied by policy for node"),
+                "{why}"
+            );
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    assert!(b.node().particles_of("echo").is_empty());
+    // Messages are still allowed.
+    let on_b = b.node().native("b");
+    on_a.send(on_b.pid(), b"hello".to_vec()).unwrap();
+    assert_eq!(
+        on_b.recv(Some(5 * SEC)).await.unwrap(),
+        Some(Msg::Data(b"hello".to_vec()))
     );
 }

@@ -295,7 +295,7 @@ async fn serve(me: Arc<Inner>, conn: Connection) {
             Ok(Frame::Op(wire)) => {
                 let op = wire.into_op();
                 if op.destination() == me.node.id() && sent_by(&op, peer) {
-                    me.node.deliver_remote(op);
+                    me.node.deliver_remote(peer, op);
                 } else {
                     tracing::warn!(peer = %peer.short(), "dropped an op that names another node as its sender or receiver");
                 }

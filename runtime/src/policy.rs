@@ -68,6 +68,9 @@ struct Loaded {
     schema: Schema,
 }
 
+/// How a node principal is told apart from a component in the cache.
+const NODE_PREFIX: &str = "node:";
+
 pub struct PolicyGate {
     authorizer: Authorizer,
     loaded: RwLock<Arc<Loaded>>,
@@ -153,6 +156,14 @@ impl PolicyGate {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Whether another node (its id in hex) may do `action` on `resource`
+    /// here: principal `Node::"<id>"`.
+    pub fn allowed_node(&self, node_hex: &str, action: Action, resource: &str) -> bool {
+        // Component names cannot contain `:`, so this key never collides.
+        let principal: Arc<str> = format!("{NODE_PREFIX}{node_hex}").into();
+        self.allowed(&principal, action, resource)
+    }
+
     /// Whether `principal` (a component) may do `action` on `resource`.
     pub fn allowed(&self, principal: &Arc<str>, action: Action, resource: &str) -> bool {
         let key = (principal.clone(), action, resource.to_string());
@@ -193,8 +204,12 @@ impl PolicyGate {
             let ty = EntityTypeName::from_str(ty).ok()?;
             Some(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
         };
+        let p = match principal.strip_prefix(NODE_PREFIX) {
+            Some(node) => uid("Node", node),
+            None => uid("Particle", principal),
+        };
         let (Some(p), Some(a), Some(r)) = (
-            uid("Particle", principal),
+            p,
             uid("Action", action.as_str()),
             uid(action.resource_type(), resource),
         ) else {

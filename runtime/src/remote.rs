@@ -119,8 +119,50 @@ impl Node {
     }
 
     /// An op that arrived from another node.
-    pub fn deliver_remote(&self, op: RemoteOp) {
+    ///
+    /// Every op that acts on a process here is authorized by Cedar with the
+    /// sending node as principal (`Node::"<id>"`); a denied link, monitor
+    /// or spawn is answered as failed, a denied message or exit/2 dropped.
+    pub fn deliver_remote(&self, from: NodeId, op: RemoteOp) {
         let inner = &self.inner;
+        if let Err(why) = self.authorize(from, &op) {
+            tracing::warn!(node = %from.short(), "{why}");
+            let denied = ExitReason::Exception(why);
+            let answer = match op {
+                RemoteOp::Link { from, to } => Some(RemoteOp::Exit {
+                    from: to,
+                    to: from,
+                    reason: denied,
+                    link: true,
+                }),
+                RemoteOp::Monitor {
+                    watcher,
+                    target,
+                    reference,
+                } => Some(RemoteOp::Down {
+                    target,
+                    watcher,
+                    reference,
+                    reason: denied,
+                }),
+                RemoteOp::Spawn {
+                    parent, reference, ..
+                } => Some(RemoteOp::Down {
+                    target: Pid {
+                        node: inner.id,
+                        seq: 0,
+                    },
+                    watcher: parent,
+                    reference,
+                    reason: denied,
+                }),
+                _ => None,
+            };
+            if let Some(a) = answer {
+                let _ = inner.route(a);
+            }
+            return;
+        }
         match op {
             RemoteOp::Send { to, msg } => {
                 // As in Erlang, a message to a dead or full process is dropped.
@@ -229,6 +271,50 @@ impl Node {
                     }
                 }
             }
+        }
+    }
+
+    /// Cedar's word on what node `from` asks of this node.
+    fn authorize(&self, from: NodeId, op: &RemoteOp) -> Result<(), String> {
+        use crate::policy::Action;
+        let inner = &self.inner;
+        let (action, resource): (Action, Arc<str>) = match op {
+            RemoteOp::Spawn { component, .. } => (Action::Spawn, component.as_str().into()),
+            RemoteOp::Send { to, .. }
+            | RemoteOp::Exit {
+                to, link: false, ..
+            } => {
+                let action = if matches!(op, RemoteOp::Send { .. }) {
+                    Action::Send
+                } else {
+                    Action::Exit
+                };
+                match inner.lookup(*to) {
+                    Some(t) => (action, t.component.clone()),
+                    None => return Ok(()),
+                }
+            }
+            RemoteOp::Link { to: target, .. } | RemoteOp::Monitor { target, .. } => {
+                let action = if matches!(op, RemoteOp::Link { .. }) {
+                    Action::Link
+                } else {
+                    Action::Monitor
+                };
+                match inner.lookup(*target) {
+                    Some(t) => (action, t.component.clone()),
+                    None => return Ok(()),
+                }
+            }
+            _ => return Ok(()),
+        };
+        if inner.policy.allowed_node(&from.to_hex(), action, &resource) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} on `{resource}` denied by policy for node {}",
+                action.as_str(),
+                from.to_hex()
+            ))
         }
     }
 
