@@ -85,6 +85,8 @@ async fn messages_calls_links_and_monitors_cross_nodes() {
     // A link across nodes: B's particle dies, A's trapping process hears it.
     on_a.trap_exit(true);
     on_a.link(echo).unwrap();
+    // Linking again is the same one link (no spurious EXIT below).
+    on_a.link(echo).unwrap();
     let reference = on_a.monitor(echo);
     tokio::time::sleep(Duration::from_millis(100)).await;
     b.node().exit(on_b.pid(), echo, ExitReason::Kill).unwrap();

@@ -99,13 +99,28 @@ fn pid(w: WirePid) -> Pid {
     }
 }
 
+/// Exit reasons come from guests: long ones are cut so that a signal always
+/// fits in a frame (a refused frame would lose the signal).
+fn cut(mut s: String) -> String {
+    const MAX: usize = 64 << 10;
+    if s.len() > MAX {
+        let mut end = MAX;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
 fn wr(r: ExitReason) -> WireReason {
     match r {
         ExitReason::Normal => WireReason::Normal,
         ExitReason::Kill => WireReason::Kill,
         ExitReason::Killed => WireReason::Killed,
-        ExitReason::Shutdown(s) => WireReason::Shutdown(s),
-        ExitReason::Exception(s) => WireReason::Exception(s),
+        ExitReason::Shutdown(s) => WireReason::Shutdown(cut(s)),
+        ExitReason::Exception(s) => WireReason::Exception(cut(s)),
         ExitReason::Noproc => WireReason::Noproc,
         ExitReason::Noconnection => WireReason::Noconnection,
     }
@@ -124,6 +139,22 @@ fn reason(r: WireReason) -> ExitReason {
 }
 
 impl WireOp {
+    /// The bytes the op carries beyond its fixed fields.
+    pub fn payload_len(&self) -> usize {
+        match self {
+            WireOp::Data { data, .. } => data.len(),
+            WireOp::Tagged { payload, .. } => payload.len(),
+            WireOp::Spawn {
+                component, init, ..
+            } => component.len() + init.len(),
+            WireOp::Exit { reason, .. } | WireOp::Down { reason, .. } => match reason {
+                WireReason::Shutdown(s) | WireReason::Exception(s) => s.len(),
+                _ => 0,
+            },
+            _ => 0,
+        }
+    }
+
     /// `None` for ops that never cross nodes (a `Send` of a signal message).
     pub fn from_op(op: RemoteOp) -> Option<WireOp> {
         Some(match op {

@@ -57,8 +57,11 @@ struct Inner {
     allow: HashSet<NodeId>,
     /// Live outgoing connections: how to send to a peer now.
     out: DashMap<NodeId, Outgoing>,
-    /// Peers whose own connection to us is up (they can answer).
-    inbound: DashMap<NodeId, ()>,
+    /// Peers whose own connection to us is up (they can answer), with
+    /// that connection's number: an old connection ending late must not
+    /// take a newer one down.
+    inbound: DashMap<NodeId, u64>,
+    next_conn: std::sync::atomic::AtomicU64,
 }
 
 struct Outgoing {
@@ -78,6 +81,14 @@ impl Remote for Route {
         let Some(wire) = WireOp::from_op(op) else {
             return Ok(());
         };
+        // The receiver would close the connection over a frame past the
+        // limit, breaking every link between the two nodes: refuse it here.
+        if wire.payload_len() > frame::MAX_FRAME - 1024 {
+            return Err(SendError::Denied(format!(
+                "a message over the mesh is limited to {} KiB",
+                (frame::MAX_FRAME - 1024) >> 10
+            )));
+        }
         match inner.out.get(&dest) {
             Some(o) => {
                 o.tx.send(Frame::Op(wire))
@@ -122,6 +133,7 @@ impl Mesh {
             cfg,
             out: DashMap::new(),
             inbound: DashMap::new(),
+            next_conn: std::sync::atomic::AtomicU64::new(1),
         });
         node.set_remote(Arc::new(Route(Arc::downgrade(&inner))));
         tokio::spawn(accept_loop(Arc::downgrade(&inner), endpoint));
@@ -272,7 +284,10 @@ async fn serve(me: Arc<Inner>, conn: Connection) {
     let Ok(mut stream) = conn.accept_uni().await else {
         return;
     };
-    me.inbound.insert(peer, ());
+    let number = me
+        .next_conn
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    me.inbound.insert(peer, number);
     let timeout = me.cfg.peer_timeout;
     let broken = loop {
         let mut prefix = [0u8; 4];
@@ -305,8 +320,9 @@ async fn serve(me: Arc<Inner>, conn: Connection) {
         }
     };
     tracing::debug!(peer = %peer.short(), "incoming connection closed: {broken}");
-    me.inbound.remove(&peer);
-    me.lost(peer);
+    if me.inbound.remove_if(&peer, |_, n| *n == number).is_some() {
+        me.lost(peer);
+    }
 }
 
 fn bad_frame(conn: &Connection, peer: NodeId, e: frame::FrameError) -> String {

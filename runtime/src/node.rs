@@ -117,6 +117,12 @@ pub(crate) struct NodeInner {
     pub(crate) remote: parking_lot::RwLock<Option<Arc<dyn crate::remote::Remote>>>,
 }
 
+/// The first reference a node hands out: 32 bits of its id, then a counter.
+fn ref_base(id: &NodeId) -> u64 {
+    let prefix = u32::from_le_bytes([id.0[0], id.0[1], id.0[2], id.0[3]]);
+    (u64::from(prefix) << 32) | 1
+}
+
 impl Node {
     /// Start a node on the current tokio runtime.
     pub fn new(config: NodeConfig) -> Result<Node> {
@@ -130,11 +136,14 @@ impl Node {
                 "a node must be created inside a tokio runtime".into(),
             )
         })?;
+        let id = config.node_id.unwrap_or_else(NodeId::random);
         Ok(Node {
             inner: Arc::new(NodeInner {
-                id: config.node_id.unwrap_or_else(NodeId::random),
+                id,
                 seq: AtomicU64::new(1),
-                refs: AtomicU64::new(1),
+                // References travel to other nodes (monitors, calls): start
+                // this node's at its id's prefix so they do not clash.
+                refs: AtomicU64::new(ref_base(&id)),
                 procs: DashMap::new(),
                 names: DashMap::new(),
                 components: Components::default(),

@@ -171,14 +171,17 @@ pub(crate) async fn run(
     // the loop starts the next version under the same process entry.
     let reason = loop {
         proc.code.lock().running = Some(comp.clone());
+        // Each version says for itself whether it can hand over.
+        proc.set_upgradable(false);
         match instance(&node, &proc, &comp, &init, start).await {
             Ok(reason) => break reason,
-            Err((next, state)) => {
-                tracing::info!(pid = %proc.pid, component = %comp.name, from = %comp.version, to = %next.version, "particle handed its state to the new version");
-                comp = next;
+            Err(handoff) => {
+                tracing::info!(pid = %proc.pid, component = %comp.name, from = %comp.version, to = %handoff.next.version, "particle handed its state to the new version");
+                comp = handoff.next;
                 start = Start {
-                    ack: None,
-                    handoff: Some(state),
+                    // A start not yet acknowledged is acknowledged by the next instance.
+                    ack: handoff.ack,
+                    handoff: Some(handoff.state),
                 };
             }
         }
@@ -189,6 +192,14 @@ pub(crate) async fn run(
     }
     node.check_probation(&proc, &comp, &reason);
     node.process_exited(&proc, reason, true);
+}
+
+/// An instance handed over: the code to run next, the state, and a start
+/// acknowledgement it did not get to send.
+struct Handoff {
+    next: Arc<LoadedComponent>,
+    state: Vec<u8>,
+    ack: Option<(Pid, u64)>,
 }
 
 /// How an instance starts: the first one may owe a start acknowledgement,
@@ -223,7 +234,7 @@ async fn instance(
     comp: &Arc<LoadedComponent>,
     init: &str,
     start: Start,
-) -> Result<ExitReason, (Arc<LoadedComponent>, Vec<u8>)> {
+) -> Result<ExitReason, Handoff> {
     let tick_ms = node.config.tick.as_millis().max(1) as u64;
     let budget_ms = comp.limits.cpu_ms;
     let state = ParticleState {
@@ -274,12 +285,20 @@ async fn instance(
         Ok(r) => r,
     };
     if let Ok(Ok(())) = outcome {
-        let handed = store.data_mut().handoff_out.take();
-        let next = proc.code.lock().upgrade_to.take();
-        if let (Some(state), Some(next)) = (handed, next)
+        let data = store.data_mut();
+        let (handed, ack) = (data.handoff_out.take(), data.ack.take());
+        // The code to move to is the component's current version, read now:
+        // a request may be stale (a newer version, or a rollback, since).
+        // If that is the code already running, it restarts with its state.
+        proc.code.lock().upgrade_to = None;
+        let next = node
+            .components
+            .get(&comp.name)
+            .unwrap_or_else(|| comp.clone());
+        if let Some(state) = handed
             && !proc.exit_pending()
         {
-            return Err((next, state));
+            return Err(Handoff { next, state, ack });
         }
         return Ok(ExitReason::Normal);
     }

@@ -171,7 +171,11 @@ impl Node {
             RemoteOp::Link { from, to } => {
                 let linked = inner.lookup(to).is_some_and(|t| {
                     let mut st = t.state.lock();
-                    st.alive && st.links.insert(from)
+                    // Linking twice is one link, as in Erlang.
+                    st.alive && {
+                        st.links.insert(from);
+                        true
+                    }
                 });
                 if !linked {
                     let _ = inner.route(RemoteOp::Exit {
@@ -259,7 +263,12 @@ impl Node {
             } => {
                 if let Some(w) = inner.lookup(watcher) {
                     let mut st = w.state.lock();
-                    if st.monitoring.remove(&reference).is_some() {
+                    // Only a monitor on a process of the sending node.
+                    let ours = st
+                        .monitoring
+                        .get(&reference)
+                        .is_some_and(|t| t.node == from);
+                    if ours && st.monitoring.remove(&reference).is_some() {
                         let _ = w.mailbox.push(
                             Msg::Down {
                                 sender: target,

@@ -87,7 +87,11 @@ impl Node {
             {
                 return false;
             }
-            code.upgrade_to = Some(target);
+            // One request pending at most: the particle reads the current
+            // version when it hands over, so a newer one needs no new request.
+            if code.upgrade_to.replace(target).is_some() {
+                return true;
+            }
         }
         proc.mailbox.push_front(Msg::Upgrade);
         true

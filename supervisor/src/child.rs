@@ -126,6 +126,12 @@ async fn start_there(
             me.demonitor(reference);
             Ok(Running::Particle(sender))
         }
+        // It ran to completion before waiting: it did start.
+        Ok(Some(Msg::Down {
+            reason: ExitReason::Normal,
+            sender,
+            ..
+        })) => Ok(Running::Particle(sender)),
         Ok(Some(Msg::Down { reason, .. })) => Err(reason.to_string()),
         Ok(_) => {
             me.demonitor(reference);
