@@ -92,7 +92,7 @@ fn measure_in(work: &Path, echo: &Path, threads: Option<usize>) -> Result<(f64, 
 
 async fn measure(dir: &Path, peers: &mut Peers) -> Result<(f64, f64, f64)> {
     let (m, lock) = plasmoid_release::open_release(dir)?;
-    let joined = crate::release_mesh::join(dir, &m, &lock, Some("a")).await?;
+    let joined = crate::release_mesh::join(dir, &m, &lock, Some("a"), Default::default()).await?;
     crate::release_mesh::await_peers(&joined, Duration::from_secs(30)).await;
     let ids = plasmoid_release::node_ids(dir, &m)?;
     let (b, c) = (ids["b"], ids["c"]);

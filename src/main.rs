@@ -6,6 +6,7 @@ mod bench_mesh;
 mod bench_nodedown;
 mod bench_restart;
 mod bench_swap;
+mod control;
 mod load;
 mod logging;
 mod release;
@@ -59,6 +60,8 @@ enum Command {
     Upgrade(upgrade::UpgradeArgs),
     /// Measure the runtime; prints one JSON object per figure.
     Bench(bench::BenchArgs),
+    #[command(flatten)]
+    Control(control::ControlCommand),
 }
 
 #[derive(Subcommand)]
@@ -81,8 +84,9 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     let cli = Cli::parse();
-    // Benchmarks measure the runtime, not the log writer: quiet unless asked.
-    let default_level = if matches!(cli.command, Command::Bench(_)) {
+    // Benchmarks measure the runtime, not the log writer, and control
+    // commands print their answer: quiet unless asked.
+    let default_level = if matches!(cli.command, Command::Bench(_) | Command::Control(_)) {
         "warn"
     } else {
         "info"
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
         Command::Release { command } => release::run(command),
         Command::Upgrade(args) => upgrade::run(args),
         Command::Bench(args) => bench::run(args).map(|_| ExitCode::SUCCESS),
+        Command::Control(cmd) => control::run(cmd),
     };
     match result {
         Ok(code) => code,

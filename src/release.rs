@@ -42,7 +42,22 @@ pub enum ReleaseCommand {
         /// the first, which runs the root supervisor).
         #[arg(long)]
         node: Option<String>,
+        /// Also admit this peer node (its 64-hex id); repeatable.
+        #[arg(long = "allow", value_name = "NODE_ID", value_parser = parse_id)]
+        allow: Vec<plasmoid_runtime::NodeId>,
+        /// Also admit this control client key (its 64-hex id); repeatable.
+        /// The release's own `client/node.key` is always admitted.
+        #[arg(long = "allow-client", value_name = "ID", value_parser = parse_id)]
+        allow_client: Vec<plasmoid_runtime::NodeId>,
+        /// Where a release without [nodes] takes control requests
+        /// (default 127.0.0.1 on a free port; see `<release>/node/control`).
+        #[arg(long, value_name = "IP:PORT")]
+        listen: Option<std::net::SocketAddr>,
     },
+}
+
+fn parse_id(s: &str) -> Result<plasmoid_runtime::NodeId, String> {
+    plasmoid_mesh::parse_node_id(s).ok_or_else(|| format!("`{s}` is not a node id (64 hex digits)"))
 }
 
 pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
@@ -64,13 +79,21 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             no_watch,
             probation,
             node,
+            allow,
+            allow_client,
+            listen,
         } => {
             let dir = release_dir(&release, out)?;
             let swap = (!no_watch).then(|| plasmoid_release::SwapOptions {
                 probation: std::time::Duration::from_secs(probation),
                 ..Default::default()
             });
-            run_release(&dir, swap, node)
+            let admit = crate::release_mesh::Admit {
+                peers: allow,
+                clients: allow_client,
+                listen,
+            };
+            run_release(&dir, swap, node, admit)
         }
     }
 }
@@ -122,33 +145,38 @@ fn run_release(
     dir: &Path,
     swap: Option<plasmoid_release::SwapOptions>,
     node_name: Option<String>,
+    admit: crate::release_mesh::Admit,
 ) -> Result<ExitCode> {
     let (m, lock) = plasmoid_release::open_release(dir)?;
-    if node_name.is_some() && m.nodes.is_empty() {
-        anyhow::bail!(
-            "--node names a node of a release with [nodes]; this one runs on one embedded node"
-        );
-    }
     let rt = scheduler(m.threads)?;
     rt.block_on(async move {
         // Handlers first: a SIGTERM during boot must stop the release in
         // order, not kill the process.
         let stop = stop_signal();
         let started = Instant::now();
-        let (booted, _mesh) = if m.nodes.is_empty() {
-            (plasmoid_release::boot(dir, &m, &lock)?, None)
-        } else {
-            let joined = crate::release_mesh::join(dir, &m, &lock, node_name.as_deref()).await?;
-            if !joined.root {
-                tracing::info!(node = %joined.name, "node up; it hosts the children the root places here");
-                stop.await;
-                joined.mesh.close().await;
-                joined.booted.node.shutdown(std::time::Duration::from_secs(5)).await;
-                return Ok(ExitCode::SUCCESS);
+        let joined =
+            crate::release_mesh::join(dir, &m, &lock, node_name.as_deref(), admit).await?;
+        let control = joined.control.clone();
+        // A client's `plasmoid stop` stops the node like SIGTERM does.
+        let stop = {
+            let control = control.clone();
+            async move {
+                tokio::select! {
+                    _ = stop => {}
+                    _ = control.stop_requested() => {}
+                }
             }
-            crate::release_mesh::await_peers(&joined, std::time::Duration::from_secs(30)).await;
-            (joined.booted, Some(joined.mesh))
         };
+        if !joined.root {
+            tracing::info!(node = %joined.name, "node up; it hosts the children the root places here");
+            stop.await;
+            joined.mesh.close().await;
+            joined.booted.node.shutdown(std::time::Duration::from_secs(5)).await;
+            return Ok(ExitCode::SUCCESS);
+        }
+        crate::release_mesh::await_peers(&joined, std::time::Duration::from_secs(30)).await;
+        let booted = joined.booted;
+        let mesh = joined.mesh;
         tracing::info!(
             release = %m.release_id(),
             node = %booted.node.id(),
@@ -169,13 +197,16 @@ fn run_release(
             }
             None => None,
         };
-        run_tree(booted.node, booted.spec, stop, move || {
+        let code = run_tree(booted.node, booted.spec, stop, move |root| {
+            control.set_root(root.clone());
             tracing::info!(
                 ms = booted_at.elapsed().as_millis() as u64,
                 "release {} is up",
                 m.release_id()
             );
         })
-        .await
+        .await;
+        mesh.close().await;
+        code
     })
 }

@@ -94,7 +94,7 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
         let node = Node::new(args.node_config())?;
         load::load_all(&node, &inputs)?;
         if let Some(spec) = tree {
-            return run_tree(node, spec, stop, || {}).await;
+            return run_tree(node, spec, stop, |_| {}).await;
         }
         let component = match (&args.spawn, inputs.as_slice()) {
             (Some(c), _) => c.clone(),
@@ -148,7 +148,7 @@ pub async fn run_tree(
     node: Node,
     spec: plasmoid_supervisor::SupervisorSpec,
     stop: impl std::future::Future<Output = ()>,
-    on_up: impl FnOnce(),
+    on_up: impl FnOnce(&plasmoid_supervisor::SupervisorRef),
 ) -> Result<ExitCode> {
     let cli = node.native("cli");
     cli.trap_exit(true);
@@ -157,7 +157,7 @@ pub async fn run_tree(
         .map_err(|e| anyhow::anyhow!("the supervision tree did not start: {e}"))?;
     tokio::pin!(stop);
     tracing::info!(root = %root.pid(), node = %node.id(), "supervision tree started");
-    on_up();
+    on_up(&root);
     let mut stopping = false;
     loop {
         tokio::select! {

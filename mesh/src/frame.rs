@@ -86,6 +86,17 @@ pub enum WireOp {
         parent: WirePid,
         reference: u64,
     },
+    Lookup {
+        node: [u8; 32],
+        from: [u8; 32],
+        name: String,
+        reference: u64,
+    },
+    Found {
+        node: [u8; 32],
+        reference: u64,
+        pid: Option<WirePid>,
+    },
 }
 
 fn wp(p: Pid) -> WirePid {
@@ -147,6 +158,7 @@ impl WireOp {
             WireOp::Spawn {
                 component, init, ..
             } => component.len() + init.len(),
+            WireOp::Lookup { name, .. } => name.len(),
             WireOp::Exit { reason, .. } | WireOp::Down { reason, .. } => match reason {
                 WireReason::Shutdown(s) | WireReason::Exception(s) => s.len(),
                 _ => 0,
@@ -238,6 +250,26 @@ impl WireOp {
                 parent: wp(parent),
                 reference,
             },
+            RemoteOp::Lookup {
+                node,
+                from,
+                name,
+                reference,
+            } => WireOp::Lookup {
+                node: node.0,
+                from: from.0,
+                name,
+                reference,
+            },
+            RemoteOp::Found {
+                node,
+                reference,
+                pid,
+            } => WireOp::Found {
+                node: node.0,
+                reference,
+                pid: pid.map(wp),
+            },
         })
     }
 
@@ -320,6 +352,26 @@ impl WireOp {
                 init,
                 parent: pid(parent),
                 reference,
+            },
+            WireOp::Lookup {
+                node,
+                from,
+                name,
+                reference,
+            } => RemoteOp::Lookup {
+                node: NodeId(node),
+                from: NodeId(from),
+                name,
+                reference,
+            },
+            WireOp::Found {
+                node,
+                reference,
+                pid: found,
+            } => RemoteOp::Found {
+                node: NodeId(node),
+                reference,
+                pid: found.map(pid),
             },
         }
     }

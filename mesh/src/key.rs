@@ -30,6 +30,14 @@ pub fn load_or_create(dir: &Path) -> Result<SecretKey, MeshError> {
     }
 }
 
+/// A key file written by [`load_or_create`] (64 hex digits).
+pub fn read_file(path: &Path) -> Result<SecretKey, MeshError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| MeshError::Key(format!("{}: {e}", path.display())))?;
+    parse(text.trim())
+        .ok_or_else(|| MeshError::Key(format!("{} is not a 64-digit hex key", path.display())))
+}
+
 /// The node id of a key.
 pub fn node_id(key: &SecretKey) -> NodeId {
     NodeId(*key.public().as_bytes())

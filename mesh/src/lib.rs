@@ -8,12 +8,20 @@
 //! stays in plasmoid-runtime ([`plasmoid_runtime::RemoteOp`]); this crate
 //! only carries those ops in order between two nodes.
 
+mod control;
 mod frame;
 mod key;
 mod transport;
 
+pub use control::{
+    CONTROL_ALPN, ControlAddr, ControlClient, ControlFuture, ControlHandler, MAX_CONTROL,
+    ParticleRow, PeerStatus, Reply, Request, Status, TreeRow,
+};
 pub use frame::{Frame, FrameError, MAX_FRAME, WireOp, decode, encode_into, frame_len};
-pub use key::{load_or_create as load_or_create_key, node_id, parse_node_id};
+pub use iroh::SecretKey;
+pub use key::{
+    load_or_create as load_or_create_key, node_id, parse_node_id, read_file as read_key_file,
+};
 pub use transport::{ALPN, Mesh, MeshConfig};
 
 /// Everything that can go wrong setting up the mesh.
@@ -23,6 +31,10 @@ pub enum MeshError {
     Key(String),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: String, reason: String },
+    #[error("cannot reach the node at {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("control protocol: {0}")]
+    Protocol(String),
     #[error(
         "the node's id does not match its mesh key (create the node with `node_id: Some(plasmoid_mesh::node_id(&key))`)"
     )]

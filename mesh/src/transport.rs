@@ -62,6 +62,8 @@ struct Inner {
     /// take a newer one down.
     inbound: DashMap<NodeId, u64>,
     next_conn: std::sync::atomic::AtomicU64,
+    /// Answers control clients, once [`Mesh::serve_control`] is called.
+    control: parking_lot::RwLock<Option<Arc<crate::control::ControlServer>>>,
 }
 
 struct Outgoing {
@@ -109,23 +111,12 @@ impl Mesh {
         if node.id() != crate::node_id(&key) {
             return Err(MeshError::WrongNode);
         }
-        let bind_err = |e: &dyn std::fmt::Display| MeshError::Bind {
-            addr: cfg.listen.to_string(),
-            reason: e.to_string(),
-        };
-        let endpoint = Endpoint::builder(presets::Minimal)
-            .secret_key(key)
-            .alpns(vec![ALPN.to_vec()])
-            .relay_mode(RelayMode::Disabled)
-            .clear_address_lookup()
-            .portmapper_config(PortmapperConfig::Disabled)
-            .net_report_config(NetReportConfig::minimal())
-            .clear_ip_transports()
-            .bind_addr(cfg.listen)
-            .map_err(|e| bind_err(&e))?
-            .bind()
-            .await
-            .map_err(|e| bind_err(&e))?;
+        let endpoint = offline_endpoint(
+            key,
+            cfg.listen,
+            vec![ALPN.to_vec(), crate::control::CONTROL_ALPN.to_vec()],
+        )
+        .await?;
         let inner = Arc::new(Inner {
             node: node.clone(),
             endpoint: endpoint.clone(),
@@ -134,6 +125,7 @@ impl Mesh {
             out: DashMap::new(),
             inbound: DashMap::new(),
             next_conn: std::sync::atomic::AtomicU64::new(1),
+            control: parking_lot::RwLock::new(None),
         });
         node.set_remote(Arc::new(Route(Arc::downgrade(&inner))));
         tokio::spawn(accept_loop(Arc::downgrade(&inner), endpoint));
@@ -160,10 +152,24 @@ impl Mesh {
         self.inner.both_ways(peer)
     }
 
+    /// Take control requests from the clients whose ids are in `clients`.
+    pub fn serve_control(
+        &self,
+        clients: impl IntoIterator<Item = NodeId>,
+        handler: Arc<dyn crate::control::ControlHandler>,
+    ) {
+        let server = crate::control::ControlServer {
+            clients: clients.into_iter().collect(),
+            handler,
+        };
+        *self.inner.control.write() = Some(Arc::new(server));
+    }
+
     /// Close every connection and the endpoint.
     pub async fn close(&self) {
         self.inner.out.clear();
-        self.inner.endpoint.close().await;
+        // Peers that are gone cannot acknowledge the close: do not wait long.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.inner.endpoint.close()).await;
     }
 }
 
@@ -180,6 +186,32 @@ impl Inner {
         tracing::info!(peer = %peer.short(), "peer lost: links and monitors across it get noconnection");
         self.node.peer_lost(peer);
     }
+}
+
+/// An endpoint that never reaches for the internet: no relays, no address
+/// lookup, no port mapping; it talks to the addresses it is given.
+pub(crate) async fn offline_endpoint(
+    key: SecretKey,
+    listen: SocketAddr,
+    alpns: Vec<Vec<u8>>,
+) -> Result<Endpoint, MeshError> {
+    let bind_err = |e: &dyn std::fmt::Display| MeshError::Bind {
+        addr: listen.to_string(),
+        reason: e.to_string(),
+    };
+    Endpoint::builder(presets::Minimal)
+        .secret_key(key)
+        .alpns(alpns)
+        .relay_mode(RelayMode::Disabled)
+        .clear_address_lookup()
+        .portmapper_config(PortmapperConfig::Disabled)
+        .net_report_config(NetReportConfig::minimal())
+        .clear_ip_transports()
+        .bind_addr(listen)
+        .map_err(|e| bind_err(&e))?
+        .bind()
+        .await
+        .map_err(|e| bind_err(&e))
 }
 
 async fn dial_loop(inner: Weak<Inner>, peer: NodeId, addr: SocketAddr) {
@@ -266,8 +298,15 @@ async fn accept_loop(inner: Weak<Inner>, endpoint: Endpoint) {
     while let Some(incoming) = endpoint.accept().await {
         let Some(me) = inner.upgrade() else { return };
         tokio::spawn(async move {
-            if let Ok(conn) = incoming.await {
-                serve(me, conn).await;
+            let Ok(conn) = incoming.await else { return };
+            if conn.alpn() != crate::control::CONTROL_ALPN {
+                return serve(me, conn).await;
+            }
+            let control = me.control.read().clone();
+            drop(me);
+            match control {
+                Some(server) => crate::control::serve(server, conn).await,
+                None => conn.close(1u32.into(), b"this node takes no control requests"),
             }
         });
     }
@@ -349,5 +388,7 @@ fn sent_by(op: &RemoteOp, peer: NodeId) -> bool {
         }
         RemoteOp::Down { target, .. } => target.node == peer,
         RemoteOp::Spawn { parent, .. } => parent.node == peer,
+        RemoteOp::Lookup { from, .. } => *from == peer,
+        RemoteOp::Found { pid, .. } => pid.is_none_or(|p| p.node == peer),
     }
 }

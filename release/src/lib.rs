@@ -9,6 +9,7 @@
 
 mod boot;
 mod build;
+mod control;
 mod error;
 mod guest;
 mod lock;
@@ -20,6 +21,7 @@ mod swap;
 
 pub use boot::{Booted, boot, boot_as, node_config, supervisor_spec};
 pub use build::{BuildOptions, Built, Progress, build, default_out_dir};
+pub use control::Control;
 pub use error::ReleaseError;
 pub use guest::{GuestBuild, build_guest, ensure_wasm_target};
 pub use lock::{Lock, LockedComponent, LockedFile, SwapRecord, hash, open_release};
@@ -27,5 +29,7 @@ pub use manifest::{load as load_manifest, parse as parse_manifest, render_tree, 
 pub use model::{
     ChildDef, ChildKind, ComponentDef, LimitsDef, Manifest, NodeDef, Source, SupervisorDef, Upgrade,
 };
-pub use nodes::{ensure_keys, node_ids};
+pub use nodes::{
+    client_key, ensure_keys, node_dir, node_ids, read_control_addr, write_control_addr,
+};
 pub use swap::{SwapOptions, Swapper, watch};

@@ -7,7 +7,7 @@ use crate::error::ReleaseError;
 use crate::model::Manifest;
 use plasmoid_runtime::NodeId;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Make the key of every node the manifest lists (if missing) and write
 /// each node's public id next to it.
@@ -41,4 +41,44 @@ pub fn node_ids(dir: &Path, m: &Manifest) -> Result<HashMap<String, NodeId>, Rel
         ids.insert(n.name.clone(), id);
     }
     Ok(ids)
+}
+
+/// Where a node of the release keeps its key (`node.key`), its id and its
+/// `control` file: `nodes/<name>/` for a node of a release with `[nodes]`,
+/// `node/` for a release on one embedded node.
+pub fn node_dir(dir: &Path, node: Option<&str>) -> PathBuf {
+    match node {
+        Some(name) => dir.join("nodes").join(name),
+        None => dir.join("node"),
+    }
+}
+
+/// The key that `plasmoid status | spawn | send | call | stop` use for this
+/// release (`client/node.key`, made on first use); every node of the
+/// release admits it.
+pub fn client_key(dir: &Path) -> Result<plasmoid_mesh::SecretKey, ReleaseError> {
+    plasmoid_mesh::load_or_create_key(&dir.join("client"))
+        .map_err(|e| ReleaseError::Boot(e.to_string()))
+}
+
+/// Tell control clients where this node listens: `<node dir>/control`
+/// holds `NODE_ID@IP:PORT`.
+pub fn write_control_addr(
+    node_dir: &Path,
+    addr: plasmoid_mesh::ControlAddr,
+) -> Result<(), ReleaseError> {
+    crate::lock::write_file(&node_dir.join("control"), addr.to_string().as_bytes())
+}
+
+/// Where the node whose folder is `node_dir` last said it listens.
+pub fn read_control_addr(node_dir: &Path) -> Result<plasmoid_mesh::ControlAddr, ReleaseError> {
+    let file = node_dir.join("control");
+    let text = std::fs::read_to_string(&file).map_err(|source| ReleaseError::Io {
+        what: "read",
+        path: file.clone(),
+        source,
+    })?;
+    text.parse().map_err(|e: String| {
+        ReleaseError::NotARelease(node_dir.to_path_buf(), format!("{}: {e}", file.display()))
+    })
 }

@@ -23,6 +23,7 @@ wasmtime::component::bindgen!({
     imports: {
         "plasmoid:runtime/process.recv": async | trappable,
         "plasmoid:runtime/process.recv-ref": async | trappable,
+        "plasmoid:runtime/process.lookup": async | trappable,
         "plasmoid:runtime/supervisor": async | trappable,
         default: trappable,
     },
@@ -407,16 +408,29 @@ impl Host for ParticleState {
         Ok(self.node.unregister(&name).map_err(registry_error))
     }
 
-    fn lookup(
+    /// `name`, or `name@node` for a name registered on another node (the
+    /// other node's policy decides too; a lost node reads as not found).
+    async fn lookup(
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<Resource<PidRep>, RegistryError>> {
-        if let Err(e) = self.check_name(Action::Lookup, &name) {
+        let bare = name.rsplit_once('@').map_or(name.as_str(), |(n, _)| n);
+        if let Err(e) = self.check_name(Action::Lookup, bare) {
             return Ok(Err(e));
         }
-        match self.node.whereis(&name) {
-            Some(pid) => Ok(Ok(self.pid_handle(pid)?)),
-            None => Ok(Err(RegistryError::NotFound)),
+        let node = crate::node::Node {
+            inner: self.node.clone(),
+        };
+        let found = node
+            .whereis_qualified(&name, std::time::Duration::from_secs(2))
+            .await;
+        match found {
+            Ok(Some(pid)) => Ok(Ok(self.pid_handle(pid)?)),
+            Ok(None) => Ok(Err(RegistryError::NotFound)),
+            Err(e) => {
+                tracing::debug!("lookup of `{name}`: {e}");
+                Ok(Err(RegistryError::NotFound))
+            }
         }
     }
 

@@ -56,6 +56,28 @@ pub enum SendError {
     Noconnection,
 }
 
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Noproc => f.write_str("no such process (noproc)"),
+            SendError::MailboxFull => f.write_str("its mailbox is full"),
+            SendError::Denied(why) => write!(f, "denied: {why}"),
+            SendError::Noconnection => f.write_str("its node is not connected (noconnection)"),
+        }
+    }
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpawnError::UnknownComponent(c) => write!(f, "no component `{c}` is loaded here"),
+            SpawnError::NameTaken(n) => write!(f, "the name `{n}` is taken"),
+            SpawnError::Denied(why) => write!(f, "denied: {why}"),
+            SpawnError::Failed(why) => write!(f, "{why}"),
+        }
+    }
+}
+
 /// Why a spawn failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpawnError {
@@ -115,6 +137,10 @@ pub(crate) struct NodeInner {
     pub(crate) swap_events: tokio::sync::broadcast::Sender<crate::swap::SwapEvent>,
     /// The transport to other nodes (plasmoid-mesh), once installed.
     pub(crate) remote: parking_lot::RwLock<Option<Arc<dyn crate::remote::Remote>>>,
+    /// Other nodes by name, for `name@node` and spawns on a named node.
+    pub(crate) peers: parking_lot::RwLock<std::collections::HashMap<String, NodeId>>,
+    /// `name@node` lookups waiting for the other node's answer.
+    pub(crate) lookups: DashMap<u64, crate::names::PendingLookup>,
 }
 
 /// The first reference a node hands out: 32 bits of its id, then a counter.
@@ -156,6 +182,8 @@ impl Node {
                 supervision: parking_lot::RwLock::new(None),
                 swap_events: tokio::sync::broadcast::channel(64).0,
                 remote: parking_lot::RwLock::new(None),
+                peers: parking_lot::RwLock::new(Default::default()),
+                lookups: DashMap::new(),
             }),
         })
     }
@@ -299,9 +327,17 @@ impl NodeInner {
         self.procs.get(&pid.seq).map(|p| p.value().clone())
     }
 
+    /// A printable pid of this node or of a known peer.
     pub fn resolve(&self, text: &str) -> Option<Pid> {
         let (node, seq) = Pid::parse_parts(text)?;
-        (node.eq_ignore_ascii_case(&self.id.short())).then_some(Pid { node: self.id, seq })
+        if node.eq_ignore_ascii_case(&self.id.short()) {
+            return Some(Pid { node: self.id, seq });
+        }
+        let peers = self.peers.read();
+        let id = peers
+            .values()
+            .find(|id| node.eq_ignore_ascii_case(&id.short()))?;
+        Some(Pid { node: *id, seq })
     }
 
     pub fn remove_process(&self, pid: Pid) {
@@ -310,10 +346,6 @@ impl NodeInner {
 
     pub fn insert_process(&self, p: Arc<Process>) {
         self.procs.insert(p.pid.seq, p);
-    }
-
-    pub fn whereis(&self, name: &str) -> Option<Pid> {
-        self.names.get(name).map(|p| *p)
     }
 
     pub fn register(&self, p: &Process, name: &str) -> Result<(), RegistryError> {

@@ -61,6 +61,19 @@ pub enum RemoteOp {
         parent: Pid,
         reference: u64,
     },
+    /// Which pid is registered as `name` on `node`? Asked by node `from`.
+    Lookup {
+        node: NodeId,
+        from: NodeId,
+        name: String,
+        reference: u64,
+    },
+    /// The answer to a `Lookup`, for `node`.
+    Found {
+        node: NodeId,
+        reference: u64,
+        pid: Option<Pid>,
+    },
 }
 
 impl RemoteOp {
@@ -73,7 +86,9 @@ impl RemoteOp {
             RemoteOp::Monitor { target, .. } | RemoteOp::Demonitor { target, .. } => target.node,
             RemoteOp::Exit { to, .. } => to.node,
             RemoteOp::Down { watcher, .. } => watcher.node,
-            RemoteOp::Spawn { node, .. } => *node,
+            RemoteOp::Spawn { node, .. }
+            | RemoteOp::Lookup { node, .. }
+            | RemoteOp::Found { node, .. } => *node,
         }
     }
 }
@@ -155,6 +170,13 @@ impl Node {
                     watcher: parent,
                     reference,
                     reason: denied,
+                }),
+                RemoteOp::Lookup {
+                    from, reference, ..
+                } => Some(RemoteOp::Found {
+                    node: from,
+                    reference,
+                    pid: None,
                 }),
                 _ => None,
             };
@@ -255,6 +277,13 @@ impl Node {
                     let _ = inner.route(op);
                 }
             }
+            RemoteOp::Lookup {
+                from: asker,
+                name,
+                reference,
+                ..
+            } => self.answer_lookup(asker, &name, reference, true),
+            RemoteOp::Found { reference, pid, .. } => self.lookup_answered(from, reference, pid),
             RemoteOp::Down {
                 target,
                 watcher,
@@ -289,6 +318,7 @@ impl Node {
         let inner = &self.inner;
         let (action, resource): (Action, Arc<str>) = match op {
             RemoteOp::Spawn { component, .. } => (Action::Spawn, component.as_str().into()),
+            RemoteOp::Lookup { name, .. } => (Action::Lookup, name.as_str().into()),
             RemoteOp::Send { to, .. }
             | RemoteOp::Exit {
                 to, link: false, ..
@@ -330,6 +360,7 @@ impl Node {
     /// The connection to `node` is gone: every link and monitor across it
     /// fires with `noconnection`.
     pub fn peer_lost(&self, node: NodeId) {
+        self.lookups_lost(node);
         let inner = &self.inner;
         let procs: Vec<_> = inner.procs.iter().map(|p| p.value().clone()).collect();
         for p in procs {

@@ -20,6 +20,8 @@ pub struct ParticleInfo {
     pub version: Arc<str>,
     /// Whether it can hand its state over (else it must be restarted).
     pub upgradable: bool,
+    /// The name it is registered under.
+    pub name: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -57,6 +59,7 @@ impl Node {
                     pid: p.pid,
                     version,
                     upgradable: p.upgradable(),
+                    name: p.registered_name(),
                 })
             })
             .collect();

@@ -14,7 +14,7 @@ mod service;
 mod spec;
 
 pub use server::{ChildInfo, Counts, SupervisorRef, start_link};
-pub use service::find_child;
+pub use service::{find_child, supervisor_at};
 pub use spec::{ChildSpec, ChildStart, Restart, Shutdown, Strategy, SupervisorSpec};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -17,6 +17,7 @@ pub struct SupervisorRef {
     pid: Pid,
     ops: mpsc::UnboundedSender<Op>,
     simple: bool,
+    strategy: Strategy,
 }
 
 /// One row of `which_children`.
@@ -26,6 +27,10 @@ pub struct ChildInfo {
     pub pid: Option<Pid>,
     pub supervisor: bool,
     pub restarts: u32,
+    /// The component of a worker; `None` for a supervisor.
+    pub component: Option<String>,
+    /// The strategy of a nested supervisor.
+    pub strategy: Option<Strategy>,
 }
 
 /// `count_children`, as OTP counts them.
@@ -61,6 +66,10 @@ impl SupervisorRef {
     /// instances of one template).
     pub fn is_simple(&self) -> bool {
         self.simple
+    }
+
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
     }
 
     async fn ask<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, SupervisorError> {
@@ -162,6 +171,7 @@ pub fn start_link(node: Node, spec: SupervisorSpec, parent: Option<Pid>) -> Star
             pid: sup.me.pid(),
             ops: tx,
             simple: sup.spec.strategy == Strategy::SimpleOneForOne,
+            strategy: sup.spec.strategy,
         };
         crate::service::register(sup.me.node(), &handle);
         tokio::spawn(sup.run(rx));
@@ -384,6 +394,14 @@ impl Sup {
                         pid: c.pid(),
                         supervisor: c.spec.is_supervisor(),
                         restarts: c.restarts,
+                        component: match &c.spec.start {
+                            ChildStart::Particle { component, .. } => Some(component.clone()),
+                            ChildStart::Supervisor(_) => None,
+                        },
+                        strategy: match &c.spec.start {
+                            ChildStart::Supervisor(s) => Some(s.strategy),
+                            ChildStart::Particle { .. } => None,
+                        },
                     })
                     .collect();
                 let _ = r.send(Ok(rows));

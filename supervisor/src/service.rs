@@ -116,6 +116,11 @@ impl Supervision for Service {
     }
 }
 
+/// The running supervisor with this pid (on this process's nodes).
+pub fn supervisor_at(pid: Pid) -> Option<SupervisorRef> {
+    RUNNING.get(&pid).map(|s| s.clone())
+}
+
 /// The supervisor that has `pid` as a child, and the child's id (for hot
 /// swap's rolling restarts). Instances of simple-one-for-one supervisors
 /// have no id to restart by, so they are not found.

@@ -313,6 +313,19 @@ impl Running {
         self.finish()
     }
 
+    /// Wait up to `within` for the process to end by itself (then kill it).
+    pub fn wait_exit(mut self, within: Duration) -> (Option<i32>, String) {
+        let deadline = std::time::Instant::now() + within;
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.seen.push_str("(still running: killed)\n");
+            self.kill();
+        }
+        self.finish()
+    }
+
     pub fn finish(mut self) -> (Option<i32>, String) {
         let status = self.child.wait().expect("wait");
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {

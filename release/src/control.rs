@@ -1,0 +1,289 @@
+//! Answers `plasmoid status | spawn | send | call | stop` for a running
+//! release node (the transport and the request types are plasmoid-mesh's).
+//!
+//! Targets are pids (`3618bc80.7`, of this node or a peer), names
+//! registered on this node, or `name@node` for a name on another node of
+//! the mesh. Requests act as the node's operator: they are admitted by the
+//! client key, not by the particles' Cedar policies.
+
+use plasmoid_mesh::{
+    ControlFuture, ControlHandler, ParticleRow, PeerStatus, Reply, Request, Status, TreeRow,
+};
+use plasmoid_runtime::{CallError, ExitReason, Msg, Node, Pid, SpawnOpts};
+use plasmoid_supervisor::SupervisorRef;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a `name@node` lookup or a spawn on another node may take.
+const REMOTE_WAIT: Duration = Duration::from_secs(5);
+
+/// The control side of one running node; cheap to clone.
+#[derive(Clone)]
+pub struct Control {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: Node,
+    name: String,
+    release: String,
+    started: Instant,
+    root: parking_lot::Mutex<Option<SupervisorRef>>,
+    stop: tokio::sync::Notify,
+}
+
+impl Control {
+    /// `name` is the node's name in a release with `[nodes]` (empty
+    /// otherwise); `release` its `name-version`.
+    pub fn new(node: Node, name: &str, release: &str) -> Control {
+        Control {
+            inner: Arc::new(Inner {
+                node,
+                name: name.to_string(),
+                release: release.to_string(),
+                started: Instant::now(),
+                root: parking_lot::Mutex::new(None),
+                stop: tokio::sync::Notify::new(),
+            }),
+        }
+    }
+
+    /// The root supervisor, once the tree is up (only on the root node).
+    pub fn set_root(&self, root: SupervisorRef) {
+        *self.inner.root.lock() = Some(root);
+    }
+
+    /// Resolves when a client asked this node to stop.
+    pub async fn stop_requested(&self) {
+        self.inner.stop.notified().await
+    }
+}
+
+impl ControlHandler for Control {
+    fn handle(&self, request: Request) -> ControlFuture {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.handle(request).await })
+    }
+}
+
+impl Inner {
+    async fn handle(&self, request: Request) -> Result<Reply, String> {
+        match request {
+            Request::Status => Ok(Reply::Status(Box::new(self.status().await))),
+            Request::Spawn {
+                component,
+                init,
+                name,
+                node,
+            } => self.spawn(&component, &init, name, node.as_deref()).await,
+            Request::Send { target, data } => {
+                let pid = self.target(&target).await?;
+                let me = self.node.native("control");
+                me.send(pid, data)
+                    .map_err(|e| format!("send to {pid} failed: {e}"))?;
+                Ok(Reply::Done(format!("sent to {pid}")))
+            }
+            Request::Call {
+                target,
+                data,
+                timeout_ms,
+            } => {
+                let pid = self.target(&target).await?;
+                let me = self.node.native("control");
+                match me.call(pid, data, Duration::from_millis(timeout_ms)).await {
+                    Ok(answer) => Ok(Reply::Answer(answer)),
+                    Err(CallError::Timeout) => {
+                        Err(format!("{pid} did not answer within {timeout_ms} ms"))
+                    }
+                    Err(CallError::Down(reason)) => Err(format!("{pid} is down: {reason}")),
+                    Err(CallError::Send(e)) => Err(format!("call to {pid} failed: {e}")),
+                    Err(CallError::Exited(r)) => Err(format!("call to {pid} interrupted: {r}")),
+                }
+            }
+            Request::Stop { target: None } => {
+                tracing::info!("stop requested by a control client");
+                self.stop.notify_one();
+                Ok(Reply::Done(format!("node {} stopping", self.node.id())))
+            }
+            Request::Stop {
+                target: Some(target),
+            } => self.stop(&target).await,
+        }
+    }
+
+    /// A pid, `name` or `name@node`.
+    async fn target(&self, target: &str) -> Result<Pid, String> {
+        if let Some(pid) = self.node.resolve(target) {
+            return Ok(pid);
+        }
+        match self.node.whereis_qualified(target, REMOTE_WAIT).await {
+            Ok(Some(pid)) => Ok(pid),
+            Ok(None) => Err(format!(
+                "no process is registered as `{target}` (give a name, name@node or a pid such as {}.1)",
+                self.node.id()
+            )),
+            Err(e) => Err(format!("cannot look up `{target}`: {e}")),
+        }
+    }
+
+    async fn spawn(
+        &self,
+        component: &str,
+        init: &str,
+        name: Option<String>,
+        node: Option<&str>,
+    ) -> Result<Reply, String> {
+        let there = match node {
+            Some(n) => self
+                .node
+                .node_named(n)
+                .ok_or_else(|| format!("no node `{n}` in this node's mesh"))?,
+            None => self.node.id(),
+        };
+        if there == self.node.id() {
+            let opts = SpawnOpts {
+                name,
+                ..Default::default()
+            };
+            let pid = self
+                .node
+                .spawn(component, init, opts)
+                .map_err(|e| format!("cannot spawn `{component}`: {e}"))?;
+            return Ok(Reply::Pid(pid.to_string()));
+        }
+        if name.is_some() {
+            return Err("--name registers on the node you connect to; connect to that node (--node) to spawn a named particle there".into());
+        }
+        let me = self.node.native("control");
+        let reference = me.make_ref();
+        me.spawn_remote(there, component, init, reference)
+            .map_err(|e| format!("cannot reach node {there}: {e}"))?;
+        let answer = me
+            .recv_ref(reference, Some(REMOTE_WAIT))
+            .await
+            .map_err(|r| format!("spawn interrupted: {r}"))?;
+        match answer {
+            Some(Msg::Tagged { sender, .. }) => {
+                // The particle outlives this request: undo the link and the
+                // monitor that the remote spawn made.
+                me.unlink(sender);
+                me.demonitor(reference);
+                Ok(Reply::Pid(sender.to_string()))
+            }
+            Some(Msg::Down { reason, .. }) => Err(format!("spawn on {there} failed: {reason}")),
+            _ => Err(format!(
+                "node {there} did not start `{component}` within {} s",
+                REMOTE_WAIT.as_secs()
+            )),
+        }
+    }
+
+    async fn stop(&self, target: &str) -> Result<Reply, String> {
+        let pid = self.target(target).await?;
+        if let Some((sup, id)) = plasmoid_supervisor::find_child(pid).await {
+            sup.terminate_child(&id)
+                .await
+                .map_err(|e| format!("cannot stop child `{id}`: {e}"))?;
+            return Ok(Reply::Done(format!(
+                "terminated child `{id}` ({pid}) of supervisor {}; it stays stopped until restarted",
+                sup.pid()
+            )));
+        }
+        let me = self.node.native("control");
+        me.send_exit(pid, ExitReason::Shutdown("stopped by plasmoid stop".into()))
+            .map_err(|e| format!("cannot stop {pid}: {e}"))?;
+        Ok(Reply::Done(format!("sent shutdown to {pid}")))
+    }
+
+    async fn status(&self) -> Status {
+        let node = &self.node;
+        let me = node.id();
+        let mut components = Vec::new();
+        let mut particles = Vec::new();
+        let mut names = node.component_names();
+        names.sort();
+        for c in names {
+            let version = node.component_version(&c).map(|v| v.to_string());
+            for p in node.particles_of(&c) {
+                particles.push(ParticleRow {
+                    pid: p.pid.to_string(),
+                    component: c.clone(),
+                    version: p.version.to_string(),
+                    name: p.name,
+                });
+            }
+            components.push((c, version.unwrap_or_default()));
+        }
+        let peers = node
+            .peers()
+            .into_iter()
+            .filter(|(_, id)| *id != me)
+            .map(|(name, id)| PeerStatus {
+                name,
+                id: id.to_hex(),
+                connected: node.reachable(id),
+            })
+            .collect();
+        let root = self.root.lock().clone();
+        let tree = match root {
+            Some(r) => Some(self.tree_of("root", &r, 0).await),
+            None => None,
+        };
+        Status {
+            node: self.name.clone(),
+            id: me.to_hex(),
+            release: self.release.clone(),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            peers,
+            components,
+            particles,
+            tree,
+        }
+    }
+
+    /// The node a pid lives on, by name when it has one.
+    fn node_of(&self, pid: Pid) -> String {
+        let peers = self.node.peers();
+        match peers.iter().find(|(_, id)| *id == pid.node) {
+            Some((n, _)) => n.clone(),
+            None if pid.node == self.node.id() && !self.name.is_empty() => self.name.clone(),
+            None => pid.node.to_string(),
+        }
+    }
+
+    fn tree_of<'a>(
+        &'a self,
+        id: &'a str,
+        sup: &'a SupervisorRef,
+        restarts: u32,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = TreeRow> + Send + 'a>> {
+        Box::pin(async move {
+            let mut children = Vec::new();
+            for c in sup.which_children().await.unwrap_or_default() {
+                let nested = c.pid.and_then(plasmoid_supervisor::supervisor_at);
+                let row = match nested {
+                    Some(s) => self.tree_of(&c.id, &s, c.restarts).await,
+                    None => TreeRow {
+                        id: c.id.clone(),
+                        pid: c.pid.map(|p| p.to_string()),
+                        node: c.pid.map(|p| self.node_of(p)),
+                        strategy: c.strategy.map(|s| s.as_str().to_string()),
+                        component: c.component.clone(),
+                        restarts: c.restarts,
+                        children: Vec::new(),
+                    },
+                };
+                children.push(row);
+            }
+            TreeRow {
+                id: id.to_string(),
+                pid: Some(sup.pid().to_string()),
+                node: Some(self.node_of(sup.pid())),
+                strategy: Some(sup.strategy().as_str().to_string()),
+                component: None,
+                restarts,
+                children,
+            }
+        })
+    }
+}

@@ -1,0 +1,229 @@
+//! The control CLI (`plasmoid status | spawn | send | call | stop`) against
+//! running `plasmoid release run` processes: one embedded node, and a
+//! release of three nodes on 127.0.0.1 where requests cross the mesh.
+
+mod common;
+use common::{Running, plasmoid, run};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn build(manifest: &Path) -> PathBuf {
+    let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(manifest));
+    assert_eq!(code, 0, "{err}");
+    PathBuf::from(out.trim())
+}
+
+/// `plasmoid <args> --release <rel>`: exit code, stdout, stderr.
+fn ctl(rel: &Path, args: &[&str]) -> (i32, String, String) {
+    run(plasmoid().args(args).arg("--release").arg(rel))
+}
+
+fn single_node_release(dir: &Path) -> PathBuf {
+    let manifest = dir.join("prod.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+[release]
+name = "ctl"
+version = "1"
+[node]
+max_particles = 64
+[components.echo]
+wasm = "{echo}"
+[supervisor]
+strategy = "one-for-one"
+children = ["echo"]
+"#,
+            echo = common::wasm("echo").display()
+        ),
+    )
+    .unwrap();
+    build(&manifest)
+}
+
+#[test]
+fn control_cli_drives_a_single_node_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let rel = single_node_release(dir.path());
+    let mut node = Running::start(plasmoid().args(["release", "run"]).arg(&rel));
+    assert!(
+        node.wait_for("release ctl-1 is up", Duration::from_secs(60)),
+        "{}",
+        node.seen
+    );
+
+    let (code, out, err) = ctl(&rel, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("release ctl-1"), "{out}");
+    let child = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("echo echo@"))
+        .unwrap_or_else(|| panic!("the tree shows the echo child: {out}"))
+        .to_string();
+    assert!(child.contains("restarts=0"), "{child}");
+    assert!(
+        !child.contains("echo@?"),
+        "the child's version is shown: {child}"
+    );
+
+    let (code, pid, err) = ctl(&rel, &["spawn", "echo", "--name", "e1"]);
+    assert_eq!(code, 0, "{err}");
+    let pid = pid.trim().to_string();
+
+    // 100 of 100 CLI calls in a row, each a new process dialling the node.
+    for i in 0..100 {
+        let msg = format!("hello {i}");
+        let (code, out, err) = ctl(&rel, &["call", "e1", &msg, "--as", "postcard"]);
+        assert_eq!(code, 0, "call {i} failed: {err}");
+        assert_eq!(out.trim(), msg, "call {i}");
+    }
+    // By pid too.
+    let (code, out, _) = ctl(&rel, &["call", &pid, "x", "--as", "postcard"]);
+    assert_eq!((code, out.trim()), (0, "x"));
+
+    // `send` a data message: echo ends on "stop"; its name goes with it.
+    let (code, _, err) = ctl(&rel, &["send", "e1", "stop"]);
+    assert_eq!(code, 0, "{err}");
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, _, err) = ctl(&rel, &["call", "e1", "x", "--as", "postcard"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no process is registered as `e1`"), "{err}");
+
+    // `stop` of a supervised child: terminated, and it stays stopped.
+    let child_pid = child
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("pid="))
+        .unwrap()
+        .to_string();
+    let (code, out, err) = ctl(&rel, &["stop", &child_pid]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("terminated child `echo`"), "{out}");
+    let (_, out, _) = ctl(&rel, &["status"]);
+    assert!(out.contains("echo echo@"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("echo echo@") && l.contains("pid=-")),
+        "{out}"
+    );
+
+    // A key the node does not know is refused.
+    let other = dir.path().join("other.key");
+    std::fs::write(&other, "11".repeat(32)).unwrap();
+    let (code, _, err) = run(plasmoid()
+        .args(["status", "--release"])
+        .arg(&rel)
+        .arg("--key")
+        .arg(&other));
+    assert_ne!(code, 0);
+    assert!(err.contains("client key allowed"), "{err}");
+
+    // `stop` without a target stops the node in order.
+    let (code, _, err) = ctl(&rel, &["stop"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, log) = node.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("refused a control connection"), "{log}");
+}
+
+#[test]
+fn control_cli_reaches_across_three_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let [pa, pb, pc] = [free_udp_port(), free_udp_port(), free_udp_port()];
+    let manifest = dir.path().join("prod.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+[release]
+name = "trio"
+version = "1"
+[node]
+max_particles = 64
+[nodes]
+a = {{ listen = "127.0.0.1:{pa}" }}
+b = {{ listen = "127.0.0.1:{pb}" }}
+c = {{ listen = "127.0.0.1:{pc}" }}
+[components.echo]
+wasm = "{echo}"
+[supervisor]
+strategy = "one-for-one"
+children = [{{ id = "far", component = "echo", node = "b" }}]
+"#,
+            echo = common::wasm("echo").display()
+        ),
+    )
+    .unwrap();
+    let rel = build(&manifest);
+    let prefix = |n: &str| {
+        std::fs::read_to_string(rel.join("nodes").join(n).join("id")).unwrap()[..8].to_string()
+    };
+    let node = |name: &str| {
+        Running::start(
+            plasmoid()
+                .args(["release", "run"])
+                .arg(&rel)
+                .args(["--node", name]),
+        )
+    };
+    let mut b = node("b");
+    let mut c = node("c");
+    let mut a = node("a");
+    for n in [&mut b, &mut c] {
+        assert!(n.wait_for("node up", Duration::from_secs(60)), "{}", n.seen);
+    }
+    assert!(
+        a.wait_for("release trio-1 is up", Duration::from_secs(60)),
+        "{}",
+        a.seen
+    );
+
+    // Status on the root node: the child lives on b, with b's version.
+    let (code, out, err) = ctl(&rel, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    let far = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("far "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    assert!(far.contains("node=b"), "{far}");
+    assert!(far.contains(&format!("pid={}.", prefix("b"))), "{far}");
+    assert!(!far.contains("echo@?"), "version from node b: {far}");
+    assert!(out.contains("peer b") && out.contains("peer c"), "{out}");
+    assert!(!out.contains("not connected"), "{out}");
+
+    // A named particle on b, called and messaged through a and c by name@node.
+    let (code, _, err) = ctl(&rel, &["spawn", "echo", "--name", "e", "--node", "b"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = ctl(&rel, &["call", "e@b", "over the mesh", "--as", "postcard"]);
+    assert_eq!((code, out.trim()), (0, "over the mesh"), "{err}");
+
+    // Spawned from a onto c; its pid works from a.
+    let (code, pid, err) = ctl(&rel, &["spawn", "echo", "--on", "c"]);
+    assert_eq!(code, 0, "{err}");
+    let pid = pid.trim().to_string();
+    assert!(pid.starts_with(&prefix("c")), "{pid}");
+    let (code, out, err) = ctl(&rel, &["call", &pid, "to c", "--as", "postcard"]);
+    assert_eq!((code, out.trim()), (0, "to c"), "{err}");
+
+    // A send from c to the name on b ends it.
+    let (code, _, err) = ctl(&rel, &["send", "e@b", "stop", "--node", "c"]);
+    assert_eq!(code, 0, "{err}");
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, _, err) = ctl(&rel, &["call", "e@b", "x"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no process is registered as `e@b`"), "{err}");
+
+    for n in [a, b, c] {
+        let (code, log) = n.terminate();
+        assert_eq!(code, Some(0), "{log}");
+    }
+}
