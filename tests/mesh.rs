@@ -261,3 +261,87 @@ async fn remote_actions_are_authorized_with_the_node_as_principal() {
         Some(Msg::Data(b"hello".to_vec()))
     );
 }
+
+/// The next JSON report from a probe to `ctl` that `want` accepts.
+async fn report(
+    ctl: &plasmoid_runtime::NativeProcess,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    loop {
+        match ctl.recv(Some(10 * SEC)).await.unwrap() {
+            Some(Msg::Data(d)) => {
+                let v: serde_json::Value = serde_json::from_slice(&d).unwrap();
+                if want(&v) {
+                    return v;
+                }
+            }
+            Some(_) => {}
+            None => panic!("no report from the probe within 10 s"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_spawns_on_a_named_node_and_looks_up_names_there() {
+    let k = keys(2);
+    let (a, b) = (peer(&k, 0, &[1]).await, peer(&k, 1, &[0]).await);
+    for p in [&a, &b] {
+        p.node().set_peers([
+            ("a".to_string(), a.node().id()),
+            ("b".to_string(), b.node().id()),
+        ]);
+    }
+    connect(&a, &b).await;
+    a.node()
+        .load_component("probe", &common::wasm("probe"), None)
+        .unwrap();
+    let ctl = a.node().native("ctl");
+    let init = serde_json::json!({"controller": ctl.pid().to_string()}).to_string();
+    let probe = a
+        .node()
+        .spawn("probe", &init, SpawnOpts::default())
+        .unwrap();
+    report(&ctl, |v| v.get("ready").is_some()).await;
+    let ask = |cmd: serde_json::Value| {
+        ctl.send(probe, cmd.to_string().into_bytes()).unwrap();
+        report(&ctl, |v| v.get("ok").is_some() || v.get("err").is_some())
+    };
+
+    // spawn-on: the particle runs on b, linked to the probe on a.
+    let r = ask(serde_json::json!({"spawn_on": {"node": "b", "component": "echo"}})).await;
+    let child = r["ok"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string();
+    assert!(child.starts_with(&b.node().id().short()), "{child}");
+    let r = ask(serde_json::json!({"call": {"to": child, "data": "hi"}})).await;
+    assert_eq!(r["ok"], "hi", "{r}");
+    let r = ask(serde_json::json!({"spawn_on": {"node": "nowhere", "component": "echo"}})).await;
+    assert!(r["err"].as_str().unwrap_or("").contains("nowhere"), "{r}");
+
+    // name@node: a name registered on b, looked up from a guest on a.
+    let named = b
+        .node()
+        .spawn(
+            "echo",
+            "null",
+            SpawnOpts {
+                name: Some("e".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let r = ask(serde_json::json!({"lookup": "e@b"})).await;
+    assert_eq!(r["ok"], named.to_string(), "{r}");
+    let r = ask(serde_json::json!({"lookup": "missing@b"})).await;
+    assert!(r.get("err").is_some(), "{r}");
+
+    // The link from spawn-on works across: killing the child on b reaches
+    // the trapping probe on a.
+    ask(serde_json::json!({"trap_exit": true})).await;
+    let child_pid = b.node().resolve(&child).unwrap();
+    b.node().exit(named, child_pid, ExitReason::Kill).unwrap();
+    let ev = report(&ctl, |v| v.get("event").is_some()).await;
+    let text = ev.to_string();
+    assert!(text.contains(&child) && text.contains("killed"), "{text}");
+}

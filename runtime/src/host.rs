@@ -24,6 +24,7 @@ wasmtime::component::bindgen!({
         "plasmoid:runtime/process.recv": async | trappable,
         "plasmoid:runtime/process.recv-ref": async | trappable,
         "plasmoid:runtime/process.lookup": async | trappable,
+        "plasmoid:runtime/process.spawn-on": async | trappable,
         "plasmoid:runtime/supervisor": async | trappable,
         default: trappable,
     },
@@ -323,6 +324,34 @@ impl Host for ParticleState {
         init: String,
     ) -> wasmtime::Result<Result<Resource<PidRep>, SpawnError>> {
         Ok(self.spawn_with(component, name, init, true))
+    }
+
+    async fn spawn_on(
+        &mut self,
+        node: String,
+        component: String,
+        init: String,
+    ) -> wasmtime::Result<Result<Resource<PidRep>, SpawnError>> {
+        if !self.allowed(Action::Spawn, &component) {
+            return Ok(Err(SpawnError::Denied(
+                self.denied(Action::Spawn, &component),
+            )));
+        }
+        let here = crate::node::Node {
+            inner: self.node.clone(),
+        };
+        let Some(id) = here.node_named(&node) else {
+            return Ok(Err(SpawnError::Failed(format!(
+                "no node `{node}` is known here"
+            ))));
+        };
+        if id == self.node.id {
+            return Ok(self.spawn_with(component, None, init, true));
+        }
+        match crate::remote::spawn_linked_on(&self.node, &self.proc, id, component, init).await {
+            Ok(pid) => Ok(Ok(self.pid_handle(pid)?)),
+            Err(why) => Ok(Err(SpawnError::Failed(format!("on node `{node}`: {why}")))),
+        }
     }
 
     fn exit(&mut self, reason: ExitReason) -> wasmtime::Result<()> {

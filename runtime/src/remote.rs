@@ -403,3 +403,55 @@ impl Node {
         }
     }
 }
+
+/// Start a particle on `node`, linked to `parent`, and wait (up to 5 s)
+/// until it has started: the spawn op carries a monitor so that a failed
+/// start or a lost node answers at once; the monitor is dropped after.
+pub(crate) async fn spawn_linked_on(
+    inner: &Arc<NodeInner>,
+    parent: &Arc<crate::process::Process>,
+    node: NodeId,
+    component: String,
+    init: String,
+) -> Result<Pid, String> {
+    let reference = inner.next_ref();
+    // The child's pid is not known yet; naming its node is enough for a
+    // lost node to fire this monitor.
+    parent
+        .state
+        .lock()
+        .monitoring
+        .insert(reference, Pid { node, seq: 0 });
+    let op = RemoteOp::Spawn {
+        node,
+        component,
+        init,
+        parent: parent.pid,
+        reference,
+    };
+    if let Err(e) = inner.route(op) {
+        parent.state.lock().monitoring.remove(&reference);
+        return Err(e.to_string());
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    match parent.mailbox.take(Some(reference), Some(deadline)).await {
+        Some(Msg::Tagged { sender, .. }) => {
+            if let Some(t) = parent.state.lock().monitoring.get_mut(&reference) {
+                *t = sender;
+            }
+            inner.demonitor(parent, reference);
+            Ok(sender)
+        }
+        // It ran to completion before its first wait: it did start.
+        Some(Msg::Down {
+            reason: ExitReason::Normal,
+            sender,
+            ..
+        }) => Ok(sender),
+        Some(Msg::Down { reason, .. }) => Err(reason.to_string()),
+        _ => {
+            parent.state.lock().monitoring.remove(&reference);
+            Err("it did not start within 5 s".into())
+        }
+    }
+}

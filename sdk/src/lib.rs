@@ -78,8 +78,8 @@ pub use entry::{IntoStartResult, run_main};
 pub use plasmoid_macros::{gen_server, main};
 pub use process::{
     demonitor, exit, link, log, lookup, make_ref, monitor, recv, recv_as, recv_ref, register,
-    resolve, self_name, self_pid, send, send_exit, send_tagged, spawn, spawn_link, trap_exit,
-    unlink, unregister,
+    resolve, self_name, self_pid, send, send_exit, send_tagged, spawn, spawn_link, spawn_on,
+    trap_exit, unlink, unregister,
 };
 pub use server::{CallError, CastResult, GenServer, NoMessage, call, cast, run_gen_server};
 
@@ -90,7 +90,7 @@ pub mod prelude {
         LogLevel, Message, Pid, RegistryError, SendError, SpawnError, TaggedMessage, decode,
         demonitor, encode, exit, from_init_args, link, log, lookup, make_ref, monitor, recv,
         recv_ref, register, resolve, self_name, self_pid, send, send_exit, send_tagged, spawn,
-        spawn_link, to_init_args, trap_exit, unlink, unregister,
+        spawn_link, spawn_on, to_init_args, trap_exit, unlink, unregister,
     };
     // `recv` and `send` above bring both the functions and the macros.
     pub use crate::{debug, error, info, trace, warn};

@@ -39,6 +39,13 @@ pub fn spawn_link(component: &str, name: Option<&str>, init: &str) -> Result<Pid
     wit::spawn_link(component, name, init)
 }
 
+/// Spawns and links on another node of the mesh, by node name (as the
+/// release's `[nodes]` names them) or node id; returns once the particle has
+/// started there.
+pub fn spawn_on(node: &str, component: &str, init: &str) -> Result<Pid, SpawnError> {
+    wit::spawn_on(node, component, init)
+}
+
 /// Ends this particle with `reason`; linked processes and monitors are told.
 pub fn exit(reason: ExitReason) -> ! {
     wit::exit(&reason);

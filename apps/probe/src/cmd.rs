@@ -27,6 +27,13 @@ pub(crate) enum Cmd {
         #[serde(default)]
         link: bool,
     },
+    /// → `"<pid>"` of the new particle on `node`, linked to the probe.
+    SpawnOn {
+        node: String,
+        component: String,
+        #[serde(default)]
+        init: String,
+    },
     /// → `null`
     Link(String),
     /// → `null`
@@ -172,6 +179,11 @@ impl Probe {
                 let child = spawn_fn(&component, name.as_deref(), &init)?;
                 Ok(json!(child.to_string()))
             }
+            Cmd::SpawnOn {
+                node,
+                component,
+                init,
+            } => Ok(json!(spawn_on(&node, &component, &init)?.to_string())),
             Cmd::Link(target) => {
                 link(&pid(&target)?)?;
                 Ok(Value::Null)
