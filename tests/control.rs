@@ -227,3 +227,84 @@ children = [{{ id = "far", component = "echo", node = "b" }}]
         assert_eq!(code, Some(0), "{log}");
     }
 }
+
+/// An endpoint of the test's own, offline, on 127.0.0.1.
+async fn raw_endpoint(key: iroh::SecretKey) -> iroh::Endpoint {
+    iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
+        .secret_key(key)
+        .relay_mode(iroh::RelayMode::Disabled)
+        .clear_address_lookup()
+        .clear_ip_transports()
+        .bind_addr("127.0.0.1:0")
+        .unwrap()
+        .bind()
+        .await
+        .unwrap()
+}
+
+/// A real node refuses a peer it does not admit and closes the connection
+/// of an admitted peer (`--allow`) that sends a malformed frame; it keeps
+/// answering its clients throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_node_refuses_strangers_and_survives_malformed_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let rel = single_node_release(dir.path());
+    let admitted = iroh::SecretKey::generate();
+    let stranger = iroh::SecretKey::generate();
+    let allow = plasmoid_mesh::node_id(&admitted).to_hex();
+    let mut node = Running::start(
+        plasmoid()
+            .args(["release", "run"])
+            .arg(&rel)
+            .args(["--allow", &allow]),
+    );
+    assert!(
+        node.wait_for("release ctl-1 is up", Duration::from_secs(60)),
+        "{}",
+        node.seen
+    );
+    let at: plasmoid_mesh::ControlAddr = std::fs::read_to_string(rel.join("node/control"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let public = iroh::PublicKey::from_bytes(&at.id.0).unwrap();
+    let target = iroh::EndpointAddr::new(public).with_ip_addr(at.addr);
+
+    // A stranger's connection is closed before it can say anything.
+    let ep = raw_endpoint(stranger).await;
+    if let Ok(conn) = ep.connect(target.clone(), plasmoid_mesh::ALPN).await {
+        let closed = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+        assert!(closed.is_ok(), "the stranger's connection is closed");
+    }
+    assert!(
+        node.wait_for(
+            "refused a connection from a node that is not allowed",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        node.seen
+    );
+
+    // An admitted peer speaking garbage loses its connection, only that.
+    let ep = raw_endpoint(admitted).await;
+    let conn = ep.connect(target, plasmoid_mesh::ALPN).await.unwrap();
+    let mut stream = conn.open_uni().await.unwrap();
+    let mut garbage = 5u32.to_le_bytes().to_vec();
+    garbage.extend_from_slice(&[0xff; 5]);
+    stream.write_all(&garbage).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+    assert!(closed.is_ok(), "the malformed connection is closed");
+    assert!(
+        node.wait_for("closing the connection", Duration::from_secs(5)),
+        "{}",
+        node.seen
+    );
+    let rel2 = rel.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || ctl(&rel2, &["status"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "the node still answers: {err}");
+    assert!(out.contains("echo echo@"), "{out}");
+    let (code, log) = node.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
