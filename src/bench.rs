@@ -62,7 +62,8 @@ enum Which {
         #[arg(long, default_value_t = 20)]
         swaps: usize,
     },
-    /// Two nodes over iroh on 127.0.0.1: round trip µs, one-way msgs/s.
+    /// Two nodes (this process and a second `plasmoid`) over iroh on
+    /// 127.0.0.1: round trip µs, one-way msgs/s.
     Mesh {
         #[arg(long, default_value_t = 10_000)]
         rounds: usize,
@@ -73,6 +74,15 @@ enum Which {
     /// kill -9 / kill -STOP of a node to noconnection, and to the
     /// supervised child running again elsewhere.
     Nodedown,
+    /// Node b of `bench mesh` (started by it).
+    #[command(hide = true)]
+    MeshPeer {
+        #[arg(long)]
+        key_dir: PathBuf,
+        /// Node a, as NODE_ID@IP:PORT.
+        #[arg(long)]
+        peer: String,
+    },
     /// A send to self followed by its recv, inside one particle: ns per pair.
     Call {
         #[arg(long, default_value_t = 200_000)]
@@ -130,9 +140,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
         return crate::bench_mesh::run((*rounds).max(1), (*messages).max(1), args.threads, emit);
     }
+    if let Which::MeshPeer { key_dir, peer } = &args.which {
+        let peer = peer.parse().map_err(|e: String| anyhow!(e))?;
+        return crate::bench_mesh::peer(key_dir.clone(), peer, args.threads);
+    }
     if let Which::Nodedown = &args.which {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
-        return crate::bench_nodedown::run(args.threads, emit);
+        return crate::bench_nodedown::run(args.threads, args.runs.max(1), emit);
     }
     if let Which::Swap { swaps } = &args.which {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
@@ -176,7 +190,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     node.load_component("echo", &wasm, None)?;
                     crate::bench_restart::run(&node, restarts.max(1), emit).await?;
                 }
-                Which::Boot { .. } | Which::Swap { .. } | Which::Mesh { .. } | Which::Nodedown => {}
+                Which::Boot { .. }
+                | Which::Swap { .. }
+                | Which::Mesh { .. }
+                | Which::MeshPeer { .. }
+                | Which::Nodedown => {}
                 Which::Call { iters } => {
                     let node = node_with(&wasm, 16)?;
                     bench_call(&node, iters, runs).await?;

@@ -30,14 +30,40 @@ impl Drop for Peers {
     }
 }
 
-pub fn run(threads: Option<usize>, emit: impl Fn(&str, f64, &str, Value)) -> Result<()> {
+/// Each run starts fresh peers; the figures are medians over `runs`.
+pub fn run(
+    threads: Option<usize>,
+    runs: usize,
+    emit: impl Fn(&str, f64, &str, Value),
+) -> Result<()> {
     let echo = crate::bench::app_wasm(None, "echo", "--echo")?;
     let work = std::env::temp_dir().join(format!("plasmoid-bench-nodedown-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
-    let result = measure_in(&work, &echo, threads);
+    let mut all = (Vec::new(), Vec::new(), Vec::new());
+    let mut failed = None;
+    for _ in 0..runs {
+        match measure_in(&work, &echo, threads) {
+            Ok((k, r, s)) => {
+                all.0.push(k);
+                all.1.push(r);
+                all.2.push(s);
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
     let _ = std::fs::remove_dir_all(&work);
-    let (kill9, running, stop) = result?;
-    let params = json!({"nodes": 3, "heartbeat_ms": 100, "peer_timeout_ms": 600});
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (kill9, running, stop) = (median(all.0), median(all.1), median(all.2));
+    let params = json!({"nodes": 3, "heartbeat_ms": 100, "peer_timeout_ms": 600, "runs": runs});
     emit("nodedown.kill9_noconnection", kill9, "ms", params.clone());
     emit(
         "nodedown.child_running_again",

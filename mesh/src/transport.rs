@@ -328,34 +328,40 @@ async fn serve(me: Arc<Inner>, conn: Connection) {
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     me.inbound.insert(peer, number);
     let timeout = me.cfg.peer_timeout;
-    let broken = loop {
-        let mut prefix = [0u8; 4];
-        match tokio::time::timeout(timeout, stream.read_exact(&mut prefix)).await {
-            Err(_) => break format!("silent for {} ms", timeout.as_millis()),
-            Ok(Err(e)) => break format!("connection ended ({e})"),
-            Ok(Ok(())) => {}
-        }
-        let len = match frame::frame_len(prefix) {
-            Ok(len) => len,
-            Err(e) => break bad_frame(&conn, peer, e),
-        };
-        let mut body = vec![0u8; len];
-        match tokio::time::timeout(timeout, stream.read_exact(&mut body)).await {
-            Ok(Ok(())) => {}
-            Err(_) => break format!("silent for {} ms", timeout.as_millis()),
-            Ok(Err(e)) => break format!("connection ended ({e})"),
-        }
-        match frame::decode(&body) {
-            Ok(Frame::Op(wire)) => {
-                let op = wire.into_op();
-                if op.destination() == me.node.id() && sent_by(&op, peer) {
-                    me.node.deliver_remote(peer, op);
-                } else {
-                    tracing::warn!(peer = %peer.short(), "dropped an op that names another node as its sender or receiver");
+    // Frames are parsed out of large reads: one read (and one timer) per
+    // batch the sender wrote, not two per frame.
+    let mut buf: Vec<u8> = Vec::with_capacity(128 << 10);
+    let mut chunk = vec![0u8; 64 << 10];
+    let broken = 'conn: loop {
+        let mut at = 0;
+        while let Some(prefix) = buf.get(at..at + 4) {
+            let len = match frame::frame_len([prefix[0], prefix[1], prefix[2], prefix[3]]) {
+                Ok(len) => len,
+                Err(e) => break 'conn bad_frame(&conn, peer, e),
+            };
+            let Some(body) = buf.get(at + 4..at + 4 + len) else {
+                break;
+            };
+            match frame::decode(body) {
+                Ok(Frame::Op(wire)) => {
+                    let op = wire.into_op();
+                    if op.destination() == me.node.id() && sent_by(&op, peer) {
+                        me.node.deliver_remote(peer, op);
+                    } else {
+                        tracing::warn!(peer = %peer.short(), "dropped an op that names another node as its sender or receiver");
+                    }
                 }
+                Ok(Frame::Hello { .. } | Frame::Heartbeat) => {}
+                Err(e) => break 'conn bad_frame(&conn, peer, e),
             }
-            Ok(Frame::Hello { .. } | Frame::Heartbeat) => {}
-            Err(e) => break bad_frame(&conn, peer, e),
+            at += 4 + len;
+        }
+        buf.drain(..at);
+        match tokio::time::timeout(timeout, stream.read(&mut chunk)).await {
+            Err(_) => break format!("silent for {} ms", timeout.as_millis()),
+            Ok(Err(e)) => break format!("connection ended ({e})"),
+            Ok(Ok(None)) => break "the peer finished its stream".to_string(),
+            Ok(Ok(Some(n))) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
         }
     };
     tracing::debug!(peer = %peer.short(), "incoming connection closed: {broken}");

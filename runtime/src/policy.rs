@@ -76,6 +76,7 @@ pub struct PolicyGate {
     loaded: RwLock<Arc<Loaded>>,
     generation: AtomicU64,
     cache: DashMap<(Arc<str>, Action, String), bool>,
+    node_principals: DashMap<crate::NodeId, Arc<str>>,
 }
 
 /// One policy source: a name for messages (usually the file path) and its text.
@@ -139,6 +140,7 @@ impl PolicyGate {
             loaded: RwLock::new(Arc::new(loaded)),
             generation: AtomicU64::new(1),
             cache: DashMap::new(),
+            node_principals: DashMap::new(),
         })
     }
 
@@ -161,6 +163,17 @@ impl PolicyGate {
     pub fn allowed_node(&self, node_hex: &str, action: Action, resource: &str) -> bool {
         // Component names cannot contain `:`, so this key never collides.
         let principal: Arc<str> = format!("{NODE_PREFIX}{node_hex}").into();
+        self.allowed(&principal, action, resource)
+    }
+
+    /// [`PolicyGate::allowed_node`] by node id, with the principal built
+    /// once per node: this runs for every message from another node.
+    pub fn allowed_node_id(&self, node: &crate::NodeId, action: Action, resource: &str) -> bool {
+        let principal = self
+            .node_principals
+            .entry(*node)
+            .or_insert_with(|| format!("{NODE_PREFIX}{}", node.to_hex()).into())
+            .clone();
         self.allowed(&principal, action, resource)
     }
 

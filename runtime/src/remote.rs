@@ -346,7 +346,7 @@ impl Node {
             }
             _ => return Ok(()),
         };
-        if inner.policy.allowed_node(&from.to_hex(), action, &resource) {
+        if inner.policy.allowed_node_id(&from, action, &resource) {
             Ok(())
         } else {
             Err(format!(
