@@ -53,7 +53,18 @@ pub enum ReleaseCommand {
         /// (default 127.0.0.1 on a free port; see `<release>/node/control`).
         #[arg(long, value_name = "IP:PORT")]
         listen: Option<std::net::SocketAddr>,
+        /// How nodes find each other: `static` dials the addresses of the
+        /// manifest; `mdns` finds the release's nodes (and --allow peers) on
+        /// the local network. Nothing ever goes to the internet.
+        #[arg(long, value_enum, default_value = "static")]
+        discovery: Discovery,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum Discovery {
+    Static,
+    Mdns,
 }
 
 fn parse_id(s: &str) -> Result<plasmoid_runtime::NodeId, String> {
@@ -82,6 +93,7 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             allow,
             allow_client,
             listen,
+            discovery,
         } => {
             let dir = release_dir(&release, out)?;
             let swap = (!no_watch).then(|| plasmoid_release::SwapOptions {
@@ -92,6 +104,7 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
                 peers: allow,
                 clients: allow_client,
                 listen,
+                mdns: discovery == Discovery::Mdns,
             };
             run_release(&dir, swap, node, admit)
         }

@@ -25,6 +25,9 @@ pub struct Admit {
     pub clients: Vec<NodeId>,
     /// Where a node of a release without `[nodes]` listens.
     pub listen: Option<SocketAddr>,
+    /// `--discovery mdns`: find the other nodes on the local network
+    /// instead of dialling the addresses in the manifest.
+    pub mdns: bool,
 }
 
 pub struct Joined {
@@ -82,7 +85,9 @@ pub async fn join(
         .map(|(_, id)| *id)
         .collect();
     allow.extend(admit.peers.iter().copied());
-    let mesh = Mesh::start(booted.node.clone(), key, MeshConfig::new(listen, allow)).await?;
+    let mut cfg = MeshConfig::new(listen, allow);
+    cfg.mdns = admit.mdns;
+    let mesh = Mesh::start(booted.node.clone(), key, cfg).await?;
     booted
         .node
         .set_peers(ids.iter().map(|(n, id)| (n.clone(), *id)));
@@ -102,8 +107,15 @@ pub async fn join(
     )?;
     tracing::info!(node = %name, id = %booted.node.id().to_hex(), %addr, "node listening");
     for other in m.nodes.iter().filter(|n| n.name != name) {
-        if let (Some(id), Ok(addr)) = (ids.get(&other.name), other.listen.parse()) {
-            mesh.add_peer(*id, addr);
+        match (ids.get(&other.name), other.listen.parse()) {
+            (Some(id), _) if admit.mdns => mesh.add_peer_by_id(*id),
+            (Some(id), Ok(addr)) => mesh.add_peer(*id, addr),
+            _ => {}
+        }
+    }
+    if admit.mdns {
+        for id in &admit.peers {
+            mesh.add_peer_by_id(*id);
         }
     }
     let root = m.nodes.first().is_none_or(|first| first.name == name);

@@ -112,3 +112,63 @@ children = [{{ id = "far", component = "echo", node = ["b", "c"] }}]
     let (code, log) = c.terminate();
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// `--discovery mdns`: the manifest gives no usable addresses (port 0);
+/// the two nodes find each other on the local network by mDNS.
+#[test]
+fn nodes_find_each_other_by_mdns_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("prod.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+[release]
+name = "mdns"
+version = "1"
+[node]
+max_particles = 32
+[nodes]
+a = {{ listen = "127.0.0.1:0" }}
+b = {{ listen = "127.0.0.1:0" }}
+[components.echo]
+wasm = "{echo}"
+[supervisor]
+strategy = "one-for-one"
+children = [{{ id = "far", component = "echo", node = "b" }}]
+"#,
+            echo = common::wasm("echo").display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(&manifest));
+    assert_eq!(code, 0, "{err}");
+    let rel = std::path::PathBuf::from(out.trim());
+    let b_id = std::fs::read_to_string(rel.join("nodes/b/id")).unwrap()[..8].to_string();
+    let node = |name: &str| {
+        Running::start(plasmoid().args(["release", "run"]).arg(&rel).args([
+            "--node",
+            name,
+            "--discovery",
+            "mdns",
+        ]))
+    };
+    let b = node("b");
+    let mut a = node("a");
+    assert!(
+        a.wait_for("release mdns-1 is up", Duration::from_secs(60)),
+        "{}",
+        a.seen
+    );
+    let started = a
+        .seen
+        .lines()
+        .find(|l| l.contains("child started") && l.contains("child=far"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(started.contains(&format!("pid={b_id}.")), "{}", a.seen);
+    let (code, log) = a.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    let (code, log) = b.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}

@@ -211,7 +211,7 @@ impl ControlClient {
         } else {
             ([0, 0, 0, 0], 0).into()
         };
-        let endpoint = crate::transport::offline_endpoint(key, bind, vec![]).await?;
+        let endpoint = crate::transport::offline_endpoint(key, bind, vec![], false).await?;
         let unreachable = |reason: String| MeshError::Connect {
             addr: to.to_string(),
             reason,

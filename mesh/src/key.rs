@@ -23,8 +23,12 @@ pub fn load_or_create(dir: &Path) -> Result<SecretKey, MeshError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(dir).map_err(io)?;
             let key = SecretKey::generate();
-            write_private(&path, &hex(&key.to_bytes())).map_err(io)?;
-            Ok(key)
+            match write_private(&path, &hex(&key.to_bytes())) {
+                Ok(()) => Ok(key),
+                // Another process made it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_file(&path),
+                Err(e) => Err(io(e)),
+            }
         }
         Err(e) => Err(io(e)),
     }

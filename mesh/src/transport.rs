@@ -30,6 +30,9 @@ pub struct MeshConfig {
     pub heartbeat: Duration,
     /// Silence after which a peer counts as lost.
     pub peer_timeout: Duration,
+    /// Find allowed peers on the local network by mDNS as well (off by
+    /// default: the mesh then only dials the addresses it is given).
+    pub mdns: bool,
 }
 
 impl MeshConfig {
@@ -39,6 +42,7 @@ impl MeshConfig {
             allow,
             heartbeat: Duration::from_millis(100),
             peer_timeout: Duration::from_millis(600),
+            mdns: false,
         }
     }
 }
@@ -115,6 +119,7 @@ impl Mesh {
             key,
             cfg.listen,
             vec![ALPN.to_vec(), crate::control::CONTROL_ALPN.to_vec()],
+            cfg.mdns,
         )
         .await?;
         let inner = Arc::new(Inner {
@@ -143,7 +148,13 @@ impl Mesh {
 
     /// Keep a connection to `peer` at `addr`, redialling when it breaks.
     pub fn add_peer(&self, peer: NodeId, addr: SocketAddr) {
-        tokio::spawn(dial_loop(Arc::downgrade(&self.inner), peer, addr));
+        tokio::spawn(dial_loop(Arc::downgrade(&self.inner), peer, Some(addr)));
+    }
+
+    /// Keep a connection to `peer` wherever mDNS finds it (needs
+    /// [`MeshConfig::mdns`]).
+    pub fn add_peer_by_id(&self, peer: NodeId) {
+        tokio::spawn(dial_loop(Arc::downgrade(&self.inner), peer, None));
     }
 
     /// Whether `peer` is connected both ways: ops can go there and its
@@ -190,20 +201,31 @@ impl Inner {
 
 /// An endpoint that never reaches for the internet: no relays, no address
 /// lookup, no port mapping; it talks to the addresses it is given.
+///
+/// With `mdns`, it also advertises itself on the local network and resolves
+/// peers' ids to what they advertise (service `plasmoid-mesh`): still no
+/// internet.
 pub(crate) async fn offline_endpoint(
     key: SecretKey,
     listen: SocketAddr,
     alpns: Vec<Vec<u8>>,
+    mdns: bool,
 ) -> Result<Endpoint, MeshError> {
     let bind_err = |e: &dyn std::fmt::Display| MeshError::Bind {
         addr: listen.to_string(),
         reason: e.to_string(),
     };
-    Endpoint::builder(presets::Minimal)
+    let mut builder = Endpoint::builder(presets::Minimal)
         .secret_key(key)
         .alpns(alpns)
         .relay_mode(RelayMode::Disabled)
-        .clear_address_lookup()
+        .clear_address_lookup();
+    if mdns {
+        builder = builder.address_lookup(
+            iroh_mdns_address_lookup::MdnsAddressLookup::builder().service_name("plasmoid-mesh"),
+        );
+    }
+    builder
         .portmapper_config(PortmapperConfig::Disabled)
         .net_report_config(NetReportConfig::minimal())
         .clear_ip_transports()
@@ -214,7 +236,7 @@ pub(crate) async fn offline_endpoint(
         .map_err(|e| bind_err(&e))
 }
 
-async fn dial_loop(inner: Weak<Inner>, peer: NodeId, addr: SocketAddr) {
+async fn dial_loop(inner: Weak<Inner>, peer: NodeId, addr: Option<SocketAddr>) {
     let Ok(key) = PublicKey::from_bytes(&peer.0) else {
         tracing::error!(peer = %peer.short(), "not a valid node id; not dialling it");
         return;
@@ -224,7 +246,10 @@ async fn dial_loop(inner: Weak<Inner>, peer: NodeId, addr: SocketAddr) {
         if me.endpoint.is_closed() {
             return;
         }
-        let target = EndpointAddr::new(key).with_ip_addr(addr);
+        let target = match addr {
+            Some(addr) => EndpointAddr::new(key).with_ip_addr(addr),
+            None => EndpointAddr::new(key),
+        };
         let dialled =
             // A node that is not up yet does not answer at all: give up
             // soon and try again, so peers find each other once both are up.

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 /// Make the key of every node the manifest lists (if missing) and write
 /// each node's public id next to it.
 pub fn ensure_keys(dir: &Path, m: &Manifest) -> Result<(), ReleaseError> {
+    client_key(dir)?;
     for n in &m.nodes {
         let ndir = dir.join("nodes").join(&n.name);
         let key = plasmoid_mesh::load_or_create_key(&ndir)
