@@ -10,11 +10,9 @@ use crate::policy::Action;
 use crate::process::Process;
 use crate::reason::{ExitReason as HostReason, Msg};
 use plasmoid::runtime::process::{
-    DownMessage, ExitMessage, ExitReason, Host, HostPid, LinkError, LogLevel, Message,
-    RegistryError, SendError, SpawnError, TaggedMessage,
+    ExitReason, Host, HostPid, LinkError, LogLevel, Message, RegistryError, SendError, SpawnError,
 };
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker, Resource};
 
 wasmtime::component::bindgen!({
@@ -123,80 +121,6 @@ impl ParticleState {
             self.component.name,
             action.as_str()
         )
-    }
-
-    fn lower(&mut self, msg: Msg) -> wasmtime::Result<Message> {
-        Ok(match msg {
-            Msg::Data(d) => Message::Data(d),
-            Msg::Upgrade => Message::Upgrade,
-            Msg::Tagged {
-                sender,
-                reference,
-                payload,
-            } => Message::Tagged(TaggedMessage {
-                sender: self.pid_handle(sender)?,
-                ref_: reference,
-                payload,
-            }),
-            Msg::Exit { sender, reason } => Message::Exit(ExitMessage {
-                sender: self.pid_handle(sender)?,
-                reason: reason.into(),
-            }),
-            Msg::Down {
-                sender,
-                reference,
-                reason,
-            } => Message::Down(DownMessage {
-                sender: self.pid_handle(sender)?,
-                ref_: reference,
-                reason: reason.into(),
-            }),
-        })
-    }
-
-    async fn wait(
-        &mut self,
-        reference: Option<u64>,
-        timeout_ms: Option<u64>,
-    ) -> wasmtime::Result<Option<Message>> {
-        let mut msg = self.proc.mailbox.try_take(reference);
-        if msg.is_none() && timeout_ms != Some(0) {
-            // A timeout too large to represent is a wait without deadline.
-            let deadline = timeout_ms
-                .and_then(|ms| tokio::time::Instant::now().checked_add(Duration::from_millis(ms)));
-            if !self.settled {
-                // Counted once per particle, not per wait: a shared counter
-                // touched on every hop would bounce between cores.
-                self.settled = true;
-                if let Some((to, reference)) = self.ack.take() {
-                    let started = Msg::Tagged {
-                        sender: self.proc.pid,
-                        reference,
-                        payload: Vec::new(),
-                    };
-                    match self.node.lookup(to) {
-                        Some(t) => {
-                            let _ = t.mailbox.push(started, true);
-                        }
-                        // A supervisor on another node started us.
-                        None => {
-                            let _ = self.node.send(to, started);
-                        }
-                    }
-                }
-                self.node
-                    .settled
-                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-            }
-            msg = self.proc.mailbox.take(reference, deadline).await;
-        }
-        // Back at a receive point with work (or after a real wait): the CPU
-        // budget starts over. An empty poll does not count, or a busy loop
-        // polling with timeout 0 would never hit its budget.
-        if msg.is_some() || timeout_ms != Some(0) {
-            self.cpu.fresh = true;
-        }
-        msg.map(|m| self.lower(m)).transpose()
     }
 
     fn spawn_with(

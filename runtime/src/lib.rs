@@ -10,6 +10,7 @@ mod components;
 mod engine;
 mod error;
 mod host;
+mod host_recv;
 mod mailbox;
 mod names;
 mod native;
