@@ -28,6 +28,11 @@ async fn node(key: &iroh::SecretKey, peer: NodeId) -> Result<Mesh> {
 /// Node b of `bench mesh`: answers calls with the number of data messages
 /// counted so far. Prints its `ID@ADDR` on stdout, then runs until killed.
 pub fn peer(key_dir: PathBuf, peer: ControlAddr, threads: Option<usize>) -> Result<()> {
+    // Node a holds our stdin: when it ends, however it ends, so do we.
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
     let rt = crate::start::scheduler(threads)?;
     rt.block_on(async move {
         let key = plasmoid_mesh::load_or_create_key(&key_dir)?;
@@ -110,6 +115,7 @@ async fn measure(rounds: usize, messages: u64, threads: usize) -> Result<(Vec<f6
         ])
         .arg(&work)
         .args(["--peer", &a_addr.to_string()])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -208,7 +208,15 @@ async fn ask_at(to: &Connect, node: Option<&str>, req: &Request) -> Result<Resul
     let (addr, key) = target(to, node)?;
     let client =
         ControlClient::connect(key, addr, Duration::from_millis(to.connect_timeout)).await?;
-    let answer = client.request(req).await;
+    // A call may wait its own timeout on the node; everything else is quick
+    // unless the node is stuck.
+    let patience = match req {
+        Request::Call { timeout_ms, .. } => {
+            Duration::from_millis((*timeout_ms).min(plasmoid_release::MAX_CALL_MS) + 10_000)
+        }
+        _ => Duration::from_secs(30),
+    };
+    let answer = client.request(req, patience).await;
     client.close().await;
     Ok(answer?)
 }

@@ -110,6 +110,8 @@ pub type ControlFuture = Pin<Box<dyn Future<Output = Result<Reply, String>> + Se
 /// booted release).
 pub trait ControlHandler: Send + Sync {
     fn handle(&self, request: Request) -> ControlFuture;
+    /// Called once the client has received the answer to `request`.
+    fn replied(&self, _request: &Request) {}
 }
 
 /// Who may send control requests to a node, and who answers them.
@@ -147,7 +149,7 @@ pub(crate) async fn serve(server: Arc<ControlServer>, conn: Connection) {
                 }
             };
             tracing::debug!(client = %client.short(), ?request, "control request");
-            let reply = server.handler.handle(request).await;
+            let reply = server.handler.handle(request.clone()).await;
             let Ok(out) = postcard::to_allocvec(&reply) else {
                 return;
             };
@@ -155,8 +157,9 @@ pub(crate) async fn serve(server: Arc<ControlServer>, conn: Connection) {
                 let _ = send.finish();
                 // Wait until the client has it; dropping the stream early
                 // could reset it.
-                let _ = send.stopped().await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
             }
+            server.handler.replied(&request);
         });
     }
 }
@@ -232,19 +235,45 @@ impl ControlClient {
         Ok(ControlClient { endpoint, conn })
     }
 
-    /// Send one request and wait for its answer.
-    pub async fn request(&self, request: &Request) -> Result<Result<Reply, String>, MeshError> {
-        let broken = |e: &dyn std::fmt::Display| MeshError::Protocol(e.to_string());
-        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| broken(&e))?;
-        let bytes = postcard::to_allocvec(request).map_err(|e| broken(&e))?;
-        send.write_all(&bytes).await.map_err(|e| broken(&e))?;
-        send.finish().map_err(|e| broken(&e))?;
-        let answer = recv.read_to_end(MAX_CONTROL).await.map_err(|e| {
-            MeshError::Protocol(format!(
-                "the node did not answer ({e}); is this client key allowed there?"
-            ))
-        })?;
-        postcard::from_bytes(&answer).map_err(|e| broken(&e))
+    /// Send one request and wait (up to `timeout`) for its answer.
+    pub async fn request(
+        &self,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Result<Reply, String>, MeshError> {
+        match tokio::time::timeout(timeout, self.exchange(request)).await {
+            Ok(Ok(answer)) => postcard::from_bytes(&answer)
+                .map_err(|e| MeshError::Protocol(format!("the answer does not decode: {e}"))),
+            Ok(Err(e)) => Err(self.why(e)),
+            Err(_) => Err(MeshError::Protocol(format!(
+                "no answer within {} s",
+                timeout.as_secs()
+            ))),
+        }
+    }
+
+    async fn exchange(&self, request: &Request) -> Result<Vec<u8>, String> {
+        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| e.to_string())?;
+        let bytes = postcard::to_allocvec(request).map_err(|e| e.to_string())?;
+        send.write_all(&bytes).await.map_err(|e| e.to_string())?;
+        send.finish().map_err(|e| e.to_string())?;
+        recv.read_to_end(MAX_CONTROL)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// A failed exchange, explained by how the node closed the connection.
+    fn why(&self, error: String) -> MeshError {
+        let closed = self.conn.close_reason().map(|r| r.to_string());
+        match closed {
+            Some(r) if r.contains("not allowed") => MeshError::Protocol(
+                "the node refused this client key (not allowed); use the release's client key or start the node with --allow-client <id>".into(),
+            ),
+            Some(r) => MeshError::Protocol(format!("the node closed the connection: {r}")),
+            None => MeshError::Protocol(format!(
+                "the node did not answer ({error}); is this client key allowed there?"
+            )),
+        }
     }
 
     pub async fn close(self) {

@@ -21,7 +21,8 @@ pub enum Frame {
     Op(WireOp),
 }
 
-pub const VERSION: u32 = 1;
+/// 2: `Lookup` and `Found` (name@node).
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WirePid(pub [u8; 32], pub u64);

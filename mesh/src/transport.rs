@@ -376,6 +376,11 @@ async fn serve(me: Arc<Inner>, conn: Connection) {
                         tracing::warn!(peer = %peer.short(), "dropped an op that names another node as its sender or receiver");
                     }
                 }
+                Ok(Frame::Hello { version }) if version != frame::VERSION => {
+                    tracing::warn!(peer = %peer.short(), "closing the connection: the peer speaks mesh protocol {version}, this node {}; run the same plasmoid version on every node", frame::VERSION);
+                    conn.close(3u32.into(), b"protocol version");
+                    break 'conn format!("protocol version {version}");
+                }
                 Ok(Frame::Hello { .. } | Frame::Heartbeat) => {}
                 Err(e) => break 'conn bad_frame(&conn, peer, e),
             }

@@ -14,6 +14,9 @@ use plasmoid_supervisor::SupervisorRef;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The longest a control `call` waits for its answer (10 minutes).
+pub const MAX_CALL_MS: u64 = 600_000;
+
 /// How long a `name@node` lookup or a spawn on another node may take.
 const REMOTE_WAIT: Duration = Duration::from_secs(5);
 
@@ -64,6 +67,14 @@ impl ControlHandler for Control {
         let inner = self.inner.clone();
         Box::pin(async move { inner.handle(request).await })
     }
+
+    fn replied(&self, request: &Request) {
+        // The node stops only once the client has its answer: stopping
+        // first could close the endpoint under the reply.
+        if matches!(request, Request::Stop { target: None }) {
+            self.inner.stop.notify_one();
+        }
+    }
 }
 
 impl Inner {
@@ -90,7 +101,8 @@ impl Inner {
             } => {
                 let pid = self.target(&target).await?;
                 let me = self.node.native("control");
-                match me.call(pid, data, Duration::from_millis(timeout_ms)).await {
+                let timeout = Duration::from_millis(timeout_ms.min(MAX_CALL_MS));
+                match me.call(pid, data, timeout).await {
                     Ok(answer) => Ok(Reply::Answer(answer)),
                     Err(CallError::Timeout) => {
                         Err(format!("{pid} did not answer within {timeout_ms} ms"))
@@ -102,7 +114,6 @@ impl Inner {
             }
             Request::Stop { target: None } => {
                 tracing::info!("stop requested by a control client");
-                self.stop.notify_one();
                 Ok(Reply::Done(format!("node {} stopping", self.node.id())))
             }
             Request::Stop {

@@ -21,7 +21,7 @@ mod swap;
 
 pub use boot::{Booted, boot, boot_as, node_config, supervisor_spec};
 pub use build::{BuildOptions, Built, Progress, build, default_out_dir};
-pub use control::Control;
+pub use control::{Control, MAX_CALL_MS};
 pub use error::ReleaseError;
 pub use guest::{GuestBuild, build_guest, ensure_wasm_target};
 pub use lock::{Lock, LockedComponent, LockedFile, SwapRecord, hash, open_release};

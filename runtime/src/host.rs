@@ -3,6 +3,7 @@
 //! Every function that reaches outside the particle asks the Cedar gate first;
 //! a denial is an error value for the guest and a warning in the log.
 
+use crate::MAX_NAME;
 use crate::node::{self, SendError as HostSendError, SpawnOpts};
 use crate::particle::ParticleState;
 use crate::pid::Pid;
@@ -83,9 +84,6 @@ impl From<HostSendError> for SendError {
         }
     }
 }
-
-/// Longest name a particle may register or look up.
-const MAX_NAME: usize = 255;
 
 /// Longest log line a guest may write; the rest is cut.
 const MAX_LOG: usize = 4096;

@@ -26,6 +26,9 @@ mod supervision;
 mod supervisor_host;
 mod swap;
 
+/// Longest name a particle may register or look up.
+pub const MAX_NAME: usize = 255;
+
 pub use components::precompile;
 pub use engine::{Limits, maps_needed, max_map_count, particles_within_map_limit};
 pub use error::{Result, RuntimeError};

@@ -140,6 +140,19 @@ impl Node {
     /// or spawn is answered as failed, a denied message or exit/2 dropped.
     pub fn deliver_remote(&self, from: NodeId, op: RemoteOp) {
         let inner = &self.inner;
+        // A name no particle could register is not worth a policy
+        // evaluation (nor a cache entry): a peer could send many.
+        if let RemoteOp::Lookup {
+            from: asker,
+            name,
+            reference,
+            ..
+        } = &op
+            && (name.is_empty() || name.len() > crate::MAX_NAME)
+        {
+            self.answer_lookup(*asker, name, *reference, false);
+            return;
+        }
         if let Err(why) = self.authorize(from, &op) {
             tracing::warn!(node = %from.short(), "{why}");
             let denied = ExitReason::Exception(why);
