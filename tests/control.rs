@@ -3,17 +3,9 @@
 //! release of three nodes on 127.0.0.1 where requests cross the mesh.
 
 mod common;
-use common::{Running, plasmoid, run};
+use common::{Running, free_udp_port, plasmoid, run};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn build(manifest: &Path) -> PathBuf {
     let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(manifest));
@@ -242,20 +234,6 @@ children = [{{ id = "far", component = "echo", node = "b" }}]
     }
 }
 
-/// An endpoint of the test's own, offline, on 127.0.0.1.
-async fn raw_endpoint(key: iroh::SecretKey) -> iroh::Endpoint {
-    iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
-        .secret_key(key)
-        .relay_mode(iroh::RelayMode::Disabled)
-        .clear_address_lookup()
-        .clear_ip_transports()
-        .bind_addr("127.0.0.1:0")
-        .unwrap()
-        .bind()
-        .await
-        .unwrap()
-}
-
 /// A real node refuses a peer it does not admit and closes the connection
 /// of an admitted peer (`--allow`) that sends a malformed frame; it keeps
 /// answering its clients throughout.
@@ -285,7 +263,7 @@ async fn a_real_node_refuses_strangers_and_survives_malformed_frames() {
     let target = iroh::EndpointAddr::new(public).with_ip_addr(at.addr);
 
     // A stranger's connection is closed before it can say anything.
-    let ep = raw_endpoint(stranger).await;
+    let ep = common::raw_endpoint(stranger).await;
     if let Ok(conn) = ep.connect(target.clone(), plasmoid_mesh::ALPN).await {
         let closed = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
         assert!(closed.is_ok(), "the stranger's connection is closed");
@@ -300,7 +278,7 @@ async fn a_real_node_refuses_strangers_and_survives_malformed_frames() {
     );
 
     // An admitted peer speaking garbage loses its connection, only that.
-    let ep = raw_endpoint(admitted).await;
+    let ep = common::raw_endpoint(admitted).await;
     let conn = ep.connect(target, plasmoid_mesh::ALPN).await.unwrap();
     let mut stream = conn.open_uni().await.unwrap();
     let mut garbage = 5u32.to_le_bytes().to_vec();

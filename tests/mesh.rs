@@ -195,16 +195,7 @@ async fn a_malformed_frame_closes_only_that_connection() {
     let (a, b) = (peer(&k, 0, &[1, 2]).await, peer(&k, 1, &[0]).await);
     connect(&a, &b).await;
     // Node 2 is allowed, but speaks garbage: a raw iroh connection.
-    let rogue = iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
-        .secret_key(k[2].clone())
-        .relay_mode(iroh::RelayMode::Disabled)
-        .clear_address_lookup()
-        .clear_ip_transports()
-        .bind_addr("127.0.0.1:0")
-        .unwrap()
-        .bind()
-        .await
-        .unwrap();
+    let rogue = common::raw_endpoint(k[2].clone()).await;
     let target = iroh::EndpointAddr::new(k[0].public()).with_ip_addr(a.mesh.local_addr().unwrap());
     let conn = rogue.connect(target, plasmoid_mesh::ALPN).await.unwrap();
     let mut stream = conn.open_uni().await.unwrap();

@@ -3,16 +3,8 @@
 //! makes the supervisor see `noconnection` and start the child on c.
 
 mod common;
-use common::{Running, plasmoid, run};
+use common::{Running, free_udp_port, plasmoid, run};
 use std::time::{Duration, Instant};
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn a_child_on_a_killed_node_is_restarted_on_the_next_candidate() {
