@@ -169,11 +169,14 @@ impl PolicyGate {
     /// [`PolicyGate::allowed_node`] by node id, with the principal built
     /// once per node: this runs for every message from another node.
     pub fn allowed_node_id(&self, node: &crate::NodeId, action: Action, resource: &str) -> bool {
-        let principal = self
-            .node_principals
-            .entry(*node)
-            .or_insert_with(|| format!("{NODE_PREFIX}{}", node.to_hex()).into())
-            .clone();
+        // A read lock on the hot path; the write lock only for a new peer.
+        let known = self.node_principals.get(node).map(|p| p.clone());
+        let principal = known.unwrap_or_else(|| {
+            self.node_principals
+                .entry(*node)
+                .or_insert_with(|| format!("{NODE_PREFIX}{}", node.to_hex()).into())
+                .clone()
+        });
         self.allowed(&principal, action, resource)
     }
 
