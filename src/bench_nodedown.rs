@@ -117,20 +117,20 @@ fn measure_in(work: &Path, echo: &Path, threads: Option<usize>) -> Result<(f64, 
 }
 
 async fn measure(dir: &Path, peers: &mut Peers) -> Result<(f64, f64, f64)> {
-    let (m, lock) = plasmoid_release::open_release(dir)?;
-    let joined = crate::release_mesh::join(dir, &m, &lock, Some("a"), Default::default()).await?;
-    crate::release_mesh::await_peers(&joined, Duration::from_secs(30)).await;
-    let ids = plasmoid_release::node_ids(dir, &m)?;
+    let opts = plasmoid_release::RunOptions {
+        node: Some("a".into()),
+        swap: None,
+        ..Default::default()
+    };
+    let node = plasmoid_release::ReleaseNode::start(dir, opts).await?;
+    let ids = plasmoid_release::node_ids(dir, node.manifest())?;
     let (b, c) = (ids["b"], ids["c"]);
-    let me = joined.booted.node.native("bench");
+    let me = node.node().native("bench");
     me.trap_exit(true);
-    let sup = plasmoid_supervisor::start_link(
-        joined.booted.node.clone(),
-        joined.booted.spec.clone(),
-        Some(me.pid()),
-    )
-    .await
-    .map_err(|e| anyhow!("the release did not start: {e}"))?;
+    let sup = node
+        .up()
+        .await
+        .ok_or_else(|| anyhow!("the release did not start"))?;
     let on_b = far(&sup).await?;
     if on_b.node != b {
         bail!("the child did not start on node b");
@@ -165,7 +165,8 @@ async fn measure(dir: &Path, peers: &mut Peers) -> Result<(f64, f64, f64)> {
     unsafe { libc::kill(peers.0[1].id() as i32, libc::SIGSTOP) };
     noconnection(&me, watch).await?;
     let stop = ms(stopped);
-    joined.mesh.close().await;
+    node.stop();
+    node.wait().await?;
     Ok((kill9, running, stop))
 }
 

@@ -10,10 +10,8 @@ mod control;
 mod load;
 mod logging;
 mod release;
-mod release_mesh;
 mod scaffold;
 mod start;
-mod tree;
 mod upgrade;
 
 use clap::{Parser, Subcommand};

@@ -1,6 +1,6 @@
 //! `plasmoid release check | build | run`: thin commands over plasmoid-release.
 
-use crate::start::{run_tree, scheduler, stop_signal};
+use crate::start::{scheduler, stop_signal};
 use anyhow::{Context, Result};
 use plasmoid_release::{BuildOptions, Built, Manifest, Progress};
 use std::io::{IsTerminal, Write};
@@ -58,6 +58,11 @@ pub enum ReleaseCommand {
         /// the local network. Nothing ever goes to the internet.
         #[arg(long, value_enum, default_value = "static")]
         discovery: Discovery,
+        /// How long the root node waits for the other nodes of the release
+        /// before it starts its tree without them, ms (SIGTERM ends the
+        /// wait at once).
+        #[arg(long, value_name = "MS", default_value_t = 30_000)]
+        peer_wait_ms: u64,
     },
 }
 
@@ -94,19 +99,23 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             allow_client,
             listen,
             discovery,
+            peer_wait_ms,
         } => {
             let dir = release_dir(&release, out)?;
             let swap = (!no_watch).then(|| plasmoid_release::SwapOptions {
                 probation: std::time::Duration::from_secs(probation),
                 ..Default::default()
             });
-            let admit = crate::release_mesh::Admit {
-                peers: allow,
-                clients: allow_client,
+            let opts = plasmoid_release::RunOptions {
+                node,
+                allow,
+                allow_clients: allow_client,
                 listen,
                 mdns: discovery == Discovery::Mdns,
+                swap,
+                peer_wait: std::time::Duration::from_millis(peer_wait_ms),
             };
-            run_release(&dir, swap, node, admit)
+            run_release(&dir, opts)
         }
     }
 }
@@ -154,72 +163,29 @@ pub fn build(m: &Manifest, out: Option<PathBuf>) -> Result<Built> {
     Ok(built)
 }
 
-fn run_release(
-    dir: &Path,
-    swap: Option<plasmoid_release::SwapOptions>,
-    node_name: Option<String>,
-    admit: crate::release_mesh::Admit,
-) -> Result<ExitCode> {
-    let (m, lock) = plasmoid_release::open_release(dir)?;
+fn run_release(dir: &Path, opts: plasmoid_release::RunOptions) -> Result<ExitCode> {
+    let (m, _) = plasmoid_release::open_release(dir)?;
     let rt = scheduler(m.threads)?;
     rt.block_on(async move {
         // Handlers first: a SIGTERM during boot must stop the release in
         // order, not kill the process.
-        let stop = stop_signal();
-        let started = Instant::now();
-        let joined =
-            crate::release_mesh::join(dir, &m, &lock, node_name.as_deref(), admit).await?;
-        let control = joined.control.clone();
-        // A client's `plasmoid stop` stops the node like SIGTERM does.
-        let stop = {
-            let control = control.clone();
-            async move {
-                tokio::select! {
-                    _ = stop => {}
-                    _ = control.stop_requested() => {}
-                }
-            }
-        };
-        if !joined.root {
-            tracing::info!(node = %joined.name, "node up; it hosts the children the root places here");
-            stop.await;
-            joined.mesh.close().await;
-            joined.booted.node.shutdown(std::time::Duration::from_secs(5)).await;
-            return Ok(ExitCode::SUCCESS);
-        }
-        crate::release_mesh::await_peers(&joined, std::time::Duration::from_secs(30)).await;
-        let booted = joined.booted;
-        let mesh = joined.mesh;
-        tracing::info!(
-            release = %m.release_id(),
-            node = %booted.node.id(),
-            components = m.components.len(),
-            "booting release"
-        );
-        let booted_at = started;
-        let node = booted.node.clone();
-        let manifest = m.clone();
-        let _swapper = match swap {
-            Some(opts) => {
-                let s = plasmoid_release::watch(node, dir, manifest, opts)?;
-                tracing::info!(
-                    "watching {} for new versions",
-                    dir.join("components").display()
-                );
-                Some(s)
-            }
-            None => None,
-        };
-        let code = run_tree(booted.node, booted.spec, stop, move |root| {
-            control.set_root(root.clone());
-            tracing::info!(
-                ms = booted_at.elapsed().as_millis() as u64,
-                "release {} is up",
-                m.release_id()
-            );
-        })
-        .await;
-        mesh.close().await;
-        code
+        let signal = stop_signal();
+        let node = plasmoid_release::ReleaseNode::start(dir, opts).await?;
+        let stop = node.stopper();
+        tokio::spawn(async move {
+            signal.await;
+            stop();
+        });
+        Ok(exit_code(node.wait().await?))
     })
+}
+
+/// The process's exit code for how a node or tree ended: 0 when asked to
+/// stop, 1 for a runtime failure (the tree did not start or gave up).
+pub fn exit_code(outcome: plasmoid_release::Outcome) -> ExitCode {
+    if outcome.is_success() {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("{outcome}");
+    ExitCode::from(1)
 }

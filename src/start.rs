@@ -42,7 +42,9 @@ pub struct StartArgs {
     /// Scheduler threads running particles (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Boot this supervision tree (TOML) instead of spawning one particle.
+    /// Boot this supervision tree instead of spawning one particle: a TOML
+    /// file with a `[supervisor]` table (and `[supervisors.NAME]`), as in
+    /// a prod.toml, over the loaded components.
     #[arg(long, conflicts_with_all = ["spawn", "name"])]
     pub tree: Option<PathBuf>,
 }
@@ -88,13 +90,20 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
         bail!("nothing to load: pass a component (.wasm), a guest crate folder or --load-path");
     }
     let rt = scheduler(args.threads)?;
-    let tree = args.tree.as_deref().map(crate::tree::load).transpose()?;
+    let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
+    let tree = match &args.tree {
+        Some(path) => Some(plasmoid_release::load_tree(path, &names)?),
+        None => None,
+    };
     rt.block_on(async move {
         let stop = stop_signal();
         let node = Node::new(args.node_config())?;
         load::load_all(&node, &inputs)?;
-        if let Some(spec) = tree {
-            return run_tree(node, spec, stop, |_| {}).await;
+        if let Some(def) = tree {
+            let spec = plasmoid_release::supervisor_spec(&def, &Default::default());
+            let outcome = plasmoid_release::run_tree(&node, spec, stop, |_| {}).await;
+            node.shutdown(Duration::from_secs(5)).await;
+            return Ok(crate::release::exit_code(outcome));
         }
         let component = match (&args.spawn, inputs.as_slice()) {
             (Some(c), _) => c.clone(),
@@ -140,46 +149,6 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
         }
         Ok(code)
     })
-}
-
-/// Boot a supervision tree under the CLI and keep it alive until Ctrl-C
-/// (orderly stop, exit 0) or until the root supervisor gives up (exit 1).
-pub async fn run_tree(
-    node: Node,
-    spec: plasmoid_supervisor::SupervisorSpec,
-    stop: impl std::future::Future<Output = ()>,
-    on_up: impl FnOnce(&plasmoid_supervisor::SupervisorRef),
-) -> Result<ExitCode> {
-    let cli = node.native("cli");
-    cli.trap_exit(true);
-    let root = plasmoid_supervisor::start_link(node.clone(), spec, Some(cli.pid()))
-        .await
-        .map_err(|e| anyhow::anyhow!("the supervision tree did not start: {e}"))?;
-    tokio::pin!(stop);
-    tracing::info!(root = %root.pid(), node = %node.id(), "supervision tree started");
-    on_up(&root);
-    let mut stopping = false;
-    loop {
-        tokio::select! {
-            m = cli.recv(None) => match m {
-                Ok(Some(Msg::Exit { sender, reason })) if sender == root.pid() => {
-                    if stopping {
-                        tracing::info!("supervision tree stopped");
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                    eprintln!("the root supervisor gave up ({reason}): a child kept crashing past its restart intensity");
-                    return Ok(ExitCode::from(1));
-                }
-                Ok(_) => {}
-                Err(reason) => bail!("the node was stopped: {reason}"),
-            },
-            _ = &mut stop, if !stopping => {
-                tracing::info!("interrupted; stopping the supervision tree in reverse start order");
-                stopping = true;
-                let _ = cli.send_exit(root.pid(), ExitReason::Shutdown(String::new()));
-            }
-        }
-    }
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when

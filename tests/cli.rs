@@ -164,18 +164,14 @@ fn a_root_supervisor_that_gives_up_exits_non_zero_with_the_reason() {
     let tree = write_tree(
         "giveup.toml",
         r#"
+[supervisor]
 strategy = "one-for-one"
 max_restarts = 2
 max_seconds = 5
-
-[[children]]
-id = "steady"
-component = "echo"
-
-[[children]]
-id = "flaky"
-component = "ring"
-init = { orchestrator = { procs = 2, msgs = 1 } }
+children = [
+  { id = "steady", component = "echo" },
+  { id = "flaky", component = "ring", init = { orchestrator = { procs = 2, msgs = 1 } } },
+]
 "#,
     );
     let (code, _, err) = run(plasmoid()
@@ -203,14 +199,11 @@ fn sigterm_stops_a_tree_in_reverse_start_order() {
     let tree = write_tree(
         "tree.toml",
         r#"
+[supervisor]
 strategy = "one-for-one"
+children = [{ id = "first", component = "echo" }, "pool"]
 
-[[children]]
-id = "first"
-component = "echo"
-
-[[children]]
-id = "pool"
+[supervisors.pool]
 strategy = "rest-for-one"
 children = [{ id = "second", component = "counter" }, { id = "third", component = "echo" }]
 "#,

@@ -191,7 +191,7 @@ impl Inner {
 
     async fn stop(&self, target: &str) -> Result<Reply, String> {
         let pid = self.target(target).await?;
-        if let Some((sup, id)) = plasmoid_supervisor::find_child(pid).await {
+        if let Some((sup, id)) = plasmoid_supervisor::find_child(&self.node, pid) {
             sup.terminate_child(&id)
                 .await
                 .map_err(|e| format!("cannot stop child `{id}`: {e}"))?;
@@ -271,7 +271,9 @@ impl Inner {
         Box::pin(async move {
             let mut children = Vec::new();
             for c in sup.which_children().await.unwrap_or_default() {
-                let nested = c.pid.and_then(plasmoid_supervisor::supervisor_at);
+                let nested = c
+                    .pid
+                    .and_then(|p| plasmoid_supervisor::supervisor_at(&self.node, p));
                 let row = match nested {
                     Some(s) => self.tree_of(&c.id, &s, c.restarts).await,
                     None => TreeRow {

@@ -55,4 +55,8 @@ pub enum ReleaseError {
     NotARelease(PathBuf, String),
     #[error("cannot start the release: {0}")]
     Boot(String),
+    #[error("{0}")]
+    Mesh(#[from] plasmoid_mesh::MeshError),
+    #[error("{0}")]
+    Node(String),
 }

@@ -3,9 +3,11 @@
 //! It owns the manifest (parsing with positions, validation), the start
 //! order (petgraph), building guest crates, the release folder with its
 //! precompiled components and `release.lock`, and booting a built release on
-//! a node. It does not own process semantics (plasmoid-runtime), restart
-//! strategies (plasmoid-supervisor) or signal handling and printing (the
-//! `plasmoid` binary).
+//! a node, and running a release node ([`ReleaseNode`]: boot, mesh,
+//! control, swap watcher, root supervisor, orderly stop). It does not own
+//! process semantics (plasmoid-runtime), restart strategies
+//! (plasmoid-supervisor) or signal handling and printing (the `plasmoid`
+//! binary).
 
 mod boot;
 mod build;
@@ -17,6 +19,7 @@ mod manifest;
 mod model;
 mod nodes;
 mod order;
+mod run;
 mod swap;
 
 pub use boot::{Booted, boot, boot_as, node_config, supervisor_spec};
@@ -25,11 +28,15 @@ pub use control::{Control, MAX_CALL_MS};
 pub use error::ReleaseError;
 pub use guest::{GuestBuild, build_guest, ensure_wasm_target};
 pub use lock::{Lock, LockedComponent, LockedFile, SwapRecord, hash, open_release};
-pub use manifest::{load as load_manifest, parse as parse_manifest, render_tree, resolved_toml};
+pub use manifest::{
+    load as load_manifest, load_tree, parse as parse_manifest, parse_tree, render_tree,
+    resolved_toml,
+};
 pub use model::{
     ChildDef, ChildKind, ComponentDef, LimitsDef, Manifest, NodeDef, Source, SupervisorDef, Upgrade,
 };
 pub use nodes::{
     client_key, ensure_keys, node_dir, node_ids, read_control_addr, write_control_addr,
 };
+pub use run::{DEFAULT_PEER_WAIT, Outcome, ReleaseNode, RunOptions, run_tree};
 pub use swap::{SwapOptions, Swapper, watch};

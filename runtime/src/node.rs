@@ -266,6 +266,19 @@ impl Node {
         self.inner.supervision.read().is_some()
     }
 
+    /// The node's supervision service, installed by `make` if there is none
+    /// yet (under one lock, so two supervisors starting at once share it).
+    pub fn supervision_or_install(
+        &self,
+        make: impl FnOnce() -> Arc<dyn crate::supervision::Supervision>,
+    ) -> Arc<dyn crate::supervision::Supervision> {
+        if let Some(s) = self.inner.supervision.read().clone() {
+            return s;
+        }
+        let mut slot = self.inner.supervision.write();
+        slot.get_or_insert_with(make).clone()
+    }
+
     /// A reference unique on this node (for monitors and request/reply).
     pub fn make_ref(&self) -> u64 {
         self.inner.next_ref()

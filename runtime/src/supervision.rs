@@ -70,4 +70,7 @@ pub type SupFuture = Pin<Box<dyn Future<Output = Result<SupReply, SupError>> + S
 /// Implemented by plasmoid-supervisor: answer a request for supervisor `sup`.
 pub trait Supervision: Send + Sync {
     fn request(&self, sup: Pid, req: SupRequest) -> SupFuture;
+    /// The service itself, so its owner can find its own type again on a
+    /// node (each node has its own supervisors).
+    fn as_any(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn std::any::Any + Send + Sync>;
 }

@@ -1,6 +1,7 @@
 //! Starting and stopping one child, with OTP's handshake and shutdown rules.
 
-use crate::server::{self, SupervisorRef};
+use crate::handle::SupervisorRef;
+use crate::server;
 use crate::spec::{ChildSpec, ChildStart, Shutdown};
 use plasmoid_runtime::{ExitReason, Msg, NativeProcess, Pid, SpawnOpts};
 use std::time::Duration;

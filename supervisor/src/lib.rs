@@ -5,16 +5,26 @@
 //! them in order and stops them in reverse order, and restarts them by its
 //! strategy (one-for-one, one-for-all, rest-for-one, simple-one-for-one)
 //! within its restart intensity, past which it stops everything and exits
-//! with `shutdown` so its parent decides. It does not own processes, signals
-//! or the engine (plasmoid-runtime), nor manifests (plasmoid-release).
+//! with `shutdown` so its parent decides. Each node has its own registry of
+//! supervisors and their children. It does not own processes, signals or the
+//! engine (plasmoid-runtime), nor manifests (plasmoid-release).
+//!
+//! - `plan`: the restart rules as a pure function, and restart intensity;
+//! - `handle`: [`SupervisorRef`] and its operations;
+//! - `server`: the loop that carries plans out;
+//! - `child`: starting and stopping one child;
+//! - `registry`: one node's supervisors, and the child → supervisor map.
 
 mod child;
+mod handle;
+pub mod plan;
+mod registry;
 mod server;
-mod service;
 mod spec;
 
-pub use server::{ChildInfo, Counts, SupervisorRef, start_link};
-pub use service::{find_child, supervisor_at};
+pub use handle::{ChildInfo, Counts, MAX_QUEUED_OPS, SupervisorRef};
+pub use registry::{Registry, find_child, supervisor_at};
+pub use server::start_link;
 pub use spec::{ChildSpec, ChildStart, Restart, Shutdown, Strategy, SupervisorSpec};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +39,8 @@ pub enum SupervisorError {
     Running(String),
     #[error("the supervisor is not running")]
     NotRunning,
+    #[error("the supervisor has {0} operations waiting already; try again when it has caught up")]
+    Busy(usize),
     #[error("{0}")]
     Invalid(String),
 }

@@ -1,118 +1,30 @@
-//! The supervisor process: a native process that traps exits, links to its
-//! children and restarts them by its strategy, within its restart intensity.
+//! The supervisor loop: a native process that traps exits, links to its
+//! children and carries out the planner's decisions (plan.rs) within its
+//! restart intensity.
+//!
+//! A restart that fails is not retried in a tight loop inside one event:
+//! like OTP's `try_again_restart`, the children still to start are queued
+//! and the loop serves operations and exit signals between attempts, each
+//! attempt counting toward the intensity. The children table that
+//! `which_children` reads is republished at every change.
 
 use crate::SupervisorError;
 use crate::child::{self, Running};
+use crate::handle::{ChildInfo, MAX_QUEUED_OPS, Op, SupervisorRef};
+use crate::plan::{self, Exit, Intensity, Member};
+use crate::registry::Registry;
 use crate::spec::{ChildSpec, ChildStart, Restart, Strategy, SupervisorSpec};
+use parking_lot::RwLock;
 use plasmoid_runtime::{ExitReason, Msg, NativeProcess, Node, Pid};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot};
-
-/// A handle to a running supervisor.
-#[derive(Clone)]
-pub struct SupervisorRef {
-    pid: Pid,
-    ops: mpsc::UnboundedSender<Op>,
-    simple: bool,
-    strategy: Strategy,
-}
-
-/// One row of `which_children`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChildInfo {
-    pub id: String,
-    pub pid: Option<Pid>,
-    pub supervisor: bool,
-    pub restarts: u32,
-    /// The component of a worker; `None` for a supervisor.
-    pub component: Option<String>,
-    /// The strategy of a nested supervisor.
-    pub strategy: Option<Strategy>,
-}
-
-/// `count_children`, as OTP counts them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Counts {
-    pub specs: usize,
-    pub active: usize,
-    pub supervisors: usize,
-    pub workers: usize,
-}
+use tokio::sync::mpsc;
 
 /// What `start_link` returns.
 pub type StartFuture = Pin<Box<dyn Future<Output = Result<SupervisorRef, SupervisorError>> + Send>>;
-
-type Reply<T> = oneshot::Sender<Result<T, SupervisorError>>;
-
-enum Op {
-    Which(Reply<Vec<ChildInfo>>),
-    Count(Reply<Counts>),
-    Start(ChildSpec, Reply<Pid>),
-    StartInstance(String, Reply<Pid>),
-    Terminate(String, Reply<()>),
-    Restart(String, Reply<Pid>),
-    Delete(String, Reply<()>),
-}
-
-impl SupervisorRef {
-    pub fn pid(&self) -> Pid {
-        self.pid
-    }
-
-    /// Whether this is a simple-one-for-one supervisor (children are
-    /// instances of one template).
-    pub fn is_simple(&self) -> bool {
-        self.simple
-    }
-
-    pub fn strategy(&self) -> Strategy {
-        self.strategy
-    }
-
-    async fn ask<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, SupervisorError> {
-        let (tx, rx) = oneshot::channel();
-        self.ops
-            .send(op(tx))
-            .map_err(|_| SupervisorError::NotRunning)?;
-        rx.await.map_err(|_| SupervisorError::NotRunning)?
-    }
-
-    pub async fn which_children(&self) -> Result<Vec<ChildInfo>, SupervisorError> {
-        self.ask(Op::Which).await
-    }
-
-    pub async fn count_children(&self) -> Result<Counts, SupervisorError> {
-        self.ask(Op::Count).await
-    }
-
-    /// Add and start a child (not for simple-one-for-one).
-    pub async fn start_child(&self, spec: ChildSpec) -> Result<Pid, SupervisorError> {
-        self.ask(|r| Op::Start(spec, r)).await
-    }
-
-    /// Start one more instance of a simple-one-for-one template with `init`.
-    pub async fn start_instance(&self, init: &str) -> Result<Pid, SupervisorError> {
-        self.ask(|r| Op::StartInstance(init.to_string(), r)).await
-    }
-
-    /// Stop a child; its spec stays (for simple-one-for-one, `id` is the pid).
-    pub async fn terminate_child(&self, id: &str) -> Result<(), SupervisorError> {
-        self.ask(|r| Op::Terminate(id.to_string(), r)).await
-    }
-
-    /// Start a terminated child again.
-    pub async fn restart_child(&self, id: &str) -> Result<Pid, SupervisorError> {
-        self.ask(|r| Op::Restart(id.to_string(), r)).await
-    }
-
-    /// Remove a terminated child's spec.
-    pub async fn delete_child(&self, id: &str) -> Result<(), SupervisorError> {
-        self.ask(|r| Op::Delete(id.to_string(), r)).await
-    }
-}
 
 struct Child {
     spec: ChildSpec,
@@ -124,14 +36,45 @@ impl Child {
     fn pid(&self) -> Option<Pid> {
         self.running.as_ref().map(Running::pid)
     }
+
+    fn info(&self) -> ChildInfo {
+        ChildInfo {
+            id: self.spec.id.clone(),
+            pid: self.pid(),
+            supervisor: self.spec.is_supervisor(),
+            restarts: self.restarts,
+            component: match &self.spec.start {
+                ChildStart::Particle { component, .. } => Some(component.clone()),
+                ChildStart::Supervisor(_) => None,
+            },
+            strategy: match &self.spec.start {
+                ChildStart::Supervisor(s) => Some(s.strategy),
+                ChildStart::Particle { .. } => None,
+            },
+            restart: self.spec.restart,
+        }
+    }
+}
+
+/// A restart still to finish: the children to start, in order, after the
+/// exit of `crashed` with `reason`.
+struct Pending {
+    ids: VecDeque<String>,
+    crashed: String,
+    reason: ExitReason,
+    /// Old pids by child id, for the log.
+    old: Vec<(String, Pid)>,
 }
 
 struct Sup {
     me: NativeProcess,
     spec: SupervisorSpec,
     children: Vec<Child>,
-    restarts: VecDeque<Instant>,
+    table: Arc<RwLock<Vec<ChildInfo>>>,
+    intensity: Intensity,
     parent: Option<Pid>,
+    registry: Arc<Registry>,
+    pending: VecDeque<Pending>,
 }
 
 /// Start a supervisor linked to `parent` and all its children, in order.
@@ -152,28 +95,34 @@ pub fn start_link(node: Node, spec: SupervisorSpec, parent: Option<Pid>) -> Star
         let mut sup = Sup {
             me,
             children: Vec::new(),
-            restarts: VecDeque::new(),
+            table: Arc::new(RwLock::new(Vec::new())),
+            intensity: Intensity::new(spec.max_restarts, spec.max_seconds),
             parent,
+            registry: Registry::of(&node),
+            pending: VecDeque::new(),
             spec,
         };
+        let (tx, rx) = mpsc::channel(MAX_QUEUED_OPS);
+        let handle = SupervisorRef {
+            pid: sup.me.pid(),
+            ops: tx,
+            strategy: sup.spec.strategy,
+            table: sup.table.clone(),
+        };
+        // Known from the start: a child's supervisor is found while the
+        // later siblings are still starting.
+        sup.registry.add_supervisor(&handle);
         if sup.spec.strategy != Strategy::SimpleOneForOne {
             for cs in sup.spec.children.clone() {
                 if let Err(e) = sup.add_and_start(cs).await {
                     sup.stop_all().await;
+                    sup.registry.remove_supervisor(sup.me.pid());
                     let reason = ExitReason::Shutdown(e.to_string());
                     sup.me.exit(reason);
                     return Err(e);
                 }
             }
         }
-        let (tx, rx) = mpsc::unbounded_channel();
-        let handle = SupervisorRef {
-            pid: sup.me.pid(),
-            ops: tx,
-            simple: sup.spec.strategy == Strategy::SimpleOneForOne,
-            strategy: sup.spec.strategy,
-        };
-        crate::service::register(sup.me.node(), &handle);
         tokio::spawn(sup.run(rx));
         Ok(handle)
     })
@@ -184,53 +133,95 @@ impl Sup {
         self.children.iter().position(|c| c.spec.id == id)
     }
 
+    /// Child `i` now runs `running` (or nothing).
+    fn set_running(&mut self, i: usize, running: Option<Running>) {
+        let me = self.me.pid();
+        if let Some(old) = self.children[i].pid() {
+            self.registry.child_down(old);
+        }
+        if let Some(r) = &running {
+            self.registry
+                .child_up(r.pid(), me, &self.children[i].spec.id);
+        }
+        self.children[i].running = running;
+        self.table.write()[i] = self.children[i].info();
+    }
+
+    fn push(&mut self, spec: ChildSpec, running: Running) -> Pid {
+        let pid = running.pid();
+        self.registry.child_up(pid, self.me.pid(), &spec.id);
+        let child = Child {
+            spec,
+            running: Some(running),
+            restarts: 0,
+        };
+        self.table.write().push(child.info());
+        self.children.push(child);
+        pid
+    }
+
+    fn remove(&mut self, i: usize) {
+        if let Some(pid) = self.children[i].pid() {
+            self.registry.child_down(pid);
+        }
+        let id = self.children.remove(i).spec.id;
+        self.table.write().remove(i);
+        for p in &mut self.pending {
+            p.ids.retain(|x| *x != id);
+        }
+    }
+
     async fn add_and_start(&mut self, spec: ChildSpec) -> Result<Pid, SupervisorError> {
         if self.find(&spec.id).is_some() {
             return Err(SupervisorError::AlreadyPresent(spec.id));
         }
         let running = self.start_spec(&spec).await?;
-        let pid = running.pid();
-        tracing::info!(supervisor = %self.spec.name,
-                sup_pid = %self.me.pid(), child = %spec.id, %pid, "child started");
-        self.children.push(Child {
-            spec,
-            running: Some(running),
-            restarts: 0,
-        });
-        Ok(pid)
+        tracing::info!(supervisor = %self.spec.name, sup_pid = %self.me.pid(),
+            child = %spec.id, pid = %running.pid(), "child started");
+        Ok(self.push(spec, running))
     }
 
-    async fn run(self, ops: mpsc::UnboundedReceiver<Op>) {
-        let pid = self.me.pid();
-        self.serve(ops).await;
-        crate::service::unregister(pid);
+    async fn run(mut self, ops: mpsc::Receiver<Op>) {
+        let reason = self.serve(ops).await;
+        if let Some(reason) = reason {
+            self.stop_all().await;
+            self.registry.remove_supervisor(self.me.pid());
+            self.me.exit(reason);
+        } else {
+            // Killed: the runtime already sent `killed` to every child.
+            for c in &self.children {
+                if let Some(pid) = c.pid() {
+                    self.registry.child_down(pid);
+                }
+            }
+            self.registry.remove_supervisor(self.me.pid());
+        }
     }
 
-    async fn serve(mut self, mut ops: mpsc::UnboundedReceiver<Op>) {
+    /// Serve until the supervisor must exit; `Some(reason)` to exit with,
+    /// `None` when it was killed (the runtime already told its children).
+    async fn serve(&mut self, mut ops: mpsc::Receiver<Op>) -> Option<ExitReason> {
         loop {
             tokio::select! {
+                biased;
                 m = self.me.recv(None) => match m {
-                    // Killed: the runtime already sent `killed` to every child.
-                    Err(_) => return,
+                    Err(_) => return None,
                     Ok(Some(Msg::Exit { sender, reason })) => {
                         if Some(sender) == self.parent {
-                            self.stop_all().await;
-                            self.me.exit(reason);
-                            return;
+                            return Some(reason);
                         }
                         if let Err(reason) = self.child_exited(sender, reason).await {
-                            self.stop_all().await;
-                            self.me.exit(reason);
-                            return;
+                            return Some(reason);
                         }
                     }
                     Ok(_) => {}
                 },
-                Some(op) = ops.recv() => {
-                    if let Err(reason) = self.op(op).await {
-                        self.stop_all().await;
-                        self.me.exit(reason);
-                        return;
+                Some(op) = ops.recv() => self.op(op).await,
+                // A restart still to finish: one attempt, then back to the
+                // signals and operations above.
+                _ = std::future::ready(()), if !self.pending.is_empty() => {
+                    if let Err(reason) = self.try_again().await {
+                        return Some(reason);
                     }
                 }
             }
@@ -242,35 +233,56 @@ impl Sup {
         let Some(i) = self.children.iter().position(|c| c.pid() == Some(pid)) else {
             return Ok(()); // an exit we already handled (a child we stopped)
         };
-        self.children[i].running = None;
-        let restart = match self.children[i].spec.restart {
-            Restart::Permanent => true,
-            Restart::Transient => !matches!(reason, ExitReason::Normal | ExitReason::Shutdown(_)),
-            Restart::Temporary => false,
-        };
-        if !restart {
-            if self.children[i].spec.restart == Restart::Temporary
-                || self.spec.strategy == Strategy::SimpleOneForOne
-            {
-                self.children.remove(i);
+        self.set_running(i, None);
+        let members: Vec<Member> = self
+            .children
+            .iter()
+            .map(|c| Member {
+                restart: c.spec.restart,
+                running: c.running.is_some(),
+            })
+            .collect();
+        let plan = plan::on_exit(self.spec.strategy, &members, i, Exit::from(&reason));
+        let crashed = self.children[i].spec.id.clone();
+        let mut old = vec![(crashed.clone(), pid)];
+        // Siblings a strategy takes down are stopped, not crashed: they are
+        // restarted without counting toward the intensity.
+        for &j in &plan.stop {
+            if let Some(p) = self.children[j].pid() {
+                child::stop(&self.me, p, self.children[j].spec.shutdown).await;
+                old.push((self.children[j].spec.id.clone(), p));
+                self.set_running(j, None);
             }
+        }
+        let ids: VecDeque<String> = plan
+            .start
+            .iter()
+            .map(|&j| self.children[j].spec.id.clone())
+            .collect();
+        let mut remove = plan.remove;
+        remove.sort_unstable();
+        for &j in remove.iter().rev() {
+            self.remove(j);
+        }
+        if ids.is_empty() {
             return Ok(());
         }
-        self.restart_from(i, pid, reason).await
+        self.pending.push_back(Pending {
+            ids,
+            crashed,
+            reason,
+            old,
+        });
+        self.try_again().await
     }
 
-    /// Record a restart; past the intensity, give up.
-    fn count_restart(&mut self) -> Result<(), ExitReason> {
-        let now = Instant::now();
-        self.restarts.push_back(now);
-        while self
-            .restarts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > self.spec.max_seconds)
-        {
-            self.restarts.pop_front();
-        }
-        if self.restarts.len() as u32 > self.spec.max_restarts {
+    /// One attempt at the oldest pending restart: count it, then start its
+    /// children in order until one fails (it stays queued) or all run.
+    async fn try_again(&mut self) -> Result<(), ExitReason> {
+        let Some(mut p) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        if !self.intensity.record(Instant::now()) {
             tracing::error!(
                 supervisor = %self.spec.name,
                 sup_pid = %self.me.pid(),
@@ -281,148 +293,74 @@ impl Sup {
             );
             return Err(ExitReason::Shutdown(String::new()));
         }
-        Ok(())
-    }
-
-    /// Apply the strategy to a crash of child `i` (already marked stopped).
-    async fn restart_from(
-        &mut self,
-        i: usize,
-        old: Pid,
-        reason: ExitReason,
-    ) -> Result<(), ExitReason> {
-        let strategy = self.spec.strategy;
-        // Siblings a strategy takes down are stopped, not crashed: they are
-        // restarted without counting toward the intensity.
-        let range = match strategy {
-            Strategy::OneForOne | Strategy::SimpleOneForOne => i..i + 1,
-            Strategy::OneForAll => 0..self.children.len(),
-            Strategy::RestForOne => i..self.children.len(),
-        };
-        let mut old_pids = vec![(self.children[i].spec.id.clone(), old)];
-        for j in range.clone().rev() {
-            if j != i
-                && let Some(pid) = self.children[j].pid()
-            {
-                child::stop(&self.me, pid, self.children[j].spec.shutdown).await;
-                self.children[j].running = None;
-                old_pids.push((self.children[j].spec.id.clone(), pid));
+        while let Some(id) = p.ids.front().cloned() {
+            let Some(j) = self.find(&id) else {
+                p.ids.pop_front();
+                continue;
+            };
+            if self.children[j].running.is_some() {
+                p.ids.pop_front();
+                continue;
             }
-        }
-        // Temporary siblings taken down are not restarted, and are forgotten.
-        let crashed_id = self.children[i].spec.id.clone();
-        let affected: Vec<String> = self.children[range]
-            .iter()
-            .filter(|c| c.spec.id == crashed_id || c.spec.restart != Restart::Temporary)
-            .map(|c| c.spec.id.clone())
-            .collect();
-        self.children.retain(|c| {
-            c.running.is_some()
-                || affected.contains(&c.spec.id)
-                || c.spec.restart != Restart::Temporary
-        });
-        let mut first_attempt = true;
-        loop {
-            self.count_restart()?;
-            let mut failed = false;
-            for id in &affected {
-                let Some(j) = self.find(id) else { continue };
-                if self.children[j].running.is_some() {
-                    continue;
-                }
-                let spec = self.children[j].spec.clone();
-                match child::start(&self.me, &spec, self.spec.start_timeout).await {
-                    Ok(running) => {
-                        let new = running.pid();
-                        let old = old_pids
-                            .iter()
-                            .find(|(k, _)| *k == spec.id)
-                            .map_or(old, |(_, p)| *p);
-                        self.children[j].restarts += 1;
-                        self.children[j].running = Some(running);
-                        tracing::info!(
-                                    supervisor = %self.spec.name,
+            let spec = self.children[j].spec.clone();
+            match child::start(&self.me, &spec, self.spec.start_timeout).await {
+                Ok(running) => {
+                    let new = running.pid();
+                    let old = p
+                        .old
+                        .iter()
+                        .find(|(k, _)| *k == id)
+                        .map(|(_, pid)| pid.to_string())
+                        .unwrap_or_else(|| "-".into());
+                    self.children[j].restarts += 1;
+                    self.set_running(j, Some(running));
+                    tracing::info!(
+                        supervisor = %self.spec.name,
                         sup_pid = %self.me.pid(),
-                                    child = %spec.id,
-                                    old_pid = %old,
-                                    new_pid = %new,
-                                    %reason,
-                                    strategy = strategy.as_str(),
-                                    crashed = %crashed_id,
-                                    "child restarted"
-                                );
-                    }
-                    Err(why) => {
-                        tracing::warn!(supervisor = %self.spec.name, child = %spec.id, "restart failed: {why}");
-                        failed = true;
-                        break;
-                    }
+                        child = %id,
+                        old_pid = %old,
+                        new_pid = %new,
+                        reason = %p.reason,
+                        strategy = self.spec.strategy.as_str(),
+                        crashed = %p.crashed,
+                        "child restarted"
+                    );
+                    p.ids.pop_front();
+                }
+                Err(why) => {
+                    tracing::warn!(supervisor = %self.spec.name, child = %id,
+                        "restart failed: {why}; trying again");
+                    // OTP's try_again_restart: queued behind whatever else
+                    // arrived, counted again on the next attempt.
+                    self.pending.push_back(p);
+                    return Ok(());
                 }
             }
-            if !failed {
-                return Ok(());
-            }
-            // A failed restart counts as another restart, as in OTP.
-            if !first_attempt {
-                tokio::task::yield_now().await;
-            }
-            first_attempt = false;
         }
+        Ok(())
     }
 
     /// Stop every running child, last started first.
     async fn stop_all(&mut self) {
+        self.pending.clear();
         for j in (0..self.children.len()).rev() {
             if let Some(pid) = self.children[j].pid() {
-                tracing::info!(supervisor = %self.spec.name,
-                sup_pid = %self.me.pid(), child = %self.children[j].spec.id, %pid, "stopping child");
+                tracing::info!(supervisor = %self.spec.name, sup_pid = %self.me.pid(),
+                    child = %self.children[j].spec.id, %pid, "stopping child");
                 child::stop(&self.me, pid, self.children[j].spec.shutdown).await;
-                self.children[j].running = None;
+                self.set_running(j, None);
             }
         }
     }
 
-    async fn op(&mut self, op: Op) -> Result<(), ExitReason> {
-        let simple = self.spec.strategy == Strategy::SimpleOneForOne;
+    fn simple(&self) -> bool {
+        self.spec.strategy == Strategy::SimpleOneForOne
+    }
+
+    async fn op(&mut self, op: Op) {
         match op {
-            Op::Which(r) => {
-                let rows = self
-                    .children
-                    .iter()
-                    .map(|c| ChildInfo {
-                        id: c.spec.id.clone(),
-                        pid: c.pid(),
-                        supervisor: c.spec.is_supervisor(),
-                        restarts: c.restarts,
-                        component: match &c.spec.start {
-                            ChildStart::Particle { component, .. } => Some(component.clone()),
-                            ChildStart::Supervisor(_) => None,
-                        },
-                        strategy: match &c.spec.start {
-                            ChildStart::Supervisor(s) => Some(s.strategy),
-                            ChildStart::Particle { .. } => None,
-                        },
-                    })
-                    .collect();
-                let _ = r.send(Ok(rows));
-            }
-            Op::Count(r) => {
-                let mut n = Counts {
-                    specs: if simple { 1 } else { self.children.len() },
-                    ..Counts::default()
-                };
-                for c in &self.children {
-                    n.active += usize::from(c.running.is_some());
-                    if c.spec.is_supervisor() {
-                        n.supervisors += 1;
-                    } else {
-                        n.workers += 1;
-                    }
-                }
-                let _ = r.send(Ok(n));
-            }
             Op::Start(spec, r) => {
-                let res = if simple {
+                let res = if self.simple() {
                     Err(SupervisorError::Invalid(
                         "a simple-one-for-one supervisor starts instances of its template (start_instance)".into(),
                     ))
@@ -432,7 +370,7 @@ impl Sup {
                 let _ = r.send(res);
             }
             Op::StartInstance(init, r) => {
-                let res = match (simple, self.spec.children.first()) {
+                let res = match (self.simple(), self.spec.children.first()) {
                     (true, Some(template)) => {
                         let mut spec = template.clone();
                         if let ChildStart::Particle { init: i, .. } = &mut spec.start {
@@ -453,10 +391,15 @@ impl Sup {
                     Some(i) => {
                         if let Some(pid) = self.children[i].pid() {
                             child::stop(&self.me, pid, self.children[i].spec.shutdown).await;
-                            self.children[i].running = None;
+                            self.set_running(i, None);
                         }
-                        if simple || self.children[i].spec.restart == Restart::Temporary {
-                            self.children.remove(i);
+                        // A terminated child is no longer waiting for a restart.
+                        for p in &mut self.pending {
+                            p.ids.retain(|x| *x != id);
+                        }
+                        self.pending.retain(|p| !p.ids.is_empty());
+                        if self.simple() || self.children[i].spec.restart == Restart::Temporary {
+                            self.remove(i);
                         }
                         Ok(())
                     }
@@ -467,24 +410,24 @@ impl Sup {
                 let res = match self.stopped_child(id) {
                     Ok(i) => {
                         let spec = self.children[i].spec.clone();
-                        self.start_spec(&spec).await.map(|running| {
-                            let pid = running.pid();
-                            self.children[i].running = Some(running);
-                            pid
-                        })
+                        match self.start_spec(&spec).await {
+                            Ok(running) => {
+                                let pid = running.pid();
+                                self.set_running(i, Some(running));
+                                Ok(pid)
+                            }
+                            Err(e) => Err(e),
+                        }
                     }
                     Err(e) => Err(e),
                 };
                 let _ = r.send(res);
             }
             Op::Delete(id, r) => {
-                let res = self.stopped_child(id).map(|i| {
-                    self.children.remove(i);
-                });
+                let res = self.stopped_child(id).map(|i| self.remove(i));
                 let _ = r.send(res);
             }
         }
-        Ok(())
     }
 
     /// The index of a child that exists and is not running.
@@ -508,13 +451,7 @@ impl Sup {
 
     async fn start_instance(&mut self, mut spec: ChildSpec) -> Result<Pid, SupervisorError> {
         let running = self.start_spec(&spec).await?;
-        let pid = running.pid();
-        spec.id = pid.to_string();
-        self.children.push(Child {
-            spec,
-            running: Some(running),
-            restarts: 0,
-        });
-        Ok(pid)
+        spec.id = running.pid().to_string();
+        Ok(self.push(spec, running))
     }
 }

@@ -8,7 +8,7 @@ mod tree;
 pub use render::{render_tree, resolved_toml};
 
 use crate::error::ReleaseError;
-use crate::model::{ComponentDef, LimitsDef, Manifest, NodeDef, Source, Upgrade};
+use crate::model::{ComponentDef, LimitsDef, Manifest, NodeDef, Source, SupervisorDef, Upgrade};
 use crate::order;
 use raw::{RawComponent, RawManifest};
 use std::collections::HashMap;
@@ -54,6 +54,62 @@ pub fn parse(path: &Path, text: &str) -> Result<Manifest, ReleaseError> {
         cx.err(span, format!("{message}{hint}"))
     })?;
     cx.manifest(raw)
+}
+
+/// Read a supervision tree file for `plasmoid start --tree`: the
+/// `[supervisor]` and `[supervisors.NAME]` tables of a manifest, in the same
+/// grammar and with the same checks, over the components already loaded.
+pub fn load_tree(path: &Path, loaded: &[String]) -> Result<SupervisorDef, ReleaseError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReleaseError::Io {
+        what: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_tree(path, &text, loaded)
+}
+
+/// [`load_tree`] on text.
+pub fn parse_tree(
+    path: &Path,
+    text: &str,
+    loaded: &[String],
+) -> Result<SupervisorDef, ReleaseError> {
+    let cx = Cx {
+        file: path.display().to_string(),
+        text,
+        dir: PathBuf::from("."),
+    };
+    let raw: raw::RawTree = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim_end();
+        let hint = if message == "missing field `supervisor`" {
+            "; a tree file is the [supervisor] table of a prod.toml: [supervisor] strategy = \"one-for-one\" children = [\"component\"]"
+        } else {
+            ""
+        };
+        cx.err(span, format!("{message}{hint}"))
+    })?;
+    let components: Vec<ComponentDef> = loaded
+        .iter()
+        .map(|name| ComponentDef {
+            name: name.clone(),
+            source: Source::Wasm(PathBuf::new()),
+            depends: Vec::new(),
+            limits: LimitsDef::default(),
+            upgrade: Upgrade::default(),
+            policies: Vec::new(),
+        })
+        .collect();
+    let deps = HashMap::new();
+    tree::Tree::new(
+        &cx,
+        &raw.supervisor,
+        &raw.supervisors,
+        &components,
+        &[],
+        &deps,
+    )?
+    .build()
 }
 
 /// What every check needs to report a positioned error.
@@ -123,7 +179,15 @@ impl Cx<'_> {
             .iter()
             .map(|c| (c.name.clone(), c.depends.clone()))
             .collect();
-        let root = tree::Tree::new(self, &raw, &components, &node_names, &deps)?.build()?;
+        let root = tree::Tree::new(
+            self,
+            &raw.supervisor,
+            &raw.supervisors,
+            &components,
+            &node_names,
+            &deps,
+        )?
+        .build()?;
         let node = raw.node.as_ref();
         Ok(Manifest {
             file: PathBuf::from(&self.file),

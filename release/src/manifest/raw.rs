@@ -20,6 +20,15 @@ pub struct RawManifest {
     pub supervisors: IndexMap<Spanned<String>, Spanned<RawSupervisor>>,
 }
 
+/// A tree file (`plasmoid start --tree`): a manifest's tree tables alone.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTree {
+    pub supervisor: Spanned<RawSupervisor>,
+    #[serde(default)]
+    pub supervisors: IndexMap<Spanned<String>, Spanned<RawSupervisor>>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRelease {

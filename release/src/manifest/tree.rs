@@ -2,10 +2,11 @@
 //! named `[supervisors.NAME]` it nests, children resolved and ordered.
 
 use super::Cx;
-use super::raw::{RawChild, RawManifest, RawPlacement, RawShutdown, RawSupervisor, RawWorker};
+use super::raw::{RawChild, RawPlacement, RawShutdown, RawSupervisor, RawWorker};
 use crate::error::ReleaseError;
 use crate::model::{ChildDef, ChildKind, ComponentDef, SupervisorDef};
 use crate::order;
+use indexmap::IndexMap;
 use plasmoid_supervisor::{Restart, Shutdown, Strategy};
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -17,7 +18,10 @@ const WORKER_SHUTDOWN: Duration = Duration::from_secs(5);
 
 pub(super) struct Tree<'a> {
     cx: &'a Cx<'a>,
-    raw: &'a RawManifest,
+    /// `[supervisor]`, the root.
+    root: &'a Spanned<RawSupervisor>,
+    /// `[supervisors.NAME]`.
+    named: &'a IndexMap<Spanned<String>, Spanned<RawSupervisor>>,
     components: Vec<&'a str>,
     supervisors: Vec<&'a str>,
     nodes: &'a [String],
@@ -31,17 +35,14 @@ pub(super) struct Tree<'a> {
 impl<'a> Tree<'a> {
     pub(super) fn new(
         cx: &'a Cx<'a>,
-        raw: &'a RawManifest,
+        root: &'a Spanned<RawSupervisor>,
+        named: &'a IndexMap<Spanned<String>, Spanned<RawSupervisor>>,
         components: &'a [ComponentDef],
         nodes: &'a [String],
         deps: &'a HashMap<String, Vec<String>>,
     ) -> Result<Self, ReleaseError> {
-        let supervisors: Vec<&str> = raw
-            .supervisors
-            .keys()
-            .map(|k| k.get_ref().as_str())
-            .collect();
-        for k in raw.supervisors.keys() {
+        let supervisors: Vec<&str> = named.keys().map(|k| k.get_ref().as_str()).collect();
+        for k in named.keys() {
             super::check_name(cx, k, "supervisor name")?;
             if components.iter().any(|c| &c.name == k.get_ref()) {
                 return Err(cx.err(k.span(), format!(
@@ -52,7 +53,8 @@ impl<'a> Tree<'a> {
         }
         Ok(Tree {
             cx,
-            raw,
+            root,
+            named,
             components: components.iter().map(|c| c.name.as_str()).collect(),
             supervisors,
             nodes,
@@ -63,9 +65,9 @@ impl<'a> Tree<'a> {
     }
 
     pub(super) fn build(mut self) -> Result<SupervisorDef, ReleaseError> {
-        let raw = self.raw;
-        let mut root = self.supervisor("supervisor", &raw.supervisor, &mut Vec::new())?;
-        for k in raw.supervisors.keys() {
+        let (top, named) = (self.root, self.named);
+        let mut root = self.supervisor("supervisor", top, &mut Vec::new())?;
+        for k in named.keys() {
             if !self.used.contains(k.get_ref()) {
                 return Err(self.cx.err(k.span(), format!(
                     "supervisor `{}` is defined but not in the tree; list it in the `children` of [supervisor] or of another supervisor",
@@ -74,11 +76,10 @@ impl<'a> Tree<'a> {
             }
         }
         if let Err(cycle) = order::order_tree(&mut root, self.deps, &mut Default::default()) {
-            let span = raw
-                .supervisors
+            let span = named
                 .keys()
                 .find(|k| k.get_ref() == &cycle.supervisor)
-                .map_or(raw.supervisor.span(), |k| k.span());
+                .map_or(top.span(), |k| k.span());
             return Err(self.cx.err(
                 span,
                 format!(
@@ -265,9 +266,8 @@ impl<'a> Tree<'a> {
                 "supervisor `{name}` appears twice in the tree (or inside itself); a supervisor has exactly one parent"
             )));
         }
-        let raw = self.raw;
-        let Some(def) = raw
-            .supervisors
+        let Some(def) = self
+            .named
             .iter()
             .find(|(k, _)| k.get_ref() == name)
             .map(|(_, v)| v)

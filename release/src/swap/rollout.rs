@@ -88,7 +88,10 @@ impl Manager {
             }
             // One by one, by the supervisor: terminate + restart_child is an
             // operator's restart, not a crash, so intensity is untouched.
-            match plasmoid_supervisor::find_child(p.pid).await {
+            match plasmoid_supervisor::find_child(&self.node, p.pid) {
+                // An instance of a simple-one-for-one template has no spec
+                // of its own to restart from.
+                Some((sup, _)) if sup.is_simple() => left += 1,
                 Some((sup, id)) => {
                     let res = match sup.terminate_child(&id).await {
                         Ok(()) => sup.restart_child(&id).await.map(|_| ()),

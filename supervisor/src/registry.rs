@@ -1,32 +1,90 @@
-//! Makes supervisors reachable from particles: the runtime's `supervisor`
-//! host interface calls this service with the supervisor's pid.
+//! The supervisors of one node: which supervisor has which pid, and which
+//! supervisor (and child id) a running child belongs to.
+//!
+//! Each node owns its registry (installed on the node as its supervision
+//! service), so two nodes in one OS process never see each other's
+//! supervisors. Supervisors keep it current as children start and exit, so
+//! finding a particle's supervisor (hot swap, `plasmoid stop`) is a lookup.
+//! It also answers the runtime's `supervisor` host interface for particles.
 
 use crate::SupervisorError;
-use crate::server::SupervisorRef;
+use crate::handle::SupervisorRef;
 use crate::spec::{ChildSpec, ChildStart, Restart, Shutdown};
 use dashmap::DashMap;
 use plasmoid_runtime::{
     ChildCounts, ChildRestart, ChildRow, Node, Pid, SupError, SupFuture, SupReply, SupRequest,
     Supervision,
 };
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Every running supervisor, by pid (pids are unique across nodes).
-static RUNNING: LazyLock<DashMap<Pid, SupervisorRef>> = LazyLock::new(DashMap::new);
+/// One node's supervisors and their children.
+#[derive(Default)]
+pub struct Registry {
+    supervisors: DashMap<Pid, SupervisorRef>,
+    /// A running child's pid → (its supervisor's pid, its child id).
+    children: DashMap<Pid, (Pid, String)>,
+}
 
-pub(crate) fn register(node: &Node, sup: &SupervisorRef) {
-    if !node.has_supervision() {
-        node.set_supervision(Arc::new(Service));
+impl Registry {
+    /// The registry of `node`, created and installed on first use.
+    pub fn of(node: &Node) -> Arc<Registry> {
+        let service = node.supervision_or_install(|| Arc::new(Registry::default()));
+        match service.as_any().downcast::<Registry>() {
+            Ok(r) => r,
+            // Another service took the slot (a host embedding its own):
+            // supervisors still work, unseen by it.
+            Err(_) => Arc::new(Registry::default()),
+        }
     }
-    RUNNING.insert(sup.pid(), sup.clone());
+
+    pub(crate) fn add_supervisor(&self, sup: &SupervisorRef) {
+        self.supervisors.insert(sup.pid(), sup.clone());
+    }
+
+    pub(crate) fn remove_supervisor(&self, pid: Pid) {
+        self.supervisors.remove(&pid);
+    }
+
+    pub(crate) fn child_up(&self, child: Pid, sup: Pid, id: &str) {
+        self.children.insert(child, (sup, id.to_string()));
+    }
+
+    pub(crate) fn child_down(&self, child: Pid) {
+        self.children.remove(&child);
+    }
+
+    /// The running supervisor with this pid.
+    pub fn supervisor(&self, pid: Pid) -> Option<SupervisorRef> {
+        self.supervisors.get(&pid).map(|s| s.clone())
+    }
+
+    /// The supervisor that runs `child`, and the child's id. Instances of
+    /// simple-one-for-one supervisors are found too; their id is their pid.
+    pub fn supervisor_of(&self, child: Pid) -> Option<(SupervisorRef, String)> {
+        let (sup, id) = self.children.get(&child).map(|e| e.value().clone())?;
+        Some((self.supervisor(sup)?, id))
+    }
+
+    /// How many supervisors run on this node.
+    pub fn len(&self) -> usize {
+        self.supervisors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.supervisors.is_empty()
+    }
 }
 
-pub(crate) fn unregister(pid: Pid) {
-    RUNNING.remove(&pid);
+/// The running supervisor with this pid on `node`.
+pub fn supervisor_at(node: &Node, pid: Pid) -> Option<SupervisorRef> {
+    Registry::of(node).supervisor(pid)
 }
 
-struct Service;
+/// The supervisor on `node` that runs `child`, and the child's id.
+pub fn find_child(node: &Node, child: Pid) -> Option<(SupervisorRef, String)> {
+    Registry::of(node).supervisor_of(child)
+}
 
 impl From<SupervisorError> for SupError {
     fn from(e: SupervisorError) -> Self {
@@ -38,22 +96,27 @@ impl From<SupervisorError> for SupError {
             SupervisorError::AlreadyPresent(s) => SupError::AlreadyPresent(s),
             SupervisorError::Running(s) => SupError::Running(s),
             SupervisorError::NotRunning => SupError::NotASupervisor,
-            SupervisorError::Invalid(s) => SupError::Invalid(s),
+            e @ (SupervisorError::Invalid(_) | SupervisorError::Busy(_)) => {
+                SupError::Invalid(e.to_string())
+            }
         }
     }
 }
 
-impl Supervision for Service {
+impl Supervision for Registry {
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+
     fn request(&self, sup: Pid, req: SupRequest) -> SupFuture {
-        let target = RUNNING.get(&sup).map(|s| s.clone());
+        let target = self.supervisor(sup);
         Box::pin(async move {
             let Some(s) = target else {
                 return Err(SupError::NotASupervisor);
             };
             Ok(match req {
                 SupRequest::Which => SupReply::Rows(
-                    s.which_children()
-                        .await?
+                    s.children_now()?
                         .into_iter()
                         .map(|c| ChildRow {
                             id: c.id,
@@ -114,27 +177,4 @@ impl Supervision for Service {
             })
         })
     }
-}
-
-/// The running supervisor with this pid (on this process's nodes).
-pub fn supervisor_at(pid: Pid) -> Option<SupervisorRef> {
-    RUNNING.get(&pid).map(|s| s.clone())
-}
-
-/// The supervisor that has `pid` as a child, and the child's id (for hot
-/// swap's rolling restarts). Instances of simple-one-for-one supervisors
-/// have no id to restart by, so they are not found.
-pub async fn find_child(pid: Pid) -> Option<(SupervisorRef, String)> {
-    let sups: Vec<SupervisorRef> = RUNNING.iter().map(|e| e.value().clone()).collect();
-    for s in sups {
-        if s.is_simple() {
-            continue;
-        }
-        if let Ok(rows) = s.which_children().await
-            && let Some(row) = rows.into_iter().find(|c| c.pid == Some(pid))
-        {
-            return Some((s, row.id));
-        }
-    }
-    None
 }
