@@ -31,7 +31,7 @@ pub fn collect(inputs: &[PathBuf], load_paths: &[PathBuf]) -> Result<Vec<Input>>
         } else {
             out.push(Input {
                 name: component_name(input)?,
-                path: input.clone(),
+                path: not_native(input)?,
             });
         }
     }
@@ -48,14 +48,40 @@ pub fn collect(inputs: &[PathBuf], load_paths: &[PathBuf]) -> Result<Vec<Input>>
             })
             .collect();
         files.sort();
+        // A folder holding both x.wasm and x.cwasm contributes x once.
+        files.retain(|p| {
+            p.extension().is_none_or(|e| e != "cwasm") || !p.with_extension("wasm").is_file()
+        });
         for path in files {
             out.push(Input {
                 name: component_name(&path)?,
-                path,
+                path: not_native(&path)?,
             });
         }
     }
     Ok(out)
+}
+
+/// A `.cwasm` is native code that wasmtime runs unchecked: `start` loads
+/// none it did not make. The `.wasm` beside it is compiled instead; without
+/// one, the file is refused with the reason.
+fn not_native(path: &Path) -> Result<PathBuf> {
+    if path.extension().is_none_or(|e| e != "cwasm") {
+        return Ok(path.to_path_buf());
+    }
+    let wasm = path.with_extension("wasm");
+    if wasm.is_file() {
+        tracing::warn!(
+            "{} is precompiled native code that this command did not make; compiling {} instead",
+            path.display(),
+            wasm.display()
+        );
+        return Ok(wasm);
+    }
+    bail!(
+        "{} is precompiled native code, and plasmoid start does not load native code it did not make (a .cwasm from elsewhere could do anything); pass the .wasm component instead, or run a built release",
+        path.display()
+    )
 }
 
 fn component_name(path: &Path) -> Result<String> {

@@ -286,3 +286,81 @@ fn upgrade_swaps_a_component_of_a_running_release() {
     assert!(log.contains("upgraded counter"), "{log}");
     assert!(log.contains("rejected components/counter.wasm"), "{log}");
 }
+
+#[test]
+fn a_broken_component_leaves_no_half_built_release() {
+    let (dir, _) = release_folder("");
+    std::fs::write(
+        dir.path().join("junk.wasm"),
+        (0..4096u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let manifest = dir.path().join("prod.toml");
+    std::fs::write(
+        &manifest,
+        SMALL
+            .replace("wasm = \"{counter}\"", "wasm = \"junk.wasm\"")
+            .replace("{echo}", &common::wasm("echo").display().to_string()),
+    )
+    .unwrap();
+    let (code, _, err) = run(plasmoid().args(["release", "build"]).arg(&manifest));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a WebAssembly binary"), "{err}");
+    assert!(!err.contains("utf-8"), "{err}");
+    let plasmoid_dir = dir.path().join("target/plasmoid");
+    let left: Vec<_> = std::fs::read_dir(&plasmoid_dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing is left behind: {left:?}");
+}
+
+#[test]
+fn precompiled_code_from_elsewhere_is_not_loaded() {
+    // Two builds of the same manifest: each release folder has its own secret.
+    let (_a, manifest_a) = release_folder(SMALL);
+    let (_b, manifest_b) = release_folder(SMALL);
+    let build = |m: &PathBuf| {
+        let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(m));
+        assert_eq!(code, 0, "{err}");
+        PathBuf::from(out.trim())
+    };
+    let (a, b) = (build(&manifest_a), build(&manifest_b));
+    // Counter's .cwasm of release b in release a, with a's plain lock hash
+    // updated to match, as someone with write access to the folder could.
+    let foreign = std::fs::read(b.join("components/counter.cwasm")).unwrap();
+    let mut own = std::fs::read(a.join("components/counter.cwasm")).unwrap();
+    let last = own.len() - 1;
+    own[last] ^= 0x01; // differ from b's too, in case the builds matched byte for byte
+    let swapped = if foreign == std::fs::read(a.join("components/counter.cwasm")).unwrap() {
+        own
+    } else {
+        foreign
+    };
+    std::fs::write(a.join("components/counter.cwasm"), &swapped).unwrap();
+    let mut lock = plasmoid_release::Lock::read(&a).unwrap();
+    for f in &mut lock.files {
+        if f.path == "components/counter.cwasm" {
+            f.blake3 = blake3::hash(&swapped).to_hex().to_string();
+            f.size = swapped.len() as u64;
+        }
+    }
+    lock.write(&a).unwrap();
+    let node = Running::release_up(&a, "small-0.1.0");
+    let (code, log) = node.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("components/counter.cwasm was not made by this plasmoid"),
+        "{log}"
+    );
+    assert!(log.contains("compiling the .wasm"), "{log}");
+
+    // `plasmoid start` loads no .cwasm it did not make.
+    let lone = tempfile::tempdir().unwrap();
+    let cwasm = lone.path().join("counter.cwasm");
+    std::fs::write(&cwasm, &swapped).unwrap();
+    let (code, _, err) = run(plasmoid().arg("start").arg(&cwasm));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("precompiled native code"), "{err}");
+}

@@ -117,8 +117,14 @@ pub fn boot_as(
         let limits = limits(c, &defaults);
         let cwasm = dir.join(&locked.cwasm);
         let version = crate::lock::short_hash(&locked.blake3);
-        if let Err(e) = node.install_component(&c.name, &cwasm, Some(limits.clone()), version, None)
-        {
+        let trusted = crate::native_code::check(dir, &locked.cwasm, &locked.cwasm_mac)
+            .map_err(|why| format!("not loaded: {why}"))
+            .and_then(|_| {
+                node.install_component(&c.name, &cwasm, Some(limits.clone()), version, None)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = trusted {
             tracing::warn!(component = %c.name, "precompiled code not usable ({e}); compiling the .wasm");
             node.install_component(
                 &c.name,

@@ -54,18 +54,29 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Release
     move |source| ReleaseError::Io { what, path, source }
 }
 
+/// One component, checked and (where changed) precompiled in memory.
+struct Staged {
+    locked: LockedComponent,
+    /// The `.wasm` and `.cwasm` to write; `None` when the folder already
+    /// holds them unchanged.
+    files: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Build the release folder. Everything that can fail on the inputs
+/// (guest builds, validation, precompiling, policies) happens before the
+/// first write, so a broken component leaves the folder as it was. A new
+/// folder is written beside its place and renamed into it whole; a rebuild
+/// updates the folder in place (it keeps node keys, kept versions and the
+/// swap history), lock last.
 pub fn build(
     m: &Manifest,
     opts: &BuildOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Built, ReleaseError> {
     let dir = opts.out.clone().unwrap_or_else(|| default_out_dir(m));
-    let comp_dir = dir.join("components");
-    std::fs::create_dir_all(&comp_dir).map_err(io("create", &comp_dir))?;
     let previous = Lock::read(&dir).ok();
     let cfg = crate::boot::node_config(m, None);
-    let mut locked = Vec::new();
-    let mut wasm_paths = HashMap::new();
+    let mut staged = Vec::new();
     let (mut compiled, mut unchanged) = (0, 0);
     for (index, c) in m.components.iter().enumerate() {
         progress(Progress::Component {
@@ -76,15 +87,17 @@ pub fn build(
         let started = Instant::now();
         let (bytes, source) = component_bytes(c)?;
         let digest = hash(&bytes);
-        let wasm_rel = format!("components/{}.wasm", c.name);
-        let cwasm_rel = format!("components/{}.cwasm", c.name);
         let reusable = previous
             .as_ref()
             .and_then(|l| l.component(&c.name))
-            .is_some_and(|old| old.blake3 == digest && still_intact(&dir, previous.as_ref(), old));
-        let outcome = if reusable {
+            .is_some_and(|old| {
+                old.blake3 == digest
+                    && still_intact(&dir, previous.as_ref(), old)
+                    && crate::native_code::check(&dir, &old.cwasm, &old.cwasm_mac).is_ok()
+            });
+        let files = if reusable {
             unchanged += 1;
-            "unchanged"
+            None
         } else {
             let cwasm = plasmoid_runtime::precompile(&cfg, &c.name, &bytes).map_err(|e| {
                 ReleaseError::Component {
@@ -92,38 +105,124 @@ pub fn build(
                     reason: e.to_string(),
                 }
             })?;
-            write_file(&dir.join(&wasm_rel), &bytes)?;
-            write_file(&dir.join(&cwasm_rel), &cwasm)?;
             compiled += 1;
-            "compiled"
+            Some((bytes.clone(), cwasm))
         };
         progress(Progress::Done {
             name: &c.name,
-            outcome,
+            outcome: if files.is_some() {
+                "compiled"
+            } else {
+                "unchanged"
+            },
             ms: started.elapsed().as_millis(),
         });
-        wasm_paths.insert(c.name.clone(), wasm_rel.clone());
-        locked.push(LockedComponent {
-            name: c.name.clone(),
-            source,
-            wasm: wasm_rel,
-            cwasm: cwasm_rel,
-            blake3: digest,
-            size: bytes.len() as u64,
+        staged.push(Staged {
+            locked: LockedComponent {
+                name: c.name.clone(),
+                source,
+                wasm: format!("components/{}.wasm", c.name),
+                cwasm: format!("components/{}.cwasm", c.name),
+                blake3: digest,
+                size: bytes.len() as u64,
+                cwasm_mac: previous
+                    .as_ref()
+                    .and_then(|l| l.component(&c.name))
+                    .map(|old| old.cwasm_mac.clone())
+                    .unwrap_or_default(),
+            },
+            files,
         });
     }
+    let policies = collect_policies(m)?;
+    // Nothing failed: write.
+    let fresh = !dir.exists();
+    let target = if fresh {
+        staging_dir(&dir)?
+    } else {
+        dir.clone()
+    };
+    let written = write_release(m, &target, staged, &policies, previous);
+    let lock = match written {
+        Ok(lock) => lock,
+        Err(e) => {
+            if fresh {
+                let _ = std::fs::remove_dir_all(&target);
+            }
+            return Err(e);
+        }
+    };
+    if fresh {
+        std::fs::rename(&target, &dir).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&target);
+            ReleaseError::Io {
+                what: "move the built release into",
+                path: dir.clone(),
+                source: e,
+            }
+        })?;
+    }
+    tracing::debug!(dir = %dir.display(), "{LOCK_FILE} written");
+    Ok(Built {
+        dir,
+        lock,
+        compiled,
+        unchanged,
+    })
+}
+
+/// A new, empty folder beside `dir` to build a fresh release in.
+fn staging_dir(dir: &Path) -> Result<PathBuf, ReleaseError> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("release");
+    let staging = parent.join(format!(".{name}.building-{}", std::process::id()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io("clear", &staging))?;
+    }
+    std::fs::create_dir_all(staging.join("components")).map_err(io("create", &staging))?;
+    Ok(staging)
+}
+
+fn write_release(
+    m: &Manifest,
+    dir: &Path,
+    staged: Vec<Staged>,
+    policies: &[(String, Vec<u8>)],
+    previous: Option<Lock>,
+) -> Result<Lock, ReleaseError> {
+    let comp_dir = dir.join("components");
+    std::fs::create_dir_all(&comp_dir).map_err(io("create", &comp_dir))?;
+    let mut wasm_paths = HashMap::new();
+    let mut locked = Vec::new();
+    let secret = crate::native_code::load_or_create(dir)?;
+    for mut s in staged {
+        if let Some((wasm, cwasm)) = &s.files {
+            write_file(&dir.join(&s.locked.wasm), wasm)?;
+            write_file(&dir.join(&s.locked.cwasm), cwasm)?;
+            s.locked.cwasm_mac = crate::native_code::mac(&secret, cwasm);
+        }
+        wasm_paths.insert(s.locked.name.clone(), s.locked.wasm.clone());
+        locked.push(s.locked);
+    }
     remove_stale(&comp_dir, m)?;
-    let policy_files = write_policies(m, &dir)?;
-    crate::nodes::ensure_keys(&dir, m)?;
+    let policy_files = write_policies(dir, policies)?;
+    crate::nodes::ensure_keys(dir, m)?;
     let text = crate::manifest::resolved_toml(m, &wasm_paths, Some(Path::new("policies")));
     write_file(&dir.join(RELEASE_FILE), text.as_bytes())?;
-    let mut files = vec![locked_file(&dir, RELEASE_FILE)?];
+    let mut files = vec![locked_file(dir, RELEASE_FILE)?];
     for c in &locked {
-        files.push(locked_file(&dir, &c.wasm)?);
-        files.push(locked_file(&dir, &c.cwasm)?);
+        files.push(locked_file(dir, &c.wasm)?);
+        files.push(locked_file(dir, &c.cwasm)?);
     }
     for p in policy_files {
-        files.push(locked_file(&dir, &p)?);
+        files.push(locked_file(dir, &p)?);
     }
     let lock = Lock {
         release: m.release_id(),
@@ -133,14 +232,8 @@ pub fn build(
         // A rebuild keeps the record of earlier swaps.
         history: previous.map(|p| p.history).unwrap_or_default(),
     };
-    lock.write(&dir)?;
-    tracing::debug!(dir = %dir.display(), "{LOCK_FILE} written");
-    Ok(Built {
-        dir,
-        lock,
-        compiled,
-        unchanged,
-    })
+    lock.write(dir)?;
+    Ok(lock)
 }
 
 /// The component's wasm bytes and a description of where they came from.
@@ -215,20 +308,10 @@ fn remove_stale(comp_dir: &Path, m: &Manifest) -> Result<(), ReleaseError> {
     Ok(())
 }
 
-/// Copy the release's policies (or the built-in defaults) and each
-/// component's own policy files into `policies/`, then validate the set.
-fn write_policies(m: &Manifest, dir: &Path) -> Result<Vec<String>, ReleaseError> {
-    let pdir = dir.join("policies");
-    if pdir.exists() {
-        std::fs::remove_dir_all(&pdir).map_err(io("clear", &pdir))?;
-    }
-    std::fs::create_dir_all(&pdir).map_err(io("create", &pdir))?;
-    let mut written = Vec::new();
-    let mut put = |name: &str, bytes: &[u8]| -> Result<(), ReleaseError> {
-        write_file(&pdir.join(name), bytes)?;
-        written.push(format!("policies/{name}"));
-        Ok(())
-    };
+/// The release's policies (or the built-in defaults) plus each component's
+/// own policy files, by file name, validated as one set.
+fn collect_policies(m: &Manifest) -> Result<Vec<(String, Vec<u8>)>, ReleaseError> {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
     let mut has_schema = false;
     match &m.policies {
         Some(src) => {
@@ -249,19 +332,19 @@ fn write_policies(m: &Manifest, dir: &Path) -> Result<Vec<String>, ReleaseError>
                     .file_name()
                     .and_then(|n| n.to_str())
                     .unwrap_or("policy.cedar");
-                put(name, &bytes)?;
+                out.push((name.to_string(), bytes));
             }
         }
-        None => put(
-            "default.cedar",
-            plasmoid_runtime::DEFAULT_POLICIES.as_bytes(),
-        )?,
+        None => out.push((
+            "default.cedar".into(),
+            plasmoid_runtime::DEFAULT_POLICIES.as_bytes().to_vec(),
+        )),
     }
     if !has_schema {
-        put(
-            "plasmoid.cedarschema",
-            plasmoid_runtime::DEFAULT_SCHEMA.as_bytes(),
-        )?;
+        out.push((
+            "plasmoid.cedarschema".into(),
+            plasmoid_runtime::DEFAULT_SCHEMA.as_bytes().to_vec(),
+        ));
     }
     for c in &m.components {
         for f in &c.policies {
@@ -270,10 +353,42 @@ fn write_policies(m: &Manifest, dir: &Path) -> Result<Vec<String>, ReleaseError>
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or("policy.cedar");
-            put(&format!("{}-{file}", c.name), &bytes)?;
+            out.push((format!("{}-{file}", c.name), bytes));
         }
     }
-    plasmoid_runtime::PolicyGate::from_dir(&pdir)
+    let text = |b: &[u8], name: &str| {
+        String::from_utf8(b.to_vec())
+            .map_err(|_| ReleaseError::Policies(format!("policies/{name} is not UTF-8 text")))
+    };
+    let mut schema = None;
+    let mut sources = Vec::new();
+    for (name, bytes) in &out {
+        if name.ends_with(".cedarschema") {
+            schema = Some((format!("policies/{name}"), text(bytes, name)?));
+        } else {
+            sources.push(plasmoid_runtime::PolicySource {
+                name: format!("policies/{name}"),
+                text: text(bytes, name)?,
+            });
+        }
+    }
+    let (schema_name, schema_text) = schema.unwrap_or_default();
+    plasmoid_runtime::PolicyGate::from_sources((&schema_name, &schema_text), sources)
         .map_err(|e| ReleaseError::Policies(e.to_string()))?;
+    Ok(out)
+}
+
+/// Replace `policies/` with the collected files.
+fn write_policies(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<Vec<String>, ReleaseError> {
+    let pdir = dir.join("policies");
+    if pdir.exists() {
+        std::fs::remove_dir_all(&pdir).map_err(io("clear", &pdir))?;
+    }
+    std::fs::create_dir_all(&pdir).map_err(io("create", &pdir))?;
+    let mut written = Vec::new();
+    for (name, bytes) in files {
+        write_file(&pdir.join(name), bytes)?;
+        written.push(format!("policies/{name}"));
+    }
     Ok(written)
 }

@@ -17,6 +17,7 @@ mod guest;
 mod lock;
 mod manifest;
 mod model;
+mod native_code;
 mod nodes;
 mod order;
 mod run;

@@ -51,6 +51,9 @@ pub struct LockedComponent {
     /// blake3 of the `.wasm`: the component's version identity.
     pub blake3: String,
     pub size: u64,
+    /// Keyed hash of the `.cwasm` (see native_code.rs); empty = not trusted.
+    #[serde(default)]
+    pub cwasm_mac: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -100,6 +103,8 @@ impl Lock {
         };
         c.blake3 = blake3.to_string();
         c.size = size;
+        // The swap manager wrote this `.cwasm` itself, just now.
+        c.cwasm_mac = crate::native_code::mac_file(dir, &c.cwasm)?;
         let paths = [c.wasm.clone(), c.cwasm.clone()];
         for rel in paths {
             let fresh = locked_file(dir, &rel)?;

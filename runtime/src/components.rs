@@ -65,6 +65,7 @@ impl LoadedComponent {
         limits: Limits,
         version: &str,
     ) -> Result<Arc<Self>> {
+        check_bytes(name, bytes)?;
         let component =
             Component::new(&engine.engine, bytes).map_err(|e| RuntimeError::InvalidComponent {
                 component: name.to_string(),
@@ -103,6 +104,7 @@ impl LoadedComponent {
 /// This is the build-time half of loading: a release ships the result so
 /// that booting deserializes instead of compiling.
 pub fn precompile(cfg: &crate::NodeConfig, name: &str, bytes: &[u8]) -> Result<Vec<u8>> {
+    check_bytes(name, bytes)?;
     let engine = wasmtime::Engine::new(&crate::engine::compile_config(cfg))
         .map_err(|e| RuntimeError::Engine(e.to_string()))?;
     let component = Component::new(&engine, bytes).map_err(|e| RuntimeError::InvalidComponent {
@@ -119,6 +121,18 @@ pub fn precompile(cfg: &crate::NodeConfig, name: &str, bytes: &[u8]) -> Result<V
     component
         .serialize()
         .map_err(|e| RuntimeError::Engine(e.to_string()))
+}
+
+/// Refuse what is neither a WebAssembly binary nor WAT text, in those
+/// words (wasmtime would say only that the bytes are not UTF-8 text).
+fn check_bytes(name: &str, bytes: &[u8]) -> Result<()> {
+    if bytes.starts_with(b"\0asm") || std::str::from_utf8(bytes).is_ok() {
+        return Ok(());
+    }
+    Err(RuntimeError::InvalidComponent {
+        component: name.to_string(),
+        reason: "not a WebAssembly binary: the file does not start with the \\0asm header (nor is it WAT text); build a component for wasm32-wasip2".into(),
+    })
 }
 
 fn first_line(e: &wasmtime::Error) -> String {

@@ -324,9 +324,47 @@ async fn instance(
 
 /// The trap's own words, without wasmtime's backtrace.
 fn trap_message(e: &wasmtime::Error) -> String {
-    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-        return format!("wasm trap: {trap}");
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => one_trap_prefix(&trap.to_string(), true),
+        None => {
+            let text = format!("{e:#}");
+            one_trap_prefix(text.lines().next().unwrap_or("trap"), false)
+        }
     }
-    let text = format!("{e:#}");
-    text.lines().next().unwrap_or("trap").to_string()
+}
+
+/// `wasm trap: …` exactly once, however many layers said it.
+fn one_trap_prefix(text: &str, is_trap: bool) -> String {
+    let mut rest = text.trim_start();
+    let mut said = is_trap;
+    while let Some(r) = rest.strip_prefix("wasm trap:") {
+        rest = r.trim_start();
+        said = true;
+    }
+    if said {
+        format!("wasm trap: {rest}")
+    } else {
+        rest.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_trap_prefix;
+
+    #[test]
+    fn a_trap_is_named_once() {
+        let unreachable = "wasm `unreachable` instruction executed";
+        let want = format!("wasm trap: {unreachable}");
+        assert_eq!(one_trap_prefix(unreachable, true), want);
+        assert_eq!(
+            one_trap_prefix(&format!("wasm trap: {unreachable}"), true),
+            want
+        );
+        assert_eq!(
+            one_trap_prefix(&format!("wasm trap: wasm trap: {unreachable}"), false),
+            want
+        );
+        assert_eq!(one_trap_prefix("out of fuel", false), "out of fuel");
+    }
 }

@@ -82,8 +82,10 @@ pub fn parse_tree(
     let raw: raw::RawTree = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let message = e.message().trim_end();
-        let hint = if message == "missing field `supervisor`" {
-            "; a tree file is the [supervisor] table of a prod.toml: [supervisor] strategy = \"one-for-one\" children = [\"component\"]"
+        let hint = if message == "missing field `supervisor`"
+            || message.ends_with("expected `supervisor` or `supervisors`")
+        {
+            "; a tree file holds the [supervisor] table (and [supervisors.NAME]) of a prod.toml: [supervisor] strategy = \"one-for-one\" children = [\"component\"]"
         } else {
             ""
         };

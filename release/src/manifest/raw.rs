@@ -104,18 +104,100 @@ pub struct RawWorker {
     pub node: Option<Spanned<RawPlacement>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 pub enum RawShutdown {
     Ms(u64),
     Word(String),
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 pub enum RawPlacement {
     One(String),
     Candidates(Vec<String>),
+}
+
+const SHUTDOWN_HELP: &str =
+    "write a whole number of milliseconds (shutdown = 5000), \"brutal-kill\" or \"infinity\"";
+
+/// Hand-written so that a wrong type says what to write instead.
+impl<'de> Deserialize<'de> for RawShutdown {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawShutdown;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(SHUTDOWN_HELP)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawShutdown, E> {
+                Ok(RawShutdown::Ms(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawShutdown, E> {
+                u64::try_from(v)
+                    .map(RawShutdown::Ms)
+                    .map_err(|_| E::custom(format!("shutdown {v} is negative; {SHUTDOWN_HELP}")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawShutdown, E> {
+                Err(E::custom(format!(
+                    "shutdown {v} is not a whole number; {SHUTDOWN_HELP}"
+                )))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawShutdown, E> {
+                Ok(RawShutdown::Word(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawShutdown, E> {
+                Err(E::custom(format!(
+                    "shutdown {v} is not valid; {SHUTDOWN_HELP}"
+                )))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+const NODE_HELP: &str = "`node` takes a node name of [nodes] or a list of candidates, like node = \"a\" or node = [\"a\", \"b\"]";
+
+/// Hand-written so that a wrong type says what to write instead.
+impl<'de> Deserialize<'de> for RawPlacement {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawPlacement;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(NODE_HELP)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawPlacement, E> {
+                Ok(RawPlacement::One(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawPlacement, A::Error> {
+                let mut names = Vec::new();
+                while let Some(v) = seq.next_element::<toml::Value>()? {
+                    match v {
+                        toml::Value::String(s) => names.push(s),
+                        other => {
+                            return Err(serde::de::Error::custom(format!(
+                                "{other} is not a node name; {NODE_HELP}"
+                            )));
+                        }
+                    }
+                }
+                Ok(RawPlacement::Candidates(names))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawPlacement, E> {
+                Err(E::custom(format!("{v} is not a node name; {NODE_HELP}")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawPlacement, E> {
+                Err(E::custom(format!("{v} is not a node name; {NODE_HELP}")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawPlacement, E> {
+                Err(E::custom(format!("{v} is not a node name; {NODE_HELP}")))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawPlacement, E> {
+                Err(E::custom(format!("{v} is not a node name; {NODE_HELP}")))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// Hand-written so that a table child keeps its precise errors (an untagged

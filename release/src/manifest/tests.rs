@@ -269,3 +269,69 @@ fn supervisors_needing_each_other_are_a_cycle() {
         "{msg}"
     );
 }
+
+#[test]
+fn wrong_types_say_what_to_write_instead() {
+    let child = |field: &str| {
+        with(&format!(
+            "[nodes]\na = {{ listen = \"127.0.0.1:1\" }}\n[components.a]\nwasm = \"w.wat\"\n\
+             [supervisor]\nstrategy = \"one-for-one\"\nchildren = [{{ component = \"a\", {field} }}]\n"
+        ))
+    };
+    for (field, says) in [
+        ("shutdown = -5", "negative"),
+        ("shutdown = 1.5", "not a whole number"),
+        ("shutdown = true", "not valid"),
+        ("node = 5", "not a node name"),
+        ("node = [\"a\", 5]", "not a node name"),
+    ] {
+        let (line, _, msg) = error(&child(field));
+        assert_eq!(line, 10, "{field}: {msg}");
+        assert!(msg.contains(says), "{field}: {msg}");
+        assert!(!msg.contains("untagged enum"), "{field}: {msg}");
+        assert!(
+            msg.contains("brutal-kill") || msg.contains("node = [\"a\", \"b\"]"),
+            "{field}: {msg}"
+        );
+    }
+    parse(&child("shutdown = 0")).expect("0 ms is a valid shutdown");
+    parse(&child("node = [\"a\"]")).expect("a list of candidates");
+}
+
+#[test]
+fn a_tree_file_uses_the_manifest_grammar() {
+    let loaded = ["echo".to_string(), "counter".to_string()];
+    let text = "[supervisor]\nstrategy = \"one-for-all\"\nmax_restarts = 3\n\
+                children = [\"echo\", \"pool\"]\n\
+                [supervisors.pool]\nstrategy = \"rest-for-one\"\n\
+                children = [{ id = \"c\", component = \"counter\", shutdown = \"brutal-kill\" }]\n";
+    let root = super::parse_tree(std::path::Path::new("tree.toml"), text, &loaded).expect("valid");
+    assert_eq!(root.max_restarts, 3);
+    assert_eq!(root.children.len(), 2);
+    let ChildKind::Supervisor(pool) = &root.children[1].kind else {
+        panic!("a nested supervisor")
+    };
+    assert_eq!(pool.children[0].id, "c");
+    // The manifest's errors, with positions, for a tree file too.
+    let bad = "[supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"ecko\"]\n";
+    match super::parse_tree(std::path::Path::new("tree.toml"), bad, &loaded) {
+        Err(ReleaseError::Manifest { line, message, .. }) => {
+            assert_eq!(line, 3, "{message}");
+            assert!(
+                message.contains("echo"),
+                "suggests the loaded one: {message}"
+            );
+        }
+        other => panic!("expected a positioned error, got {:?}", other.map(|_| ())),
+    }
+    match super::parse_tree(
+        std::path::Path::new("tree.toml"),
+        "strategy = \"one-for-one\"\n",
+        &loaded,
+    ) {
+        Err(ReleaseError::Manifest { message, .. }) => {
+            assert!(message.contains("[supervisor]"), "{message}")
+        }
+        other => panic!("expected a positioned error, got {:?}", other.map(|_| ())),
+    }
+}
