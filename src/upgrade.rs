@@ -1,9 +1,12 @@
 //! `plasmoid upgrade <release> <component> <file.wasm>`: what dropping the
 //! file into the release's components folder does, for scripts: it places
 //! the file the safe way (written aside, renamed into place) and waits for
-//! the running release to record the outcome in `release.lock`.
+//! the running release to record the final outcome in `release.lock`: the
+//! new version confirmed after its probation (exit 0), or rejected or
+//! rolled back (exit 1).
 
 use anyhow::{Context, Result, bail};
+use plasmoid_release::SwapOutcome;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -16,8 +19,9 @@ pub struct UpgradeArgs {
     component: String,
     /// The new version (.wasm).
     file: PathBuf,
-    /// Seconds to wait for the running release to take it.
-    #[arg(long, default_value_t = 30)]
+    /// Seconds to wait for the final outcome (the release's probation, 10 s
+    /// by default, is part of it).
+    #[arg(long, default_value_t = 60)]
     wait: u64,
 }
 
@@ -44,24 +48,39 @@ pub fn run(args: UpgradeArgs) -> Result<ExitCode> {
     let seen = lock.history.len();
     place(&dir, &args.component, &bytes)?;
     let deadline = Instant::now() + Duration::from_secs(args.wait);
+    let mut upgraded = false;
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
         let Ok(now) = plasmoid_release::Lock::read(&dir) else {
             continue;
         };
-        let found = now
-            .history
-            .iter()
-            .skip(seen)
-            .find(|r| r.component == args.component && r.to == version);
-        if let Some(r) = found {
+        // This version's records: its own, and a rollback away from it.
+        let mine = now.history.iter().skip(seen).filter(|r| {
+            r.component == args.component
+                && (r.to == version || (r.outcome == SwapOutcome::RolledBack && r.from == version))
+        });
+        for r in mine {
+            if r.outcome == SwapOutcome::Upgraded {
+                if !upgraded {
+                    println!("{} {}: {}", args.component, r.outcome, r.detail);
+                    upgraded = true;
+                }
+                continue;
+            }
             println!("{} {}: {}", args.component, r.outcome, r.detail);
-            return Ok(if r.outcome == "upgraded" {
+            return Ok(if r.outcome == SwapOutcome::Confirmed {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             });
         }
+    }
+    if upgraded {
+        bail!(
+            "{} was installed but its probation did not end within {} s; see `plasmoid status` and release.lock for the outcome",
+            args.file.display(),
+            args.wait
+        )
     }
     bail!(
         "no running release took {} within {} s; the file is in place and a `plasmoid release run` of {} will pick it up",

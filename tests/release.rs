@@ -275,6 +275,8 @@ fn upgrade_swaps_a_component_of_a_running_release() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("counter upgraded: "), "{out}");
     assert!(out.contains("1 handed over"), "{out}");
+    // It waits out the probation and reports the final outcome.
+    assert!(out.contains("\ncounter confirmed: "), "{out}");
     let (code, _, err) = run(plasmoid()
         .arg("upgrade")
         .arg(&rel)

@@ -2,7 +2,7 @@
 //! components folder, real notify events, real wasmtime instances.
 
 mod common;
-use plasmoid_release::{SwapOptions, Swapper};
+use plasmoid_release::{SwapOptions, SwapOutcome, Swapper};
 use plasmoid_runtime::{NativeProcess, Node, Pid};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -195,7 +195,7 @@ async fn a_counter_under_load_keeps_every_message_and_its_pid_across_a_swap() {
     assert_eq!(live.ask(counter, GET).await, Ok(sent), "every cast counted");
     assert_eq!(live.only("counter"), counter, "same pid");
     let h = live.history();
-    assert_eq!(h.last().unwrap().outcome, "upgraded", "{h:?}");
+    assert_eq!(h.last().unwrap().outcome, SwapOutcome::Upgraded, "{h:?}");
     assert!(h.last().unwrap().detail.contains("1 handed over"), "{h:?}");
 }
 
@@ -232,7 +232,7 @@ async fn bad_files_are_rejected_and_the_old_version_keeps_answering() {
         live.drop_file("counter", &bytes);
         let h = live.wait_history(i + 1, Duration::from_secs(10)).await;
         let last = h.last().unwrap_or_else(|| panic!("{what}: no record"));
-        assert_eq!(last.outcome, "rejected", "{what}: {last:?}");
+        assert_eq!(last.outcome, SwapOutcome::Rejected, "{what}: {last:?}");
         assert!(last.detail.contains(reason), "{what}: {last:?}");
         assert_eq!(
             live.ask(counter, VERSION).await,
@@ -255,12 +255,12 @@ async fn a_version_that_traps_is_rolled_back() {
     let live = boot(COUNTER).await;
     live.drop_file("counter", &wasm("counter_trap"));
     let h = live.wait_history(1, Duration::from_secs(10)).await;
-    assert_eq!(h[0].outcome, "upgraded", "{h:?}");
+    assert_eq!(h[0].outcome, SwapOutcome::Upgraded, "{h:?}");
     // The first call reaches the broken build, which traps.
     let counter = live.only("counter");
     assert!(live.ask(counter, VERSION).await.is_err());
     let h = live.wait_history(2, Duration::from_secs(10)).await;
-    assert_eq!(h[1].outcome, "rolled back", "{h:?}");
+    assert_eq!(h[1].outcome, SwapOutcome::RolledBack, "{h:?}");
     assert!(
         live.wait_version("counter", 1, Duration::from_secs(10))
             .await,
@@ -292,7 +292,7 @@ async fn restart_mode_restarts_every_particle_without_tripping_intensity() {
     assert_eq!(before.len(), 3);
     live.drop_file("echo", &wasm("counter"));
     let h = live.wait_history(1, Duration::from_secs(10)).await;
-    assert_eq!(h[0].outcome, "upgraded", "{h:?}");
+    assert_eq!(h[0].outcome, SwapOutcome::Upgraded, "{h:?}");
     assert!(h[0].detail.contains("3 restarted"), "{h:?}");
     let after = live.node.particles_of("echo");
     assert_eq!(after.len(), 3, "{after:?}");
@@ -322,5 +322,55 @@ async fn several_files_dropped_at_once_are_all_swapped() {
             .await
     );
     let h = live.wait_history(2, Duration::from_secs(10)).await;
-    assert!(h.iter().all(|r| r.outcome == "upgraded"), "{h:?}");
+    assert!(
+        h.iter()
+            .all(|r| matches!(r.outcome, SwapOutcome::Upgraded | SwapOutcome::Confirmed)),
+        "{h:?}"
+    );
+}
+
+/// The hand-written WAT particle with its `exit` call taken out: its
+/// `start` logs and then traps.
+fn trapping_particle() -> Vec<u8> {
+    let text = std::fs::read_to_string(common::wat_particle()).unwrap();
+    let exit = "      (call $exit (i32.const 3) (i32.const 64) (i32.const 8))\n";
+    assert!(text.contains(exit));
+    wat::parse_str(text.replace(exit, "")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mode_version_that_traps_at_start_leaves_every_child_running_the_old_one() {
+    let live = boot(COUNTER).await;
+    let good = live.node.component_version("echo").unwrap();
+    assert_eq!(live.node.particles_of("echo").len(), 3);
+    live.drop_file("echo", &trapping_particle());
+    let h = live.wait_history(2, Duration::from_secs(10)).await;
+    assert_eq!(h[0].outcome, SwapOutcome::Upgraded, "{h:?}");
+    assert_eq!(h[1].outcome, SwapOutcome::RolledBack, "{h:?}");
+    assert_eq!(
+        h[1].from, h[0].to,
+        "a rollback names the bad version: {h:?}"
+    );
+    // Every child of the echoes' supervisor runs again, on the old version.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let running = live.node.particles_of("echo");
+        if running.len() == 3 && running.iter().all(|p| p.version == good) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{running:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for p in live.node.particles_of("echo") {
+        let (sup, id) = plasmoid_supervisor::find_child(&live.node, p.pid).expect("supervised");
+        let row = sup
+            .which_children()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.id == id)
+            .unwrap();
+        assert_eq!(row.pid, Some(p.pid), "{row:?}");
+    }
+    assert_eq!(live.node.component_version("echo").unwrap(), good);
 }

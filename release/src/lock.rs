@@ -35,9 +35,48 @@ pub struct SwapRecord {
     pub to: String,
     /// Seconds since the Unix epoch.
     pub at: u64,
-    /// `upgraded`, `rejected` or `rolled back`.
-    pub outcome: String,
+    pub outcome: SwapOutcome,
     pub detail: String,
+}
+
+/// What became of a new version, as the lock and the log name it.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SwapOutcome {
+    /// Installed and rolled out; on probation.
+    #[serde(rename = "upgraded")]
+    Upgraded,
+    /// It ran through its probation without a crash: final.
+    #[serde(rename = "confirmed")]
+    Confirmed,
+    /// Refused before anything changed (invalid, wrong world …): final.
+    #[serde(rename = "rejected")]
+    Rejected,
+    /// It crashed on probation (or as it started); the previous version
+    /// runs again: final.
+    #[serde(rename = "rolled back")]
+    RolledBack,
+}
+
+impl SwapOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SwapOutcome::Upgraded => "upgraded",
+            SwapOutcome::Confirmed => "confirmed",
+            SwapOutcome::Rejected => "rejected",
+            SwapOutcome::RolledBack => "rolled back",
+        }
+    }
+
+    /// Whether nothing more will be recorded for this version.
+    pub fn is_final(self) -> bool {
+        self != SwapOutcome::Upgraded
+    }
+}
+
+impl std::fmt::Display for SwapOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

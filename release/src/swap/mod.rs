@@ -11,7 +11,7 @@ mod rollout;
 mod watch;
 
 use crate::error::ReleaseError;
-use crate::lock::{Lock, SwapRecord, hash, short_hash, write_file};
+use crate::lock::{Lock, SwapOutcome, SwapRecord, hash, short_hash, write_file};
 use crate::model::Manifest;
 use plasmoid_runtime::{Node, NodeConfig, SwapEvent};
 use std::collections::HashMap;
@@ -75,6 +75,8 @@ pub(crate) struct Manager {
     pub lock: Lock,
     /// Full blake3 of the version each component runs.
     pub running: HashMap<String, String>,
+    /// Versions on probation: when it ends, component, full blake3.
+    pub probation: Vec<(tokio::time::Instant, String, String)>,
 }
 
 impl Manager {
@@ -108,13 +110,18 @@ impl Manager {
             cfg,
             lock,
             running,
+            probation: Vec::new(),
         })
     }
 
     async fn run(&mut self, mut files: tokio::sync::mpsc::UnboundedReceiver<PathBuf>) {
         let mut events = self.node.swap_events();
         loop {
+            let next = self.probation.iter().map(|p| p.0).min();
             tokio::select! {
+                _ = tokio::time::sleep_until(next.unwrap_or_else(tokio::time::Instant::now)), if next.is_some() => {
+                    self.probation_over();
+                }
                 f = files.recv() => match f {
                     Some(path) => self.landed(&path).await,
                     None => return,
@@ -143,7 +150,13 @@ impl Manager {
             return; // our own restore, or the same file again
         }
         match self.install(&name, &bytes, &digest).await {
-            Ok(detail) => self.record(&name, &digest, "upgraded", &detail),
+            Ok(detail) => {
+                // Recorded even when it crashed as it started: the
+                // runtime's rollback event follows and is recorded after.
+                self.record(&name, &digest, SwapOutcome::Upgraded, &detail);
+                let until = tokio::time::Instant::now() + self.opts.probation;
+                self.probation.push((until, name, digest));
+            }
             Err(reason) => {
                 tracing::error!(
                     component = %name,
@@ -153,13 +166,39 @@ impl Manager {
                 );
                 self.set_aside(&name, &bytes, &digest);
                 self.restore_files(&name);
-                self.record(&name, &digest, "rejected", &reason);
+                self.record(&name, &digest, SwapOutcome::Rejected, &reason);
             }
         }
     }
 
     /// Append to the lock's history (and write the lock).
-    fn record(&mut self, name: &str, new: &str, outcome: &str, detail: &str) {
+    /// Whether the node's current version of `name` is `digest`.
+    fn runs(&self, name: &str, digest: &str) -> bool {
+        self.node
+            .component_version(name)
+            .is_some_and(|v| &*v == short_hash(digest))
+    }
+
+    /// Versions whose probation has passed without a rollback are confirmed.
+    fn probation_over(&mut self) {
+        let now = tokio::time::Instant::now();
+        let (over, on): (Vec<_>, Vec<_>) = std::mem::take(&mut self.probation)
+            .into_iter()
+            .partition(|p| p.0 <= now);
+        self.probation = on;
+        for (_, name, digest) in over {
+            if self.runs(&name, &digest) {
+                let detail = format!(
+                    "ran through {} s of probation without a crash",
+                    self.opts.probation.as_secs_f64()
+                );
+                tracing::info!(component = %name, version = %short_hash(&digest), "confirmed {name}: {detail}");
+                self.record(&name, &digest, SwapOutcome::Confirmed, &detail);
+            }
+        }
+    }
+
+    fn record(&mut self, name: &str, new: &str, outcome: SwapOutcome, detail: &str) {
         let from = self
             .lock
             .component(name)
@@ -168,7 +207,9 @@ impl Manager {
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        if outcome != "rejected" {
+        // The lock names what runs: the new version once upgraded, the
+        // good one again after a rollback (`new` is then the good one).
+        if matches!(outcome, SwapOutcome::Upgraded | SwapOutcome::RolledBack) {
             let size = std::fs::metadata(self.dir.join("components").join(format!("{name}.wasm")))
                 .map_or(0, |m| m.len());
             if let Err(e) = self.lock.set_component(&self.dir, name, new, size) {
@@ -180,7 +221,7 @@ impl Manager {
             from,
             to: short_hash(new).to_string(),
             at,
-            outcome: outcome.to_string(),
+            outcome,
             detail: detail.to_string(),
         });
         if let Err(e) = self.lock.write(&self.dir) {

@@ -64,7 +64,9 @@ impl Manager {
             old.as_deref().unwrap_or("?"),
             started.elapsed().as_millis(),
             if left > 0 {
-                format!(", {left} left on the old version (no supervisor to restart them)")
+                format!(
+                    ", {left} left on the old version (not supervised by this node, or a simple-one-for-one instance)"
+                )
             } else {
                 String::new()
             }
@@ -76,10 +78,10 @@ impl Manager {
     /// Move every particle of `name` to the node's current version.
     /// Returns (handed over, restarted, left behind).
     pub(super) async fn roll_out(&self, name: &str, mode: Upgrade) -> (usize, usize, usize) {
-        let target = self.node.component_version(name);
         let (mut handoff, mut restarted, mut left) = (0, 0, 0);
         for p in self.node.particles_of(name) {
-            if Some(&p.version) == target.as_ref() {
+            // Read each time: a rollback during the rollout changes it.
+            if Some(&p.version) == self.node.component_version(name).as_ref() {
                 continue;
             }
             if mode == Upgrade::Handoff && p.upgradable && self.node.request_upgrade(p.pid) {
@@ -94,7 +96,16 @@ impl Manager {
                 Some((sup, _)) if sup.is_simple() => left += 1,
                 Some((sup, id)) => {
                     let res = match sup.terminate_child(&id).await {
-                        Ok(()) => sup.restart_child(&id).await.map(|_| ()),
+                        Ok(()) => match sup.restart_child(&id).await {
+                            Ok(_) => Ok(()),
+                            // The new version crashed as it started: the
+                            // runtime has put the old one back already, so
+                            // the child comes back on it (never left stopped).
+                            Err(e) => {
+                                tracing::warn!(component = %name, child = %id, "the new version did not start ({e}); starting the child again");
+                                sup.restart_child(&id).await.map(|_| ())
+                            }
+                        },
                         Err(e) => Err(e),
                     };
                     match res {
@@ -149,7 +160,7 @@ impl Manager {
         tracing::warn!(component = %name, bad, good, "rolled back {name} to {good} ({reason}); {handoff} handed back, {restarted} restarted");
         if let Some(d) = good_digest {
             let detail = format!("{bad} crashed in probation ({reason}); back on {good}");
-            self.record(name, &d, "rolled back", &detail);
+            self.record(name, &d, crate::lock::SwapOutcome::RolledBack, &detail);
         }
     }
 }
