@@ -159,9 +159,15 @@ async fn measure(rounds: usize, messages: u64, threads: usize) -> Result<(Vec<f6
     }
     let started = Instant::now();
     for _ in 0..messages {
-        client
-            .send(server, vec![7u8; 64])
-            .map_err(|e| anyhow!("send failed: {e}"))?;
+        // The per-peer queue is bounded: when it is full, wait for the
+        // writer to drain it (backpressure), as a real sender would.
+        loop {
+            match client.send(server, vec![7u8; 64]) {
+                Ok(()) => break,
+                Err(plasmoid_runtime::SendError::MailboxFull) => tokio::task::yield_now().await,
+                Err(e) => return Err(anyhow!("send failed: {e}")),
+            }
+        }
     }
     let count = client
         .call(server, Vec::new(), Duration::from_secs(120))

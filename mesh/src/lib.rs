@@ -22,7 +22,7 @@ pub use iroh::SecretKey;
 pub use key::{
     load_or_create as load_or_create_key, node_id, parse_node_id, read_file as read_key_file,
 };
-pub use transport::{ALPN, Mesh, MeshConfig};
+pub use transport::{ALPN, MAX_PEER_QUEUE, Mesh, MeshConfig};
 
 /// Everything that can go wrong setting up the mesh.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,7 @@ use iroh::{Endpoint, EndpointAddr, NetReportConfig, PublicKey, RelayMode, Secret
 use plasmoid_runtime::{Node, NodeId, Remote, RemoteOp, SendError};
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -71,9 +72,22 @@ struct Inner {
 }
 
 struct Outgoing {
-    tx: mpsc::UnboundedSender<Frame>,
+    /// Frames with their accounted size.
+    tx: mpsc::UnboundedSender<(Frame, usize)>,
     conn: Connection,
+    /// Bytes queued for this peer and not yet written to its stream.
+    queued: Arc<AtomicUsize>,
 }
+
+/// The most bytes of messages queued for one peer (16 MiB). A peer that is
+/// slow or stuck (its QUIC flow control stops our writes) fills it; past it
+/// a send is refused with `mailbox-full`, so the sender's memory stays
+/// flat. Signals (links, exits, monitors, DOWN) are always queued: they are
+/// small, bounded by the links that exist, and must not be lost.
+pub const MAX_PEER_QUEUE: usize = 16 << 20;
+
+/// What a frame costs in the queue beyond its payload.
+const FRAME_COST: usize = 64;
 
 /// What the node holds to reach the mesh (weak: the mesh owns the node).
 struct Route(Weak<Inner>);
@@ -84,6 +98,11 @@ impl Remote for Route {
             return Err(SendError::Noconnection);
         };
         let dest = op.destination();
+        // Requests that have an error to return are bounded; signals are not.
+        let bounded = matches!(
+            op,
+            RemoteOp::Send { .. } | RemoteOp::Spawn { .. } | RemoteOp::Lookup { .. }
+        );
         let Some(wire) = WireOp::from_op(op) else {
             return Ok(());
         };
@@ -95,10 +114,18 @@ impl Remote for Route {
                 (frame::MAX_FRAME - 1024) >> 10
             )));
         }
+        let cost = wire.payload_len() + FRAME_COST;
         match inner.out.get(&dest) {
             Some(o) => {
-                o.tx.send(Frame::Op(wire))
-                    .map_err(|_| SendError::Noconnection)
+                let queued = o.queued.fetch_add(cost, Ordering::AcqRel);
+                if bounded && queued + cost > MAX_PEER_QUEUE {
+                    o.queued.fetch_sub(cost, Ordering::AcqRel);
+                    return Err(SendError::MailboxFull);
+                }
+                o.tx.send((Frame::Op(wire), cost)).map_err(|_| {
+                    o.queued.fetch_sub(cost, Ordering::AcqRel);
+                    SendError::Noconnection
+                })
             }
             None => Err(SendError::Noconnection),
         }
@@ -268,7 +295,8 @@ async fn send_until_broken(me: &Arc<Inner>, peer: NodeId, conn: Connection) {
     let Ok(mut stream) = conn.open_uni().await else {
         return;
     };
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Frame, usize)>();
+    let queued = Arc::new(AtomicUsize::new(0));
     let mut buf = Vec::with_capacity(64 << 10);
     frame::encode_into(
         &Frame::Hello {
@@ -284,6 +312,7 @@ async fn send_until_broken(me: &Arc<Inner>, peer: NodeId, conn: Connection) {
         Outgoing {
             tx: tx.clone(),
             conn: conn.clone(),
+            queued: queued.clone(),
         },
     );
     tracing::info!(peer = %peer.short(), "connected to peer");
@@ -292,15 +321,20 @@ async fn send_until_broken(me: &Arc<Inner>, peer: NodeId, conn: Connection) {
         buf.clear();
         tokio::select! {
             f = rx.recv() => {
-                let Some(f) = f else { break };
+                let Some((f, cost)) = f else { break };
                 frame::encode_into(&f, &mut buf);
+                let mut taken = cost;
                 // Batch what is already queued into one write.
                 while buf.len() < 64 << 10 {
                     match rx.try_recv() {
-                        Ok(f) => frame::encode_into(&f, &mut buf),
+                        Ok((f, cost)) => {
+                            frame::encode_into(&f, &mut buf);
+                            taken += cost;
+                        }
                         Err(_) => break,
                     }
                 }
+                queued.fetch_sub(taken, Ordering::AcqRel);
             }
             _ = beat.tick() => frame::encode_into(&Frame::Heartbeat, &mut buf),
             _ = conn.closed() => break,

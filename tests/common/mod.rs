@@ -301,6 +301,10 @@ impl Running {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `kill -9`: the process gets no chance to say goodbye.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

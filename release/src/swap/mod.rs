@@ -114,7 +114,7 @@ impl Manager {
         })
     }
 
-    async fn run(&mut self, mut files: tokio::sync::mpsc::UnboundedReceiver<PathBuf>) {
+    async fn run(&mut self, mut files: tokio::sync::mpsc::Receiver<PathBuf>) {
         let mut events = self.node.swap_events();
         loop {
             let next = self.probation.iter().map(|p| p.0).min();
@@ -142,7 +142,8 @@ impl Manager {
         let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(String::from) else {
             return;
         };
-        let Ok(bytes) = std::fs::read(path) else {
+        let file = path.to_path_buf();
+        let Ok(Ok(bytes)) = tokio::task::spawn_blocking(move || std::fs::read(file)).await else {
             return;
         };
         let digest = hash(&bytes);

@@ -26,37 +26,39 @@ impl Manager {
                     .into(),
             );
         }
-        // Compiles, implements the particle world, imports only what the
-        // runtime offers.
-        let cwasm =
-            plasmoid_runtime::precompile(&self.cfg, name, bytes).map_err(|e| e.to_string())?;
-        // The policies in force must still hold (they name components).
-        plasmoid_runtime::PolicyGate::from_dir(&self.dir.join("policies"))
-            .map_err(|e| format!("the release's policies no longer validate: {e}"))?;
         let h = short_hash(digest).to_string();
-        let versions = self.dir.join("versions");
-        let kept_cwasm = versions.join(format!("{name}-{h}.cwasm"));
-        let keep = || -> Result<(), crate::ReleaseError> {
-            make_dir(Some(&versions))?;
-            write_file(&versions.join(format!("{name}-{h}.wasm")), bytes)?;
-            write_file(&kept_cwasm, &cwasm)?;
-            write_file(
-                &self.dir.join("components").join(format!("{name}.cwasm")),
-                &cwasm,
-            )
-        };
-        keep().map_err(|e| e.to_string())?;
         let limits = crate::boot::limits(&def, &self.cfg.default_limits);
-        let old = self
-            .node
-            .install_component(
-                name,
-                &kept_cwasm,
-                Some(limits),
-                &h,
-                Some(self.opts.probation),
-            )
-            .map_err(|e| e.to_string())?;
+        // Compiling, validating and file work run on a blocking thread,
+        // never on the threads that run particles.
+        let (cfg, dir, node) = (self.cfg.clone(), self.dir.clone(), self.node.clone());
+        let (name_owned, bytes_owned, version) = (name.to_string(), bytes.to_vec(), h.clone());
+        let probation = self.opts.probation;
+        let old = tokio::task::spawn_blocking(move || {
+            let (name, bytes, h) = (&name_owned, &bytes_owned, &version);
+            // Compiles, implements the particle world, imports only what
+            // the runtime offers.
+            let cwasm =
+                plasmoid_runtime::precompile(&cfg, name, bytes).map_err(|e| e.to_string())?;
+            // The policies in force must still hold (they name components).
+            plasmoid_runtime::PolicyGate::from_dir(&dir.join("policies"))
+                .map_err(|e| format!("the release's policies no longer validate: {e}"))?;
+            let versions = dir.join("versions");
+            let kept_cwasm = versions.join(format!("{name}-{h}.cwasm"));
+            let keep = || -> Result<(), crate::ReleaseError> {
+                make_dir(Some(&versions))?;
+                write_file(&versions.join(format!("{name}-{h}.wasm")), bytes)?;
+                write_file(&kept_cwasm, &cwasm)?;
+                write_file(
+                    &dir.join("components").join(format!("{name}.cwasm")),
+                    &cwasm,
+                )
+            };
+            keep().map_err(|e| e.to_string())?;
+            node.install_component(name, &kept_cwasm, Some(limits), h, Some(probation))
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| format!("the install task failed: {e}"))??;
         self.running.insert(name.to_string(), digest.to_string());
         let (handoff, restarted, left) = self.roll_out(name, def.upgrade).await;
         let detail = format!(

@@ -15,21 +15,30 @@ pub fn watch(
     dir: &Path,
     known: Vec<String>,
     settle: Duration,
-) -> Result<(notify::RecommendedWatcher, mpsc::UnboundedReceiver<PathBuf>), notify::Error> {
+) -> Result<(notify::RecommendedWatcher, mpsc::Receiver<PathBuf>), notify::Error> {
     use notify::Watcher;
-    let (raw_tx, raw_rx) = mpsc::unbounded_channel::<PathBuf>();
+    // Bounded: only events for component files are queued, and when
+    // MAX_EVENTS are already waiting, more events for the same few files
+    // add nothing (each file is re-checked when it settles).
+    let (raw_tx, raw_rx) = mpsc::channel::<PathBuf>(MAX_EVENTS);
+    let filter = known.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(event) = res {
             for p in event.paths {
-                let _ = raw_tx.send(p);
+                if component_file(&p, &filter) {
+                    let _ = raw_tx.try_send(p);
+                }
             }
         }
     })?;
     watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(known.len().max(1));
     tokio::spawn(debounce(raw_rx, tx, known, settle));
     Ok((watcher, rx))
 }
+
+/// How many file events may wait for the debouncer (1024).
+pub const MAX_EVENTS: usize = 1024;
 
 /// `x.wasm` for a known component `x`; not `x.wasm.tmp`, `.x.wasm`, `x.cwasm`.
 fn component_file(path: &Path, known: &[String]) -> bool {
@@ -43,8 +52,8 @@ fn component_file(path: &Path, known: &[String]) -> bool {
 /// A file is reported once it has had no events for `settle` and then the
 /// same size over one more `settle`.
 async fn debounce(
-    mut raw: mpsc::UnboundedReceiver<PathBuf>,
-    out: mpsc::UnboundedSender<PathBuf>,
+    mut raw: mpsc::Receiver<PathBuf>,
+    out: mpsc::Sender<PathBuf>,
     known: Vec<String>,
     settle: Duration,
 ) {
@@ -91,7 +100,7 @@ async fn debounce(
             }
         });
         for p in ready {
-            if out.send(p).is_err() {
+            if out.send(p).await.is_err() {
                 return;
             }
         }
