@@ -300,3 +300,100 @@ async fn a_real_node_refuses_strangers_and_survives_malformed_frames() {
     let (code, log) = node.terminate();
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// A peer admitted with `--allow` (static discovery: the node has no
+/// address for it) that dials in is connected both ways: the node dials it
+/// back, so the peer's `name@node` lookups are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admitted_peer_that_dials_in_is_connected_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let rel = single_node_release(dir.path());
+    let key = iroh::SecretKey::generate();
+    let allow = plasmoid_mesh::node_id(&key).to_hex();
+    let node = Running::start(
+        plasmoid()
+            .args(["release", "run"])
+            .arg(&rel)
+            .args(["--allow", &allow]),
+    );
+    let mut node = node;
+    assert!(
+        node.wait_for("release ctl-1 is up", Duration::from_secs(60)),
+        "{}",
+        node.seen
+    );
+    let at: plasmoid_mesh::ControlAddr = std::fs::read_to_string(rel.join("node/control"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let peer = plasmoid_runtime::Node::new(plasmoid_runtime::NodeConfig {
+        max_particles: 8,
+        node_id: Some(plasmoid_mesh::node_id(&key)),
+        ..Default::default()
+    })
+    .unwrap();
+    let cfg = plasmoid_mesh::MeshConfig::new("127.0.0.1:0".parse().unwrap(), vec![at.id]);
+    let mesh = plasmoid_mesh::Mesh::start(peer.clone(), key, cfg)
+        .await
+        .unwrap();
+    mesh.add_peer(at.id, at.addr);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !mesh.connected(at.id) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not connected both ways within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A lookup is a request and an answer: the answer comes back.
+    let found = peer
+        .whereis_on(at.id, "nobody-has-this-name", Duration::from_secs(5))
+        .await;
+    assert_eq!(found, Ok(None));
+    mesh.close().await;
+    let (code, log) = node.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("dialling it back"), "{log}");
+}
+
+/// A node restarted with the same key is a new incarnation: a pid of the
+/// earlier one reaches nothing (`noproc`), even where the new incarnation
+/// has a process with the same serial number.
+#[test]
+fn pids_of_an_earlier_incarnation_reach_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let rel = single_node_release(dir.path());
+    let boot = || {
+        let mut node = Running::start(plasmoid().args(["release", "run"]).arg(&rel));
+        assert!(
+            node.wait_for("release ctl-1 is up", Duration::from_secs(60)),
+            "{}",
+            node.seen
+        );
+        node
+    };
+    let node = boot();
+    let (code, old, err) = ctl(&rel, &["spawn", "echo"]);
+    assert_eq!(code, 0, "{err}");
+    let old = old.trim().to_string();
+    let (code, log) = node.terminate();
+    assert_eq!(code, Some(0), "{log}");
+
+    let node = boot();
+    let (code, new, err) = ctl(&rel, &["spawn", "echo"]);
+    assert_eq!(code, 0, "{err}");
+    let new = new.trim().to_string();
+    // Same node, same serial (the same start-up makes the same number of
+    // processes), another creation.
+    let serial = |p: &str| p.rsplit('.').next().unwrap().to_string();
+    let creation = |p: &str| p.split('.').nth(1).unwrap().to_string();
+    assert_eq!(serial(&old), serial(&new), "{old} {new}");
+    assert_ne!(creation(&old), creation(&new), "{old} {new}");
+    let (code, out, _) = ctl(&rel, &["call", &new, "x", "--as", "postcard"]);
+    assert_eq!((code, out.trim()), (0, "x"));
+    let (code, _, err) = ctl(&rel, &["call", &old, "x", "--as", "postcard"]);
+    assert_ne!(code, 0, "the old pid reached the new process");
+    assert!(err.contains("noproc"), "{err}");
+    let (code, log) = node.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}

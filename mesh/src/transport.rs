@@ -67,6 +67,8 @@ struct Inner {
     /// take a newer one down.
     inbound: DashMap<NodeId, u64>,
     next_conn: std::sync::atomic::AtomicU64,
+    /// Peers this node keeps a dial loop for (one each).
+    dialing: dashmap::DashSet<NodeId>,
     /// Answers control clients, once [`Mesh::serve_control`] is called.
     control: parking_lot::RwLock<Option<Arc<crate::control::ControlServer>>>,
 }
@@ -157,6 +159,7 @@ impl Mesh {
             out: DashMap::new(),
             inbound: DashMap::new(),
             next_conn: std::sync::atomic::AtomicU64::new(1),
+            dialing: dashmap::DashSet::new(),
             control: parking_lot::RwLock::new(None),
         });
         node.set_remote(Arc::new(Route(Arc::downgrade(&inner))));
@@ -175,12 +178,14 @@ impl Mesh {
 
     /// Keep a connection to `peer` at `addr`, redialling when it breaks.
     pub fn add_peer(&self, peer: NodeId, addr: SocketAddr) {
+        self.inner.dialing.insert(peer);
         tokio::spawn(dial_loop(Arc::downgrade(&self.inner), peer, Some(addr)));
     }
 
     /// Keep a connection to `peer` wherever mDNS finds it (needs
     /// [`MeshConfig::mdns`]).
     pub fn add_peer_by_id(&self, peer: NodeId) {
+        self.inner.dialing.insert(peer);
         tokio::spawn(dial_loop(Arc::downgrade(&self.inner), peer, None));
     }
 
@@ -356,10 +361,14 @@ async fn send_until_broken(me: &Arc<Inner>, peer: NodeId, conn: Connection) {
 async fn accept_loop(inner: Weak<Inner>, endpoint: Endpoint) {
     while let Some(incoming) = endpoint.accept().await {
         let Some(me) = inner.upgrade() else { return };
+        let from = match incoming.remote_addr() {
+            iroh::endpoint::IncomingAddr::Ip(addr) => Some(addr),
+            _ => None,
+        };
         tokio::spawn(async move {
             let Ok(conn) = incoming.await else { return };
             if conn.alpn() != crate::control::CONTROL_ALPN {
-                return serve(me, conn).await;
+                return serve(me, conn, from).await;
             }
             let control = me.control.read().clone();
             drop(me);
@@ -372,12 +381,19 @@ async fn accept_loop(inner: Weak<Inner>, endpoint: Endpoint) {
 }
 
 /// Read what a peer sends on the connection it dialled.
-async fn serve(me: Arc<Inner>, conn: Connection) {
+async fn serve(me: Arc<Inner>, conn: Connection, from: Option<SocketAddr>) {
     let peer = NodeId(*conn.remote_id().as_bytes());
     if !me.allow.contains(&peer) {
         tracing::warn!(peer = %peer.to_hex(), "refused a connection from a node that is not allowed");
         conn.close(1u32.into(), b"not allowed");
         return;
+    }
+    // An admitted peer this node was not told to dial (`--allow` with
+    // static discovery): dial it back where it came from, so it is
+    // connected both ways and can be answered.
+    if me.dialing.insert(peer) {
+        tracing::info!(peer = %peer.short(), "an admitted peer dialled in; dialling it back");
+        tokio::spawn(dial_loop(Arc::downgrade(&me), peer, from));
     }
     let Ok(mut stream) = conn.accept_uni().await else {
         return;

@@ -103,8 +103,21 @@ pub fn boot_as(
     lock: &Lock,
     node_id: Option<NodeId>,
 ) -> Result<Booted, ReleaseError> {
+    boot_node(dir, m, lock, node_id, 0)
+}
+
+/// [`boot_as`] as incarnation `creation` of the node (see
+/// `NodeConfig::creation`).
+pub fn boot_node(
+    dir: &Path,
+    m: &Manifest,
+    lock: &Lock,
+    node_id: Option<NodeId>,
+    creation: u32,
+) -> Result<Booted, ReleaseError> {
     let mut cfg = node_config(m, Some(dir.join("policies")));
     cfg.node_id = node_id;
+    cfg.creation = creation;
     let defaults = cfg.default_limits.clone();
     let node = Node::new(cfg).map_err(|e| ReleaseError::Boot(e.to_string()))?;
     for c in &m.components {

@@ -23,7 +23,7 @@ mod order;
 mod run;
 mod swap;
 
-pub use boot::{Booted, boot, boot_as, node_config, supervisor_spec};
+pub use boot::{Booted, boot, boot_as, boot_node, node_config, supervisor_spec};
 pub use build::{BuildOptions, Built, Progress, build, default_out_dir};
 pub use control::{Control, MAX_CALL_MS};
 pub use error::ReleaseError;
@@ -37,7 +37,8 @@ pub use model::{
     ChildDef, ChildKind, ComponentDef, LimitsDef, Manifest, NodeDef, Source, SupervisorDef, Upgrade,
 };
 pub use nodes::{
-    client_key, ensure_keys, node_dir, node_ids, read_control_addr, write_control_addr,
+    client_key, ensure_keys, next_creation, node_dir, node_ids, read_control_addr,
+    write_control_addr,
 };
 pub use run::{DEFAULT_PEER_WAIT, Outcome, ReleaseNode, RunOptions, run_tree};
 pub use swap::{SwapOptions, Swapper, watch};

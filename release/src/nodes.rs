@@ -83,3 +83,34 @@ pub fn read_control_addr(node_dir: &Path) -> Result<plasmoid_mesh::ControlAddr, 
         ReleaseError::NotARelease(node_dir.to_path_buf(), format!("{}: {e}", file.display()))
     })
 }
+
+/// The next incarnation of the node whose folder is `node_dir`: one more
+/// than the last boot's (kept in `<node dir>/creation`), never 0.
+pub fn next_creation(node_dir: &Path) -> Result<u32, ReleaseError> {
+    let file = node_dir.join("creation");
+    let last: u32 = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    let next = last.checked_add(1).unwrap_or(1);
+    std::fs::create_dir_all(node_dir).map_err(|source| ReleaseError::Io {
+        what: "create",
+        path: node_dir.to_path_buf(),
+        source,
+    })?;
+    crate::lock::write_file(&file, next.to_string().as_bytes())?;
+    Ok(next)
+}
+
+#[cfg(test)]
+mod creation_tests {
+    #[test]
+    fn each_boot_is_a_new_creation() {
+        let dir = tempfile::tempdir().expect("dir");
+        let node = dir.path().join("node");
+        assert_eq!(super::next_creation(&node).expect("first"), 1);
+        assert_eq!(super::next_creation(&node).expect("second"), 2);
+        std::fs::write(node.join("creation"), u32::MAX.to_string()).expect("write");
+        assert_eq!(super::next_creation(&node).expect("wraps"), 1, "never 0");
+    }
+}

@@ -30,6 +30,11 @@ pub struct NodeConfig {
     pub policy_dir: Option<std::path::PathBuf>,
     /// The node's identity: its mesh key's public half; `None` = random.
     pub node_id: Option<NodeId>,
+    /// This incarnation of the node (Erlang's creation), part of every pid
+    /// it makes: a release keeps it across restarts and counts it up at
+    /// each boot, so pids of an earlier incarnation answer `noproc`.
+    /// 0 = none (a node that never restarts under the same id).
+    pub creation: u32,
 }
 
 impl Default for NodeConfig {
@@ -43,6 +48,7 @@ impl Default for NodeConfig {
             tick: std::time::Duration::from_millis(5),
             policy_dir: None,
             node_id: None,
+            creation: 0,
         }
     }
 }
@@ -327,9 +333,12 @@ impl NodeInner {
     }
 
     pub fn new_pid(&self) -> Pid {
+        let serial = self.seq.fetch_add(1, Ordering::Relaxed);
         Pid {
             node: self.id,
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            // 2^32 pids per incarnation; past that the creation's bits
+            // would be overwritten, so the counter wraps within them.
+            seq: Pid::seq_of(self.config.creation, serial as u32),
         }
     }
 

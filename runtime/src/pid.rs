@@ -66,6 +66,11 @@ impl fmt::Display for NodeId {
 }
 
 /// A process id: the owning node plus a sequence number never reused on it.
+///
+/// The sequence's high 32 bits are the node's *creation* (its incarnation,
+/// as Erlang's): a node restarted with the same key counts again from 1,
+/// but under a new creation, so a pid of a process that died before the
+/// restart never reaches a process of the new incarnation (`noproc`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Pid {
     pub node: NodeId,
@@ -73,20 +78,48 @@ pub struct Pid {
 }
 
 impl Pid {
-    /// Split a printable pid (`<node short>.<seq>`) into its parts; the caller
-    /// maps the short node form back to a full node id.
+    /// The node incarnation that made this pid (0: a node without one).
+    pub fn creation(&self) -> u32 {
+        (self.seq >> 32) as u32
+    }
+
+    /// The pid's number within its node's incarnation.
+    pub fn serial(&self) -> u32 {
+        self.seq as u32
+    }
+
+    /// The sequence number of `serial` in incarnation `creation`.
+    pub fn seq_of(creation: u32, serial: u32) -> u64 {
+        (u64::from(creation) << 32) | u64::from(serial)
+    }
+
+    /// Split a printable pid (`<node short>.<serial>`, or
+    /// `<node short>.<creation>.<serial>`) into the node's short form and the
+    /// sequence number; the caller maps the short form to a full node id.
     pub fn parse_parts(s: &str) -> Option<(&str, u64)> {
-        let (node, seq) = s.trim().split_once('.')?;
+        let mut parts = s.trim().split('.');
+        let node = parts.next()?;
         if node.len() != 8 || !node.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        Some((node, seq.parse().ok()?))
+        let first: u32 = parts.next()?.parse().ok()?;
+        let seq = match parts.next() {
+            None => u64::from(first),
+            Some(serial) => Pid::seq_of(first, serial.parse().ok()?),
+        };
+        if parts.next().is_some() {
+            return None;
+        }
+        Some((node, seq))
     }
 }
 
 impl fmt::Display for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.node.short(), self.seq)
+        match self.creation() {
+            0 => write!(f, "{}.{}", self.node.short(), self.serial()),
+            c => write!(f, "{}.{c}.{}", self.node.short(), self.serial()),
+        }
     }
 }
 
@@ -111,8 +144,41 @@ mod tests {
     }
 
     #[test]
+    fn a_creation_is_part_of_the_printable_pid() {
+        let node = NodeId::random();
+        let pid = Pid {
+            node,
+            seq: Pid::seq_of(3, 12),
+        };
+        let text = pid.to_string();
+        assert_eq!(text, format!("{}.3.12", node.short()));
+        assert_eq!(
+            Pid::parse_parts(&text),
+            Some((node.short().as_str(), pid.seq))
+        );
+        assert_eq!((pid.creation(), pid.serial()), (3, 12));
+        let older = Pid {
+            node,
+            seq: Pid::seq_of(2, 12),
+        };
+        assert_ne!(
+            older, pid,
+            "the same serial of another incarnation is another pid"
+        );
+    }
+
+    #[test]
     fn malformed_pids_are_rejected() {
-        for bad in ["", "42", "zz.1", "abcd.1", "0123abcd.x", "0123abcd"] {
+        for bad in [
+            "",
+            "42",
+            "zz.1",
+            "abcd.1",
+            "0123abcd.x",
+            "0123abcd",
+            "0123abcd.1.2.3",
+            "0123abcd.99999999999",
+        ] {
             assert!(Pid::parse_parts(bad).is_none(), "{bad}");
         }
     }

@@ -67,7 +67,9 @@ pub(super) async fn join(
     let node_dir = crate::nodes::node_dir(dir, name.as_deref());
     let key = plasmoid_mesh::load_or_create_key(&node_dir)?;
     let ids = crate::nodes::node_ids(dir, m)?;
-    let booted = crate::boot::boot_as(dir, m, lock, Some(plasmoid_mesh::node_id(&key)))?;
+    let creation = crate::nodes::next_creation(&node_dir)?;
+    let booted =
+        crate::boot::boot_node(dir, m, lock, Some(plasmoid_mesh::node_id(&key)), creation)?;
     let name = name.unwrap_or_default();
     let mut allow: Vec<NodeId> = ids
         .iter()
