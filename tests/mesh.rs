@@ -20,14 +20,17 @@ impl Peer {
 
 /// A node with the echo component, its own key, listening on 127.0.0.1.
 async fn peer(keys: &[iroh::SecretKey], me: usize, allow: &[usize]) -> Peer {
-    peer_with(keys, me, allow, NodeConfig::default()).await
+    let cfg = NodeConfig {
+        max_particles: 32,
+        ..NodeConfig::default()
+    };
+    peer_with(keys, me, allow, cfg).await
 }
 
 async fn peer_with(keys: &[iroh::SecretKey], me: usize, allow: &[usize], cfg: NodeConfig) -> Peer {
     let dir = tempfile::tempdir().unwrap();
     let key = keys[me].clone();
     let node = Node::new(NodeConfig {
-        max_particles: 32,
         node_id: Some(plasmoid_mesh::node_id(&key)),
         ..cfg
     })
@@ -228,14 +231,11 @@ async fn remote_actions_are_authorized_with_the_node_as_principal() {
     let (a, b) = (peer(&k, 0, &[1]).await, peer_with(&k, 1, &[0], b_cfg).await);
     connect(&a, &b).await;
     let on_a = a.node().native("a");
-    let reference = on_a.make_ref();
-    on_a.spawn_remote(b.node().id(), "echo", "null", reference)
-        .unwrap();
-    match on_a.recv_ref(reference, Some(5 * SEC)).await.unwrap() {
-        Some(Msg::Down {
-            reason: ExitReason::Exception(why),
-            ..
-        }) => {
+    match on_a
+        .start_child(Some(b.node().id()), "echo", "null", 5 * SEC)
+        .await
+    {
+        Err(why) => {
             assert!(
                 why.contains("spawn on `echo` denied by policy for node"),
                 "{why}"
@@ -335,4 +335,74 @@ async fn a_guest_spawns_on_a_named_node_and_looks_up_names_there() {
     let ev = report(&ctl, |v| v.get("event").is_some()).await;
     let text = ev.to_string();
     assert!(text.contains(&child) && text.contains("killed"), "{text}");
+}
+
+/// One start handshake, one timeout policy: a start that times out leaves
+/// no particle behind, here or on the far node, and nothing reaches the
+/// parent afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_times_out_leaves_no_particle_here_or_there() {
+    let k = keys(2);
+    let cfg = || NodeConfig {
+        max_particles: 4200,
+        ..NodeConfig::default()
+    };
+    let (a, b) = (
+        peer_with(&k, 0, &[1], cfg()).await,
+        peer_with(&k, 1, &[0], cfg()).await,
+    );
+    connect(&a, &b).await;
+    let parent = a.node().native("parent");
+    // A ring orchestrator spawns its 2000 workers before its first wait in
+    // `recv`: tens of ms, far past a 1 ms start timeout.
+    for n in [&a, &b] {
+        n.node()
+            .load_component("ring", &common::wasm("ring"), None)
+            .unwrap();
+    }
+    let slow = r#"{"orchestrator":{"procs":2000,"msgs":1}}"#;
+    // Far: the spawn reaches b and starts; the cancel follows it.
+    let why = parent
+        .start_child(Some(b.node().id()), "ring", slow, Duration::from_millis(1))
+        .await
+        .expect_err("the ring takes longer than 1 ms to start");
+    assert!(why.contains("did not initialise within 1 ms"), "{why}");
+    // Here: killed at once.
+    let why = parent
+        .start_child(None, "ring", slow, Duration::from_millis(1))
+        .await
+        .expect_err("the ring takes longer than 1 ms to start");
+    assert!(why.contains("did not initialise"), "{why}");
+    let deadline = Instant::now() + 5 * SEC;
+    loop {
+        // The orchestrators and the workers linked to them.
+        let there = b.node().live_particles();
+        let here = a.node().live_particles();
+        if there == 0 && here == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{there} on b and {here} on a still running after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // No late acknowledgement, DOWN or EXIT reaches the parent.
+    assert_eq!(
+        parent.recv(Some(Duration::from_millis(300))).await,
+        Ok(None)
+    );
+    // A lost connection later says nothing about particles it never had.
+    b.mesh.close().await;
+    parent.trap_exit(true);
+    assert_eq!(
+        parent.recv(Some(Duration::from_millis(1500))).await,
+        Ok(None)
+    );
+    // And a start with time enough still works.
+    let pid = parent
+        .start_child(None, "echo", "null", 5 * SEC)
+        .await
+        .unwrap();
+    assert!(a.node().is_alive(pid));
 }

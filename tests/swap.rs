@@ -74,12 +74,23 @@ impl Live {
     }
 
     async fn ask(&self, pid: Pid, request: u8) -> Result<u64, String> {
-        let reply = self
-            .me
-            .call(pid, vec![request], Duration::from_secs(5))
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        Ok(varint(&reply))
+        // A mailbox the load just filled takes the call once it drains.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self
+                .me
+                .call(pid, vec![request], Duration::from_secs(5))
+                .await
+            {
+                Ok(reply) => return Ok(varint(&reply)),
+                Err(plasmoid_runtime::CallError::Send(
+                    plasmoid_runtime::SendError::MailboxFull,
+                )) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(e) => return Err(format!("{e:?}")),
+            }
+        }
     }
 
     /// Poll until the counter `component` answers `Version` with `want`.

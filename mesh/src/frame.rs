@@ -22,7 +22,7 @@ pub enum Frame {
 }
 
 /// 2: `Lookup` and `Found` (name@node).
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WirePid(pub [u8; 32], pub u64);
@@ -97,6 +97,11 @@ pub enum WireOp {
         node: [u8; 32],
         reference: u64,
         pid: Option<WirePid>,
+    },
+    CancelSpawn {
+        node: [u8; 32],
+        parent: WirePid,
+        reference: u64,
     },
 }
 
@@ -251,6 +256,15 @@ impl WireOp {
                 parent: wp(parent),
                 reference,
             },
+            RemoteOp::CancelSpawn {
+                node,
+                parent,
+                reference,
+            } => WireOp::CancelSpawn {
+                node: node.0,
+                parent: wp(parent),
+                reference,
+            },
             RemoteOp::Lookup {
                 node,
                 from,
@@ -373,6 +387,15 @@ impl WireOp {
                 node: NodeId(node),
                 reference,
                 pid: found.map(pid),
+            },
+            WireOp::CancelSpawn {
+                node,
+                parent,
+                reference,
+            } => RemoteOp::CancelSpawn {
+                node: NodeId(node),
+                parent: pid(parent),
+                reference,
             },
         }
     }

@@ -473,7 +473,9 @@ fn sent_by(op: &RemoteOp, peer: NodeId) -> bool {
             watcher.node == peer
         }
         RemoteOp::Down { target, .. } => target.node == peer,
-        RemoteOp::Spawn { parent, .. } => parent.node == peer,
+        RemoteOp::Spawn { parent, .. } | RemoteOp::CancelSpawn { parent, .. } => {
+            parent.node == peer
+        }
         RemoteOp::Lookup { from, .. } => *from == peer,
         RemoteOp::Found { pid, .. } => pid.is_none_or(|p| p.node == peer),
     }

@@ -9,7 +9,7 @@
 use plasmoid_mesh::{
     ControlFuture, ControlHandler, ParticleRow, PeerStatus, Reply, Request, Status, TreeRow,
 };
-use plasmoid_runtime::{CallError, ExitReason, Msg, Node, Pid, SpawnOpts};
+use plasmoid_runtime::{CallError, ExitReason, Node, Pid, SpawnOpts};
 use plasmoid_supervisor::SupervisorRef;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -166,27 +166,13 @@ impl Inner {
             return Err("--name registers on the node you connect to; connect to that node (--node) to spawn a named particle there".into());
         }
         let me = self.node.native("control");
-        let reference = me.make_ref();
-        me.spawn_remote(there, component, init, reference)
-            .map_err(|e| format!("cannot reach node {there}: {e}"))?;
-        let answer = me
-            .recv_ref(reference, Some(REMOTE_WAIT))
+        let pid = me
+            .start_child(Some(there), component, init, REMOTE_WAIT)
             .await
-            .map_err(|r| format!("spawn interrupted: {r}"))?;
-        match answer {
-            Some(Msg::Tagged { sender, .. }) => {
-                // The particle outlives this request: undo the link and the
-                // monitor that the remote spawn made.
-                me.unlink(sender);
-                me.demonitor(reference);
-                Ok(Reply::Pid(sender.to_string()))
-            }
-            Some(Msg::Down { reason, .. }) => Err(format!("spawn on {there} failed: {reason}")),
-            _ => Err(format!(
-                "node {there} did not start `{component}` within {} s",
-                REMOTE_WAIT.as_secs()
-            )),
-        }
+            .map_err(|why| format!("spawn of `{component}` on {there} failed: {why}"))?;
+        // The particle outlives this request: undo the link the start made.
+        me.unlink(pid);
+        Ok(Reply::Pid(pid.to_string()))
     }
 
     async fn stop(&self, target: &str) -> Result<Reply, String> {

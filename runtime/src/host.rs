@@ -270,7 +270,17 @@ impl Host for ParticleState {
         if id == self.node.id {
             return Ok(self.spawn_with(component, None, init, true));
         }
-        match crate::remote::spawn_linked_on(&self.node, &self.proc, id, component, init).await {
+        let timeout = crate::start::DEFAULT_START_TIMEOUT;
+        match crate::start::start_linked(
+            &self.node,
+            &self.proc,
+            Some(id),
+            &component,
+            &init,
+            timeout,
+        )
+        .await
+        {
             Ok(pid) => Ok(Ok(self.pid_handle(pid)?)),
             Err(why) => Ok(Err(SpawnError::Failed(format!("on node `{node}`: {why}")))),
         }

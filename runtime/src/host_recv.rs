@@ -58,11 +58,15 @@ impl ParticleState {
                         payload: Vec::new(),
                     };
                     match self.node.lookup(to) {
+                        // A start given up on already: this particle is
+                        // being killed; nobody waits for the word.
+                        Some(_) if self.node.late_ack(reference) => {}
                         Some(t) => {
                             let _ = t.mailbox.push(started, true);
                         }
                         // A supervisor on another node started us.
                         None => {
+                            self.node.started_for_peer(to, reference);
                             let _ = self.node.send(to, started);
                         }
                     }

@@ -22,6 +22,7 @@ mod process;
 mod reason;
 mod remote;
 mod signals;
+mod start;
 mod supervision;
 mod supervisor_host;
 mod swap;
@@ -40,6 +41,7 @@ pub use policy::{Action, DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyGate, PolicySou
 pub use reason::{ExitReason, Msg};
 pub use remote::{Remote, RemoteOp};
 pub use signals::Noproc;
+pub use start::DEFAULT_START_TIMEOUT;
 pub use supervision::{
     ChildCounts, ChildRestart, ChildRow, SupError, SupFuture, SupReply, SupRequest, Supervision,
 };

@@ -145,42 +145,26 @@ impl NativeProcess {
         self.node.inner.send_exit(self.proc.pid, to, reason)
     }
 
-    /// Spawn a particle on another node, linked to and monitored by this
-    /// process under `reference`: its first wait in `recv` arrives as a
-    /// `Tagged` message with `reference` from the new pid; a failure (or the
-    /// node being lost) as a `Down` with `reference`.
-    pub fn spawn_remote(
+    /// Start a particle linked to this process, here (`on`: `None` or this
+    /// node) or on another node, and wait up to `timeout` until it has
+    /// initialised (its first wait in `recv`). On timeout it is unlinked and
+    /// killed, wherever it runs; `Err` says why it did not start.
+    pub async fn start_child(
         &self,
-        node: crate::NodeId,
+        on: Option<crate::NodeId>,
         component: &str,
         init: &str,
-        reference: u64,
-    ) -> Result<(), SendError> {
-        // The child's pid is not known yet; the entry only has to name the
-        // node, so that losing it fires this monitor too.
-        let placeholder = crate::Pid { node, seq: 0 };
-        self.proc
-            .state
-            .lock()
-            .monitoring
-            .insert(reference, placeholder);
-        let op = crate::remote::RemoteOp::Spawn {
-            node,
-            component: component.to_string(),
-            init: init.to_string(),
-            parent: self.proc.pid,
-            reference,
-        };
-        self.node.inner.route(op).inspect_err(|_| {
-            self.proc.state.lock().monitoring.remove(&reference);
-        })
-    }
-
-    /// The particle started by [`NativeProcess::spawn_remote`] under
-    /// `reference` is `pid`: the monitor now names it.
-    pub fn remote_started(&self, reference: u64, pid: Pid) {
-        if let Some(t) = self.proc.state.lock().monitoring.get_mut(&reference) {
-            *t = pid;
+        timeout: Duration,
+    ) -> Result<Pid, String> {
+        let start =
+            crate::start::start_linked(&self.node.inner, &self.proc, on, component, init, timeout);
+        tokio::select! {
+            biased;
+            r = self.proc.exit_requested() => {
+                self.node.inner.process_exited(&self.proc, r.clone(), false);
+                Err(format!("the starting process is exiting ({r})"))
+            }
+            started = start => started,
         }
     }
 

@@ -147,6 +147,11 @@ pub(crate) struct NodeInner {
     pub(crate) peers: parking_lot::RwLock<std::collections::HashMap<String, NodeId>>,
     /// `name@node` lookups waiting for the other node's answer.
     pub(crate) lookups: DashMap<u64, crate::names::PendingLookup>,
+    /// References of starts this node gave up on, and when (start.rs).
+    pub(crate) abandoned: DashMap<u64, std::time::Instant>,
+    /// Particles started for a parent on another node that have not
+    /// acknowledged yet, by (parent, reference) (start.rs).
+    pub(crate) peer_starts: DashMap<(Pid, u64), Pid>,
 }
 
 /// The first reference a node hands out: 32 bits of its id, then a counter.
@@ -190,6 +195,8 @@ impl Node {
                 remote: parking_lot::RwLock::new(None),
                 peers: parking_lot::RwLock::new(Default::default()),
                 lookups: DashMap::new(),
+                abandoned: DashMap::new(),
+                peer_starts: DashMap::new(),
             }),
         })
     }
@@ -453,7 +460,7 @@ impl NodeInner {
         if let Some((watcher, reference)) = opts.monitor
             && self.is_remote(watcher)
         {
-            // The watcher's node holds its own entry (see `spawn_remote`).
+            // The watcher's node holds its own entry (see start.rs).
             proc.state.lock().watchers.insert(reference, watcher);
         } else if let Some((watcher, reference)) = opts.monitor
             && let Some(w) = self.lookup(watcher)

@@ -61,6 +61,13 @@ pub enum RemoteOp {
         parent: Pid,
         reference: u64,
     },
+    /// The start of the `Spawn` with this parent and reference timed out:
+    /// kill the particle if it is still starting (see start.rs).
+    CancelSpawn {
+        node: NodeId,
+        parent: Pid,
+        reference: u64,
+    },
     /// Which pid is registered as `name` on `node`? Asked by node `from`.
     Lookup {
         node: NodeId,
@@ -87,6 +94,7 @@ impl RemoteOp {
             RemoteOp::Exit { to, .. } => to.node,
             RemoteOp::Down { watcher, .. } => watcher.node,
             RemoteOp::Spawn { node, .. }
+            | RemoteOp::CancelSpawn { node, .. }
             | RemoteOp::Lookup { node, .. }
             | RemoteOp::Found { node, .. } => *node,
         }
@@ -200,6 +208,16 @@ impl Node {
         }
         match op {
             RemoteOp::Send { to, msg } => {
+                // A start acknowledgement that comes after its start was
+                // given up on: the particle is an orphan, end it.
+                if let Msg::Tagged {
+                    sender, reference, ..
+                } = &msg
+                    && inner.late_ack(*reference)
+                {
+                    inner.kill_orphan(to, *sender);
+                    return;
+                }
                 // As in Erlang, a message to a dead or full process is dropped.
                 let _ = inner.send(to, msg);
             }
@@ -274,22 +292,29 @@ impl Node {
                     ack: Some((parent, reference)),
                     ..Default::default()
                 };
-                if let Err(e) = inner.spawn_particle(&component, &init, opts) {
-                    let target = Pid {
-                        node: inner.id,
-                        seq: 0,
-                    };
-                    let reason =
-                        ExitReason::Exception(format!("spawn of `{component}` failed: {e:?}"));
-                    let op = RemoteOp::Down {
-                        target,
-                        watcher: parent,
-                        reference,
-                        reason,
-                    };
-                    let _ = inner.route(op);
+                match inner.spawn_particle(&component, &init, opts) {
+                    // Until it acknowledges, a cancel may still kill it.
+                    Ok(pid) => inner.starting_for_peer(parent, reference, pid),
+                    Err(e) => {
+                        let target = Pid {
+                            node: inner.id,
+                            seq: 0,
+                        };
+                        let reason =
+                            ExitReason::Exception(format!("spawn of `{component}` failed: {e}"));
+                        let op = RemoteOp::Down {
+                            target,
+                            watcher: parent,
+                            reference,
+                            reason,
+                        };
+                        let _ = inner.route(op);
+                    }
                 }
             }
+            RemoteOp::CancelSpawn {
+                parent, reference, ..
+            } => inner.cancel_peer_start(parent, reference),
             RemoteOp::Lookup {
                 from: asker,
                 name,
@@ -413,58 +438,6 @@ impl Node {
             for l in links {
                 inner.deliver_exit(l, &p, ExitReason::Noconnection, false);
             }
-        }
-    }
-}
-
-/// Start a particle on `node`, linked to `parent`, and wait (up to 5 s)
-/// until it has started: the spawn op carries a monitor so that a failed
-/// start or a lost node answers at once; the monitor is dropped after.
-pub(crate) async fn spawn_linked_on(
-    inner: &Arc<NodeInner>,
-    parent: &Arc<crate::process::Process>,
-    node: NodeId,
-    component: String,
-    init: String,
-) -> Result<Pid, String> {
-    let reference = inner.next_ref();
-    // The child's pid is not known yet; naming its node is enough for a
-    // lost node to fire this monitor.
-    parent
-        .state
-        .lock()
-        .monitoring
-        .insert(reference, Pid { node, seq: 0 });
-    let op = RemoteOp::Spawn {
-        node,
-        component,
-        init,
-        parent: parent.pid,
-        reference,
-    };
-    if let Err(e) = inner.route(op) {
-        parent.state.lock().monitoring.remove(&reference);
-        return Err(e.to_string());
-    }
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    match parent.mailbox.take(Some(reference), Some(deadline)).await {
-        Some(Msg::Tagged { sender, .. }) => {
-            if let Some(t) = parent.state.lock().monitoring.get_mut(&reference) {
-                *t = sender;
-            }
-            inner.demonitor(parent, reference);
-            Ok(sender)
-        }
-        // It ran to completion before its first wait: it did start.
-        Some(Msg::Down {
-            reason: ExitReason::Normal,
-            sender,
-            ..
-        }) => Ok(sender),
-        Some(Msg::Down { reason, .. }) => Err(reason.to_string()),
-        _ => {
-            parent.state.lock().monitoring.remove(&reference);
-            Err("it did not start within 5 s".into())
         }
     }
 }

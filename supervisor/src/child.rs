@@ -1,9 +1,11 @@
-//! Starting and stopping one child, with OTP's handshake and shutdown rules.
+//! Starting and stopping one child: the runtime's start handshake (OTP's
+//! init_ack, with its timeout and cancel), candidate nodes, and OTP's
+//! shutdown rules.
 
 use crate::handle::SupervisorRef;
 use crate::server;
 use crate::spec::{ChildSpec, ChildStart, Shutdown};
-use plasmoid_runtime::{ExitReason, Msg, NativeProcess, Pid, SpawnOpts};
+use plasmoid_runtime::{ExitReason, NativeProcess, Pid};
 use std::time::Duration;
 
 /// A running child: a particle, or a nested supervisor with its handle.
@@ -42,21 +44,22 @@ pub(crate) async fn start(
             nodes,
         } => {
             if nodes.is_empty() {
-                return start_here(me, component, init, timeout).await;
+                return me
+                    .start_child(None, component, init, timeout)
+                    .await
+                    .map(Running::Particle);
             }
             // The first reachable candidate, in the manifest's order of
             // preference; a node that fails to start it passes to the next.
             let mut why = Vec::new();
             for &node in nodes {
-                let attempt = if node == me.node().id() {
-                    start_here(me, component, init, timeout).await
-                } else if me.node().reachable(node) {
-                    start_there(me, node, component, init, timeout).await
+                let attempt = if node == me.node().id() || me.node().reachable(node) {
+                    me.start_child(Some(node), component, init, timeout).await
                 } else {
                     Err("not connected".into())
                 };
                 match attempt {
-                    Ok(r) => return Ok(r),
+                    Ok(pid) => return Ok(Running::Particle(pid)),
                     Err(e) => why.push(format!("node {}: {e}", node.short())),
                 }
             }
@@ -65,83 +68,6 @@ pub(crate) async fn start(
                 why.join("; ")
             ))
         }
-    }
-}
-
-async fn start_here(
-    me: &NativeProcess,
-    component: &str,
-    init: &str,
-    timeout: Duration,
-) -> Result<Running, String> {
-    let reference = me.make_ref();
-    let opts = SpawnOpts {
-        link: Some(me.pid()),
-        monitor: Some((me.pid(), reference)),
-        ack: Some((me.pid(), reference)),
-        ..Default::default()
-    };
-    let pid = me
-        .node()
-        .spawn(component, init, opts)
-        .map_err(|e| format!("{e:?}"))?;
-    match me.recv_ref(reference, Some(timeout)).await {
-        Ok(Some(Msg::Tagged { .. })) => {
-            me.demonitor(reference);
-            Ok(Running::Particle(pid))
-        }
-        // It ran to completion before waiting: it did start.
-        Ok(Some(Msg::Down {
-            reason: ExitReason::Normal,
-            ..
-        })) => Ok(Running::Particle(pid)),
-        Ok(Some(Msg::Down { reason, .. })) => Err(reason.to_string()),
-        Ok(_) => {
-            me.demonitor(reference);
-            me.unlink(pid);
-            let _ = me.send_exit(pid, ExitReason::Kill);
-            Err(format!(
-                "did not initialise within {} ms",
-                timeout.as_millis()
-            ))
-        }
-        Err(own) => Err(format!("the supervisor is exiting ({own})")),
-    }
-}
-
-/// Start the child on another node: linked and monitored like a local one;
-/// its acknowledgement tells its pid.
-async fn start_there(
-    me: &NativeProcess,
-    node: plasmoid_runtime::NodeId,
-    component: &str,
-    init: &str,
-    timeout: Duration,
-) -> Result<Running, String> {
-    let reference = me.make_ref();
-    me.spawn_remote(node, component, init, reference)
-        .map_err(|e| format!("{e:?}"))?;
-    match me.recv_ref(reference, Some(timeout)).await {
-        Ok(Some(Msg::Tagged { sender, .. })) => {
-            me.remote_started(reference, sender);
-            me.demonitor(reference);
-            Ok(Running::Particle(sender))
-        }
-        // It ran to completion before waiting: it did start.
-        Ok(Some(Msg::Down {
-            reason: ExitReason::Normal,
-            sender,
-            ..
-        })) => Ok(Running::Particle(sender)),
-        Ok(Some(Msg::Down { reason, .. })) => Err(reason.to_string()),
-        Ok(_) => {
-            me.demonitor(reference);
-            Err(format!(
-                "did not initialise within {} ms",
-                timeout.as_millis()
-            ))
-        }
-        Err(own) => Err(format!("the supervisor is exiting ({own})")),
     }
 }
 

@@ -1,0 +1,188 @@
+//! The start handshake (OTP's proc_lib `init_ack`), once for every start:
+//! a supervisor's local and remote children, a guest's `spawn-on`, the
+//! control CLI's `spawn --on`.
+//!
+//! The parent spawns the particle linked to it and monitored, and waits for
+//! the acknowledgement the particle sends at its first wait in `recv` (or
+//! its DOWN). One timeout policy: when the start takes too long, the parent
+//! unlinks and kills the particle (on another node, with a `CancelSpawn` op
+//! over the mesh, since the parent does not know its pid yet), and an
+//! acknowledgement that still arrives later is dropped and its sender
+//! killed. So a start that timed out leaves no orphan. It does not decide
+//! what to start or where (plasmoid-supervisor does).
+
+use crate::node::{NodeInner, SpawnOpts};
+use crate::pid::{NodeId, Pid};
+use crate::process::Process;
+use crate::reason::{ExitReason, Msg};
+use crate::remote::RemoteOp;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a start may take by default: 5 s, as OTP's supervisors.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an abandoned start's reference is remembered for a late
+/// acknowledgement (60 s); older entries are dropped as new ones come.
+const FORGET_ABANDONED: Duration = Duration::from_secs(60);
+
+/// Start `component` linked to `parent`, here (`on` is `None` or this node)
+/// or on node `on`, and wait up to `timeout` until it has initialised.
+/// A particle that ran to completion before its first wait did start.
+pub(crate) async fn start_linked(
+    inner: &Arc<NodeInner>,
+    parent: &Arc<Process>,
+    on: Option<NodeId>,
+    component: &str,
+    init: &str,
+    timeout: Duration,
+) -> Result<Pid, String> {
+    let reference = inner.next_ref();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let remote = on.filter(|n| *n != inner.id);
+    let local_pid = match remote {
+        None => {
+            let opts = SpawnOpts {
+                link: Some(parent.pid),
+                monitor: Some((parent.pid, reference)),
+                ack: Some((parent.pid, reference)),
+                ..Default::default()
+            };
+            Some(
+                inner
+                    .spawn_particle(component, init, opts)
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+        Some(node) => {
+            // The child's pid is not known yet; naming its node is enough
+            // for a lost node to fire this monitor.
+            parent
+                .state
+                .lock()
+                .monitoring
+                .insert(reference, Pid { node, seq: 0 });
+            let op = RemoteOp::Spawn {
+                node,
+                component: component.to_string(),
+                init: init.to_string(),
+                parent: parent.pid,
+                reference,
+            };
+            if let Err(e) = inner.route(op) {
+                parent.state.lock().monitoring.remove(&reference);
+                return Err(format!("cannot reach node {}: {e}", node.short()));
+            }
+            None
+        }
+    };
+    match parent.mailbox.take(Some(reference), Some(deadline)).await {
+        Some(Msg::Tagged { sender, .. }) => {
+            if let Some(t) = parent.state.lock().monitoring.get_mut(&reference) {
+                *t = sender;
+            }
+            inner.demonitor(parent, reference);
+            Ok(sender)
+        }
+        Some(Msg::Down {
+            reason: ExitReason::Normal,
+            sender,
+            ..
+        }) => Ok(local_pid.unwrap_or(sender)),
+        Some(Msg::Down { reason, .. }) => Err(reason.to_string()),
+        Some(_) | None => {
+            inner.abandon_start(parent, reference, local_pid, remote);
+            Err(format!(
+                "did not initialise within {} ms",
+                timeout.as_millis()
+            ))
+        }
+    }
+}
+
+impl NodeInner {
+    /// Give up on a start: no monitor, no link, the particle killed, and a
+    /// late acknowledgement dropped.
+    fn abandon_start(
+        &self,
+        parent: &Arc<Process>,
+        reference: u64,
+        local: Option<Pid>,
+        remote: Option<NodeId>,
+    ) {
+        let now = Instant::now();
+        self.abandoned
+            .retain(|_, at| now.duration_since(*at) < FORGET_ABANDONED);
+        self.abandoned.insert(reference, now);
+        match local {
+            Some(pid) => {
+                self.demonitor(parent, reference);
+                self.unlink(parent, pid);
+                let _ = self.send_exit(parent.pid, pid, ExitReason::Kill);
+            }
+            // The far node forgets its side with the cancel.
+            None => {
+                parent.state.lock().monitoring.remove(&reference);
+            }
+        }
+        if let Some(node) = remote {
+            let _ = self.route(RemoteOp::CancelSpawn {
+                node,
+                parent: parent.pid,
+                reference,
+            });
+        }
+        // An acknowledgement that slipped in before the kill.
+        if let Some(Msg::Tagged { sender, .. }) = parent.mailbox.try_take(Some(reference)) {
+            self.abandoned.remove(&reference);
+            self.kill_orphan(parent.pid, sender);
+        }
+    }
+
+    /// Whether an acknowledgement with `reference` belongs to an abandoned
+    /// start (and forget it: one acknowledgement per start).
+    pub(crate) fn late_ack(&self, reference: u64) -> bool {
+        self.abandoned.remove(&reference).is_some()
+    }
+
+    /// End a particle whose start was given up on; `parent` was its parent.
+    pub(crate) fn kill_orphan(&self, parent: Pid, orphan: Pid) {
+        tracing::info!(%orphan, "a start that timed out came up late; killing it");
+        if let Some(p) = self.lookup(parent) {
+            self.unlink(&p, orphan);
+        }
+        let _ = self.send_exit(parent, orphan, ExitReason::Kill);
+    }
+
+    /// A particle started for a parent on another node, until it
+    /// acknowledges (see [`NodeInner::cancel_peer_start`]).
+    pub(crate) fn starting_for_peer(&self, parent: Pid, reference: u64, pid: Pid) {
+        self.peer_starts.insert((parent, reference), pid);
+    }
+
+    /// The particle acknowledged its start: it can no longer be cancelled.
+    pub(crate) fn started_for_peer(&self, parent: Pid, reference: u64) {
+        self.peer_starts.remove(&(parent, reference));
+    }
+
+    /// The parent on another node gave up on this start: kill the particle
+    /// if it has not acknowledged yet (after that, the parent's node drops
+    /// the acknowledgement and kills it).
+    pub(crate) fn cancel_peer_start(&self, parent: Pid, reference: u64) {
+        if let Some((_, pid)) = self.peer_starts.remove(&(parent, reference)) {
+            tracing::info!(%pid, %parent, "a remote start was cancelled by its parent; killing it");
+            if let Some(p) = self.lookup(pid) {
+                let mut st = p.state.lock();
+                st.links.remove(&parent);
+                st.watchers.remove(&reference);
+            }
+            // The parent's half of the link goes too, so a lost connection
+            // later does not signal it about a particle it never had.
+            let _ = self.route(RemoteOp::Unlink {
+                from: pid,
+                to: parent,
+            });
+            let _ = self.send_exit(parent, pid, ExitReason::Kill);
+        }
+    }
+}
