@@ -1,11 +1,6 @@
 //! The `plasmoid` command line: argument parsing and thin command functions.
 
 mod bench;
-mod bench_boot;
-mod bench_mesh;
-mod bench_nodedown;
-mod bench_restart;
-mod bench_swap;
 mod control;
 mod load;
 mod logging;

@@ -72,7 +72,7 @@ impl ParticleState {
                     }
                 }
                 self.node
-                    .settled
+                    .started
                     .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             }
             msg = self.proc.mailbox.take(reference, deadline).await;

@@ -133,9 +133,9 @@ pub(crate) struct NodeInner {
     pub policy: PolicyGate,
     pub config: NodeConfig,
     pub live_particles: AtomicUsize,
-    /// Live particles that have waited in `recv` at least once: started and
-    /// idle-capable (for the spawn benchmark).
-    pub settled: AtomicUsize,
+    /// Live particles that have initialised (waited in `recv` at least
+    /// once): `started_particles`, against `live_particles`.
+    pub started: AtomicUsize,
     pub rt: tokio::runtime::Handle,
     /// Installed by plasmoid-supervisor so particles can reach supervisors.
     pub supervision: parking_lot::RwLock<Option<Arc<dyn crate::supervision::Supervision>>>,
@@ -188,7 +188,7 @@ impl Node {
                 policy,
                 config,
                 live_particles: AtomicUsize::new(0),
-                settled: AtomicUsize::new(0),
+                started: AtomicUsize::new(0),
                 rt,
                 supervision: parking_lot::RwLock::new(None),
                 swap_events: tokio::sync::broadcast::channel(64).0,
@@ -314,9 +314,10 @@ impl Node {
         self.inner.live_particles.load(Ordering::Acquire)
     }
 
-    /// Live particles that have reached their first `recv` wait.
-    pub fn settled_particles(&self) -> usize {
-        self.inner.settled.load(Ordering::Acquire)
+    /// Live particles that have initialised (reached their first `recv`
+    /// wait); the others are still starting.
+    pub fn started_particles(&self) -> usize {
+        self.inner.started.load(Ordering::Acquire)
     }
 
     /// Ask every process to stop with `shutdown` and wait until none is left

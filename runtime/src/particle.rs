@@ -277,7 +277,7 @@ async fn instance(
         }
     };
     if store.data().settled {
-        node.settled
+        node.started
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
     let outcome = match outcome {

@@ -4,6 +4,7 @@
 //! The supervisor on `a` places a child on `b` (else `c`); then `b` gets
 //! `kill -9` and later `c` gets `kill -STOP` (a hung node).
 
+use super::common::median;
 use anyhow::{Context, Result, anyhow, bail};
 use plasmoid_runtime::{ExitReason, Msg, NativeProcess, Pid};
 use plasmoid_supervisor::SupervisorRef;
@@ -36,7 +37,7 @@ pub fn run(
     runs: usize,
     emit: impl Fn(&str, f64, &str, Value),
 ) -> Result<()> {
-    let echo = crate::bench::app_wasm(None, "echo", "--echo")?;
+    let echo = super::common::app_wasm(None, "echo", "--echo")?;
     let work = std::env::temp_dir().join(format!("plasmoid-bench-nodedown-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let mut all = (Vec::new(), Vec::new(), Vec::new());
@@ -58,10 +59,6 @@ pub fn run(
     if let Some(e) = failed {
         return Err(e);
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let (kill9, running, stop) = (median(all.0), median(all.1), median(all.2));
     let params = json!({"nodes": 3, "heartbeat_ms": 100, "peer_timeout_ms": 600, "runs": runs});
     emit("nodedown.kill9_noconnection", kill9, "ms", params.clone());

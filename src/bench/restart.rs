@@ -1,6 +1,7 @@
 //! `plasmoid bench restart`: how fast a supervisor brings crashed children
 //! back, measured from the kill to every restarted child answering a call.
 
+use super::common::pct;
 use anyhow::{Context, Result, anyhow, bail};
 use plasmoid_runtime::{ExitReason, NativeProcess, Node, Pid};
 use plasmoid_supervisor::{ChildSpec, Strategy, SupervisorRef, SupervisorSpec, start_link};
@@ -36,11 +37,6 @@ pub async fn run(
     );
     emit("restart.rest_for_one.p99", pct(&rest, 99.0), "us", params);
     Ok(())
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 async fn time_restarts(

@@ -5,6 +5,7 @@
 //! "Up" is when the root supervisor's start returns, which is after every
 //! child (recursively) has reached its first `recv`.
 
+use super::common::median;
 use anyhow::{Result, anyhow, bail};
 use plasmoid_runtime::{ExitReason, Msg};
 use serde_json::{Value, json};
@@ -35,11 +36,6 @@ pub fn run(
     emit("boot.verify_and_load", median(load), "ms", params.clone());
     emit("boot.tree", median(tree), "ms", params);
     Ok(())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 /// One boot: (total, verify + node + components, tree start) in ms, and the

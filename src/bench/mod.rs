@@ -3,11 +3,18 @@
 //! Each figure is the median of several runs: the machines are shared and
 //! noisy, and a median is what compares run to run.
 
+mod boot;
+mod common;
+mod mesh;
+mod nodedown;
+mod restart;
+mod swap;
+
 use crate::start::default_capacity;
 use anyhow::{Context, Result, anyhow, bail};
+use common::{SETTLE, THREADS, app_wasm, emit, map_count, median, num_cpus, pss_kib, wait_until};
 use plasmoid_runtime::{ExitReason, Msg, NativeProcess, Node, NodeConfig, SpawnOpts};
 use serde_json::{Value, json};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -90,43 +97,6 @@ enum Which {
     },
 }
 
-/// Scheduler threads of this run, recorded in every figure's params.
-static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-
-fn num_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn emit(name: &str, value: f64, unit: &str, mut params: Value) {
-    params["threads"] = json!(THREADS.get().copied().unwrap_or(1));
-    let line = json!({"name": name, "value": value, "unit": unit, "params": params});
-    // A closed pipe (`| head`) is not worth a panic.
-    let _ = writeln!(std::io::stdout(), "{line}");
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-/// A component of this checkout's `apps/`, built on demand unless given.
-pub(crate) fn app_wasm(given: Option<PathBuf>, app: &str, flag: &str) -> Result<PathBuf> {
-    if let Some(p) = given {
-        return Ok(p);
-    }
-    let dir = PathBuf::from("apps").join(app);
-    if !dir.join("Cargo.toml").is_file() {
-        bail!(
-            "apps/{app} not found here: run from the plasmoid checkout or pass {flag} {app}.wasm"
-        );
-    }
-    let build = plasmoid_release::build_guest(&dir)?;
-    build
-        .get(app)
-        .map(PathBuf::from)
-        .ok_or_else(|| anyhow!("building apps/{app} produced no {app}.wasm"))
-}
-
 fn ring_wasm(given: Option<PathBuf>) -> Result<PathBuf> {
     app_wasm(given, "ring", "--wasm")
 }
@@ -138,23 +108,23 @@ fn echo_wasm(given: Option<PathBuf>) -> Result<PathBuf> {
 pub fn run(args: BenchArgs) -> Result<()> {
     if let Which::Mesh { rounds, messages } = &args.which {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
-        return crate::bench_mesh::run((*rounds).max(1), (*messages).max(1), args.threads, emit);
+        return mesh::run((*rounds).max(1), (*messages).max(1), args.threads, emit);
     }
     if let Which::MeshPeer { key_dir, peer } = &args.which {
         let peer = peer.parse().map_err(|e: String| anyhow!(e))?;
-        return crate::bench_mesh::peer(key_dir.clone(), peer, args.threads);
+        return mesh::peer(key_dir.clone(), peer, args.threads);
     }
     if let Which::Nodedown = &args.which {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
-        return crate::bench_nodedown::run(args.threads, args.runs.max(1), emit);
+        return nodedown::run(args.threads, args.runs.max(1), emit);
     }
     if let Which::Swap { swaps } = &args.which {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
-        return crate::bench_swap::run((*swaps).max(1), args.threads, emit);
+        return swap::run((*swaps).max(1), args.threads, emit);
     }
     if let Which::Boot { manifest } = &args.which {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
-        return crate::bench_boot::run(manifest, args.runs.max(1), args.threads, emit);
+        return boot::run(manifest, args.runs.max(1), args.threads, emit);
     }
     // Components are built before the scheduler starts (cargo runs blocking).
     let wasm = match args.which {
@@ -188,7 +158,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                         ..NodeConfig::default()
                     })?;
                     node.load_component("echo", &wasm, None)?;
-                    crate::bench_restart::run(&node, restarts.max(1), emit).await?;
+                    restart::run(&node, restarts.max(1), emit).await?;
                 }
                 Which::Boot { .. }
                 | Which::Swap { .. }
@@ -282,25 +252,6 @@ async fn bench_call(node: &Node, iters: u64, runs: usize) -> Result<()> {
     Ok(())
 }
 
-/// Memory maps of this process (the kernel caps them at vm.max_map_count).
-fn map_count() -> Option<u64> {
-    Some(
-        std::fs::read_to_string("/proc/self/maps")
-            .ok()?
-            .lines()
-            .count() as u64,
-    )
-}
-
-/// Proportional resident memory of this process, KiB. PSS, not RSS: pages
-/// of a component's copy-on-write image that thousands of particles map
-/// are one page of memory, but RSS would count them once per particle.
-fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Pss:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
     let capacity = count + 16;
     let fits = default_capacity(capacity);
@@ -316,9 +267,19 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
     let warm = node
         .spawn("ring", "\"idle\"", SpawnOpts::default())
         .map_err(|e| anyhow!("{e:?}"))?;
-    wait_until(|| node.settled_particles() == 1).await;
+    wait_until(
+        || node.started_particles() == 1,
+        SETTLE,
+        "the first particle to start",
+    )
+    .await?;
     me.send_exit(warm, ExitReason::Kill).ok();
-    wait_until(|| node.live_particles() == 0).await;
+    wait_until(
+        || node.live_particles() == 0,
+        SETTLE,
+        "every particle to end",
+    )
+    .await?;
 
     // Resident memory per particle comes from the first run only: later runs
     // reuse pool slots whose pages a freed particle may have left resident,
@@ -329,7 +290,7 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
     let mut per_maps = Vec::new();
     let mut peak_maps = 0;
     for _ in 0..runs {
-        let before = rss_kib().unwrap_or(0);
+        let before = pss_kib().unwrap_or(0);
         let maps_before = map_count().unwrap_or(0);
         let start = Instant::now();
         let mut pids = Vec::with_capacity(count as usize);
@@ -339,9 +300,14 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
                 .map_err(|e| anyhow!("spawn failed: {e:?}"))?;
             pids.push(pid);
         }
-        wait_until(|| node.settled_particles() >= count as usize).await;
+        wait_until(
+            || node.started_particles() >= count as usize,
+            SETTLE,
+            "every particle to start",
+        )
+        .await?;
         let elapsed = start.elapsed();
-        let after = rss_kib().unwrap_or(0);
+        let after = pss_kib().unwrap_or(0);
         let maps_after = map_count().unwrap_or(0);
         peak_maps = peak_maps.max(maps_after);
         per_maps.push(maps_after.saturating_sub(maps_before) as f64 / count as f64);
@@ -350,7 +316,12 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
         for pid in pids {
             me.send_exit(pid, ExitReason::Kill).ok();
         }
-        wait_until(|| node.live_particles() == 0).await;
+        wait_until(
+            || node.live_particles() == 0,
+            SETTLE,
+            "every particle to end",
+        )
+        .await?;
     }
     let params = json!({"count": count, "runs": runs});
     let first_spawn = per_spawn.first().copied().unwrap_or(0.0);
@@ -370,10 +341,4 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
     );
     emit("spawn.maps_at_peak", peak_maps as f64, "maps", params);
     Ok(())
-}
-
-async fn wait_until(mut done: impl FnMut() -> bool) {
-    while !done() {
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
 }
