@@ -120,7 +120,7 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
         };
         let (pid, reference) = watcher
             .spawn_monitor(&component, &args.init, opts)
-            .map_err(|e| anyhow::anyhow!("cannot spawn `{component}`: {e:?}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot spawn `{component}`: {e}"))?;
         tracing::info!(%pid, component, node = %node.id(), "particle started");
         let outcome = tokio::select! {
             m = watcher.recv_ref(reference, None) => m.ok().flatten(),

@@ -366,3 +366,93 @@ fn precompiled_code_from_elsewhere_is_not_loaded() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("precompiled native code"), "{err}");
 }
+
+#[test]
+fn a_tree_that_does_not_start_exits_1_not_2() {
+    // A child whose `start` traps: the tree cannot start. That is a
+    // runtime failure (1), not invalid input (2).
+    let (dir, _) = release_folder("");
+    let wat = std::fs::read_to_string(common::wat_particle()).unwrap();
+    let exit = "      (call $exit (i32.const 3) (i32.const 64) (i32.const 8))\n";
+    assert!(wat.contains(exit));
+    std::fs::write(dir.path().join("trap.wat"), wat.replace(exit, "")).unwrap();
+    let manifest = dir.path().join("prod.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[release]\nname = \"broken\"\nversion = \"1\"\n\
+             [components.echo]\nwasm = \"{}\"\n[components.trap]\nwasm = \"trap.wat\"\n\
+             [supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"echo\", \"trap\"]\n",
+            common::wasm("echo").display()
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(plasmoid().args(["release", "run"]).arg(&manifest));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the supervision tree did not start"), "{err}");
+    assert!(err.contains("child `trap` failed to start"), "{err}");
+    assert!(err.contains("wasm trap: wasm `unreachable`"), "{err}");
+    assert!(!err.contains("wasm trap: wasm trap"), "one prefix: {err}");
+}
+
+#[test]
+fn sigterm_stops_a_node_waiting_for_its_peers_at_once() {
+    let (dir, _) = release_folder("");
+    let [pa, pb] = [common::free_udp_port(), common::free_udp_port()];
+    let manifest = dir.path().join("prod.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[release]\nname = \"waits\"\nversion = \"1\"\n\
+             [nodes]\na = {{ listen = \"127.0.0.1:{pa}\" }}\nb = {{ listen = \"127.0.0.1:{pb}\" }}\n\
+             [components.echo]\nwasm = \"{}\"\n\
+             [supervisor]\nstrategy = \"one-for-one\"\nchildren = [{{ component = \"echo\", node = [\"b\", \"a\"] }}]\n",
+            common::wasm("echo").display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(&manifest));
+    assert_eq!(code, 0, "{err}");
+    let rel = PathBuf::from(out.trim());
+    // Node b never comes: node a waits for it (60 s here) ...
+    let mut a = Running::start(plasmoid().args(["release", "run"]).arg(&rel).args([
+        "--node",
+        "a",
+        "--peer-wait-ms",
+        "60000",
+    ]));
+    assert!(
+        a.wait_for("waiting for the other nodes", Duration::from_secs(60)),
+        "{}",
+        a.seen
+    );
+    // ... until SIGTERM, which ends the wait at once, cleanly.
+    let asked = std::time::Instant::now();
+    let (code, log) = a.terminate();
+    let took = asked.elapsed();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(took < Duration::from_secs(5), "took {took:?}: {log}");
+    assert!(
+        log.contains("stopped while waiting for the other nodes"),
+        "{log}"
+    );
+
+    // A short wait starts the tree without the missing node.
+    let mut a = Running::start(plasmoid().args(["release", "run"]).arg(&rel).args([
+        "--node",
+        "a",
+        "--peer-wait-ms",
+        "200",
+    ]));
+    assert!(
+        a.wait_for("release waits-1 is up", Duration::from_secs(60)),
+        "{}",
+        a.seen
+    );
+    let (code, log) = a.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("starting without nodes b after waiting 200 ms"),
+        "{log}"
+    );
+}

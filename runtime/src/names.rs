@@ -38,6 +38,8 @@ impl std::fmt::Display for LookupError {
     }
 }
 
+impl std::error::Error for LookupError {}
+
 impl Node {
     /// Name the other nodes (and this one), for `name@node` and for
     /// spawning on a named node.

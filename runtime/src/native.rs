@@ -212,3 +212,16 @@ pub enum CallError {
     Timeout,
     Exited(ExitReason),
 }
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Send(e) => write!(f, "the request could not be sent: {e}"),
+            CallError::Down(r) => write!(f, "the callee went down: {r}"),
+            CallError::Timeout => f.write_str("no answer within the timeout"),
+            CallError::Exited(r) => write!(f, "the caller itself was stopped: {r}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}

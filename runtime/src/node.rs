@@ -101,6 +101,22 @@ pub enum RegistryError {
     Denied(String),
 }
 
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistryError::Taken => {
+                f.write_str("the name is taken (or the process already has a name)")
+            }
+            RegistryError::NotFound => f.write_str("no process is registered under that name"),
+            RegistryError::Denied(why) => write!(f, "denied: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for RegistryError {}
+impl std::error::Error for SendError {}
+impl std::error::Error for SpawnError {}
+
 /// Options for a spawn.
 #[derive(Default, Clone, Debug)]
 pub struct SpawnOpts {

@@ -41,7 +41,7 @@ pub fn peer(key_dir: PathBuf, peer: ControlAddr, threads: Option<usize>) -> Resu
         let server = mesh.node().native("server");
         server
             .register("bench-server")
-            .map_err(|e| anyhow!("cannot register: {e:?}"))?;
+            .map_err(|e| anyhow!("cannot register: {e}"))?;
         let addr = mesh.local_addr().ok_or_else(|| anyhow!("no address"))?;
         println!("{}@{addr}", mesh.node().id().to_hex());
         let mut counted = 0u64;
@@ -152,7 +152,7 @@ async fn measure(rounds: usize, messages: u64, threads: usize) -> Result<(Vec<f6
         client
             .call(server, vec![0u8; 64], Duration::from_secs(5))
             .await
-            .map_err(|e| anyhow!("call over the mesh failed: {e:?}"))?;
+            .map_err(|e| anyhow!("call over the mesh failed: {e}"))?;
         if i >= 100 {
             rtt.push(t.elapsed().as_secs_f64() * 1e6);
         }
@@ -172,7 +172,7 @@ async fn measure(rounds: usize, messages: u64, threads: usize) -> Result<(Vec<f6
     let count = client
         .call(server, Vec::new(), Duration::from_secs(120))
         .await
-        .map_err(|e| anyhow!("the final call failed: {e:?}"))?;
+        .map_err(|e| anyhow!("the final call failed: {e}"))?;
     let per_sec = messages as f64 / started.elapsed().as_secs_f64();
     let counted = u64::from_le_bytes(count.try_into().unwrap_or([0; 8]));
     a.close().await;

@@ -190,7 +190,7 @@ fn node_with(wasm: &Path, max_particles: u32) -> Result<Node> {
 async fn report(me: &NativeProcess, init: Value) -> Result<Value> {
     let (_, reference) = me
         .spawn_monitor("ring", &init.to_string(), SpawnOpts::default())
-        .map_err(|e| anyhow!("spawn failed: {e:?}"))?;
+        .map_err(|e| anyhow!("spawn failed: {e}"))?;
     loop {
         match me.recv(Some(Duration::from_secs(300))).await {
             Ok(Some(Msg::Data(d))) => {
@@ -266,7 +266,7 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
     // Warm the pool and the code once so the runs measure steady spawning.
     let warm = node
         .spawn("ring", "\"idle\"", SpawnOpts::default())
-        .map_err(|e| anyhow!("{e:?}"))?;
+        .map_err(|e| anyhow!("cannot spawn a ring particle: {e}"))?;
     wait_until(
         || node.started_particles() == 1,
         SETTLE,
@@ -297,7 +297,7 @@ async fn bench_spawn(wasm: &Path, count: u32, runs: usize) -> Result<()> {
         for _ in 0..count {
             let pid = node
                 .spawn("ring", "\"idle\"", SpawnOpts::default())
-                .map_err(|e| anyhow!("spawn failed: {e:?}"))?;
+                .map_err(|e| anyhow!("spawn failed: {e}"))?;
             pids.push(pid);
         }
         wait_until(

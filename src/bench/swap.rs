@@ -130,7 +130,7 @@ async fn ask(me: &NativeProcess, pid: Pid, request: u8) -> Result<u64> {
     let reply = me
         .call(pid, vec![request], Duration::from_secs(10))
         .await
-        .map_err(|e| anyhow!("the counter did not answer: {e:?}"))?;
+        .map_err(|e| anyhow!("the counter did not answer: {e}"))?;
     let mut v = 0u64;
     for (i, b) in reply.iter().enumerate() {
         v |= u64::from(b & 0x7f) << (7 * i);
