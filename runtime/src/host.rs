@@ -4,12 +4,12 @@
 //! a denial is an error value for the guest and a warning in the log.
 
 use crate::MAX_NAME;
-use crate::node::{self, SendError as HostSendError, SpawnOpts};
+use crate::node::{self, SpawnOpts};
 use crate::particle::ParticleState;
 use crate::pid::Pid;
 use crate::policy::Action;
 use crate::process::Process;
-use crate::reason::{ExitReason as HostReason, Msg};
+use crate::reason::Msg;
 use plasmoid::runtime::process::{
     ExitReason, Host, HostPid, LinkError, LogLevel, Message, RegistryError, SendError, SpawnError,
 };
@@ -44,45 +44,6 @@ pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<ParticleStat
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     Particle::add_to_linker::<_, HasSelf<ParticleState>>(&mut linker, |s| s)?;
     Ok(linker)
-}
-
-impl From<HostReason> for ExitReason {
-    fn from(r: HostReason) -> Self {
-        match r {
-            HostReason::Normal => ExitReason::Normal,
-            HostReason::Kill => ExitReason::Kill,
-            HostReason::Killed => ExitReason::Killed,
-            HostReason::Shutdown(s) => ExitReason::Shutdown(s),
-            HostReason::Exception(s) => ExitReason::Exception(s),
-            HostReason::Noproc => ExitReason::Noproc,
-            HostReason::Noconnection => ExitReason::Noconnection,
-        }
-    }
-}
-
-impl From<ExitReason> for HostReason {
-    fn from(r: ExitReason) -> Self {
-        match r {
-            ExitReason::Normal => HostReason::Normal,
-            ExitReason::Kill => HostReason::Kill,
-            ExitReason::Killed => HostReason::Killed,
-            ExitReason::Shutdown(s) => HostReason::Shutdown(s),
-            ExitReason::Exception(s) => HostReason::Exception(s),
-            ExitReason::Noproc => HostReason::Noproc,
-            ExitReason::Noconnection => HostReason::Noconnection,
-        }
-    }
-}
-
-impl From<HostSendError> for SendError {
-    fn from(e: HostSendError) -> Self {
-        match e {
-            HostSendError::Noproc => SendError::Noproc,
-            HostSendError::MailboxFull => SendError::MailboxFull,
-            HostSendError::Denied(s) => SendError::Denied(s),
-            HostSendError::Noconnection => SendError::Noconnection,
-        }
-    }
 }
 
 /// Longest log line a guest may write; the rest is cut.
@@ -139,12 +100,7 @@ impl ParticleState {
         let pid = self
             .node
             .spawn_particle(&component, &init, opts)
-            .map_err(|e| match e {
-                node::SpawnError::UnknownComponent(c) => SpawnError::UnknownComponent(c),
-                node::SpawnError::NameTaken(n) => SpawnError::NameTaken(n),
-                node::SpawnError::Denied(d) => SpawnError::Denied(d),
-                node::SpawnError::Failed(f) => SpawnError::Failed(f),
-            })?;
+            .map_err(SpawnError::from)?;
         self.pid_handle(pid)
             .map_err(|e| SpawnError::Failed(e.to_string()))
     }

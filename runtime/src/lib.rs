@@ -7,6 +7,7 @@
 //! builds (plasmoid-release) or the command line (the `plasmoid` binary).
 
 mod components;
+mod convert;
 mod engine;
 mod error;
 mod host;

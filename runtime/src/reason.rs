@@ -71,3 +71,26 @@ impl Msg {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ExitReason;
+
+    /// The one text form; the SDK's Display says the same (sdk/src/types.rs).
+    #[test]
+    fn exit_reasons_have_one_text_form() {
+        let cases = [
+            (ExitReason::Normal, "normal"),
+            (ExitReason::Kill, "kill"),
+            (ExitReason::Killed, "killed"),
+            (ExitReason::Shutdown(String::new()), "shutdown"),
+            (ExitReason::Shutdown("bye".into()), "shutdown(bye)"),
+            (ExitReason::Exception("boom".into()), "exception(boom)"),
+            (ExitReason::Noproc, "noproc"),
+            (ExitReason::Noconnection, "noconnection"),
+        ];
+        for (reason, text) in cases {
+            assert_eq!(reason.to_string(), text);
+        }
+    }
+}

@@ -8,24 +8,11 @@ use crate::host::plasmoid::runtime::supervisor::{
 use crate::particle::ParticleState;
 
 use crate::policy::Action;
-use crate::supervision::{ChildRestart, SupError, SupReply, SupRequest, Supervision};
+use crate::supervision::{ChildRestart, SupReply, SupRequest, Supervision};
 use std::sync::Arc;
 use wasmtime::component::Resource;
 
 type Answer<T> = wasmtime::Result<Result<T, SupervisorError>>;
-
-impl From<SupError> for SupervisorError {
-    fn from(e: SupError) -> Self {
-        match e {
-            SupError::NotASupervisor => SupervisorError::NotASupervisor,
-            SupError::NotFound(s) => SupervisorError::NotFound(s),
-            SupError::AlreadyPresent(s) => SupervisorError::AlreadyPresent(s),
-            SupError::Running(s) => SupervisorError::Running(s),
-            SupError::StartFailed(s) => SupervisorError::StartFailed(s),
-            SupError::Invalid(s) => SupervisorError::Invalid(s),
-        }
-    }
-}
 
 impl ParticleState {
     /// Resolve the supervisor, check the policy, and send it the request.

@@ -34,14 +34,18 @@ impl ExitReason {
     }
 }
 
+/// The one text form of an exit reason, the same the host uses in its logs,
+/// `plasmoid status` and errors: `normal`, `shutdown`, `shutdown(why)`,
+/// `exception(why)`, `killed` ….
 impl fmt::Display for ExitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ExitReason::Normal => f.write_str("normal"),
             ExitReason::Kill => f.write_str("kill"),
             ExitReason::Killed => f.write_str("killed"),
-            ExitReason::Shutdown(why) => write!(f, "shutdown: {why}"),
-            ExitReason::Exception(why) => write!(f, "exception: {why}"),
+            ExitReason::Shutdown(why) if why.is_empty() => f.write_str("shutdown"),
+            ExitReason::Shutdown(why) => write!(f, "shutdown({why})"),
+            ExitReason::Exception(why) => write!(f, "exception({why})"),
             ExitReason::Noproc => f.write_str("noproc"),
             ExitReason::Noconnection => f.write_str("noconnection"),
         }
@@ -110,6 +114,24 @@ mod tests {
         );
         assert_eq!(String::from(LinkError::Noproc), "noproc");
         assert_eq!(String::from(RegistryError::NotFound), "not-found");
+    }
+
+    /// The same words as the host's `ExitReason` Display (runtime/src/reason.rs).
+    #[test]
+    fn exit_reasons_read_as_the_host_writes_them() {
+        let cases = [
+            (ExitReason::Normal, "normal"),
+            (ExitReason::Kill, "kill"),
+            (ExitReason::Killed, "killed"),
+            (ExitReason::Shutdown(String::new()), "shutdown"),
+            (ExitReason::Shutdown("bye".into()), "shutdown(bye)"),
+            (ExitReason::Exception("boom".into()), "exception(boom)"),
+            (ExitReason::Noproc, "noproc"),
+            (ExitReason::Noconnection, "noconnection"),
+        ];
+        for (reason, text) in cases {
+            assert_eq!(reason.to_string(), text);
+        }
     }
 
     #[test]
