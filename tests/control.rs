@@ -60,6 +60,19 @@ children = ["echo"]
     build(&manifest)
 }
 
+/// Wait for the single-node release `ctl-1` to be up; where it listens.
+fn up_at(node: &mut Running, rel: &Path) -> plasmoid_mesh::ControlAddr {
+    assert!(
+        node.wait_for("release ctl-1 is up", Duration::from_secs(60)),
+        "{}",
+        node.seen
+    );
+    std::fs::read_to_string(rel.join("node/control"))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 #[test]
 fn control_cli_drives_a_single_node_release() {
     let dir = tempfile::tempdir().unwrap();
@@ -250,15 +263,7 @@ async fn a_real_node_refuses_strangers_and_survives_malformed_frames() {
             .arg(&rel)
             .args(["--allow", &allow]),
     );
-    assert!(
-        node.wait_for("release ctl-1 is up", Duration::from_secs(60)),
-        "{}",
-        node.seen
-    );
-    let at: plasmoid_mesh::ControlAddr = std::fs::read_to_string(rel.join("node/control"))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let at = up_at(&mut node, &rel);
     let public = iroh::PublicKey::from_bytes(&at.id.0).unwrap();
     let target = iroh::EndpointAddr::new(public).with_ip_addr(at.addr);
 
@@ -310,22 +315,13 @@ async fn an_admitted_peer_that_dials_in_is_connected_both_ways() {
     let rel = single_node_release(dir.path());
     let key = iroh::SecretKey::generate();
     let allow = plasmoid_mesh::node_id(&key).to_hex();
-    let node = Running::start(
+    let mut node = Running::start(
         plasmoid()
             .args(["release", "run"])
             .arg(&rel)
             .args(["--allow", &allow]),
     );
-    let mut node = node;
-    assert!(
-        node.wait_for("release ctl-1 is up", Duration::from_secs(60)),
-        "{}",
-        node.seen
-    );
-    let at: plasmoid_mesh::ControlAddr = std::fs::read_to_string(rel.join("node/control"))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let at = up_at(&mut node, &rel);
     let peer = plasmoid_runtime::Node::new(plasmoid_runtime::NodeConfig {
         max_particles: 8,
         node_id: Some(plasmoid_mesh::node_id(&key)),
