@@ -111,6 +111,14 @@ async fn a_supervisor_keeps_serving_while_a_child_keeps_failing_to_start() {
         "slowest answer {worst:?}"
     );
     assert!(calls > 100, "{calls} calls");
+    // OTP's {error, restarting}: a child waiting for its restart is not
+    // restarted (nor deleted) by hand.
+    assert_eq!(
+        sup.restart_child("flaky").await,
+        Err(plasmoid_supervisor::SupervisorError::Restarting(
+            "flaky".into()
+        ))
+    );
     // Still failing, still retried, never given up on.
     let rows = sup.which_children().await.unwrap();
     let row = rows.iter().find(|c| c.id == "flaky").unwrap();

@@ -136,14 +136,16 @@ impl Lock {
         name: &str,
         blake3: &str,
         size: u64,
+        cwasm_mac: String,
     ) -> Result<(), ReleaseError> {
         let Some(c) = self.components.iter_mut().find(|c| c.name == name) else {
             return Ok(());
         };
         c.blake3 = blake3.to_string();
         c.size = size;
-        // The swap manager wrote this `.cwasm` itself, just now.
-        c.cwasm_mac = crate::native_code::mac_file(dir, &c.cwasm)?;
+        // Computed by the caller from bytes it compiled or verified itself,
+        // never from whatever is on disk now; empty = compile the .wasm.
+        c.cwasm_mac = cwasm_mac;
         let paths = [c.wasm.clone(), c.cwasm.clone()];
         for rel in paths {
             let fresh = locked_file(dir, &rel)?;

@@ -99,18 +99,6 @@ pub(crate) fn check(dir: &Path, rel: &str, expected: &str) -> Result<Vec<u8>, St
     Ok(bytes)
 }
 
-/// The keyed hash of the file `rel`, under the folder's secret.
-pub(crate) fn mac_file(dir: &Path, rel: &str) -> Result<String, ReleaseError> {
-    let secret = load_or_create(dir)?;
-    let path = dir.join(rel);
-    let bytes = std::fs::read(&path).map_err(|source| ReleaseError::Io {
-        what: "read",
-        path,
-        source,
-    })?;
-    Ok(mac(&secret, &bytes))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

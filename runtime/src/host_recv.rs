@@ -65,8 +65,9 @@ impl ParticleState {
                             let _ = t.mailbox.push(started, true);
                         }
                         // A supervisor on another node started us.
+                        // (Kept cancellable until that supervisor has
+                        // the word: it may not arrive, see start.rs.)
                         None => {
-                            self.node.started_for_peer(to, reference);
                             let _ = self.node.send(to, started);
                         }
                     }

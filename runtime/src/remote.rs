@@ -263,11 +263,16 @@ impl Node {
                 }
             }
             RemoteOp::Demonitor {
-                target, reference, ..
+                watcher,
+                target,
+                reference,
             } => {
                 if let Some(t) = inner.lookup(target) {
                     t.state.lock().watchers.remove(&reference);
                 }
+                // A parent drops the start's monitor once it has the
+                // acknowledgement: the start can no longer be cancelled.
+                inner.started_for_peer(watcher, reference);
             }
             RemoteOp::Exit {
                 from,
@@ -293,7 +298,8 @@ impl Node {
                     ..Default::default()
                 };
                 match inner.spawn_particle(&component, &init, opts) {
-                    // Until it acknowledges, a cancel may still kill it.
+                    // Until its parent has the acknowledgement, a cancel
+                    // may still kill it.
                     Ok(pid) => inner.starting_for_peer(parent, reference, pid),
                     Err(e) => {
                         let target = Pid {

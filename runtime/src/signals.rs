@@ -197,6 +197,7 @@ impl NodeInner {
         };
         p.mark_dead();
         self.remove_process(p.pid);
+        self.forget_peer_start(p.pid);
         if particle {
             self.live_particles.fetch_sub(1, Ordering::AcqRel);
         }

@@ -154,20 +154,35 @@ impl NodeInner {
         let _ = self.send_exit(parent, orphan, ExitReason::Kill);
     }
 
-    /// A particle started for a parent on another node, until it
-    /// acknowledges (see [`NodeInner::cancel_peer_start`]).
+    /// A particle started for a parent on another node, until the parent
+    /// confirms it has the acknowledgement (its `Demonitor`) or the
+    /// particle ends (see [`NodeInner::cancel_peer_start`]). An
+    /// acknowledgement can be lost (a full queue or mailbox), so sending
+    /// it is not enough to end the entry.
     pub(crate) fn starting_for_peer(&self, parent: Pid, reference: u64, pid: Pid) {
         self.peer_starts.insert((parent, reference), pid);
+        // It may have ended before it was entered.
+        if self.lookup(pid).is_none() {
+            self.peer_starts.remove(&(parent, reference));
+        }
     }
 
-    /// The particle acknowledged its start: it can no longer be cancelled.
+    /// The parent has the acknowledgement: the start can no longer be
+    /// cancelled.
     pub(crate) fn started_for_peer(&self, parent: Pid, reference: u64) {
         self.peer_starts.remove(&(parent, reference));
     }
 
+    /// A process ended: it is no longer a start anyone can cancel.
+    pub(crate) fn forget_peer_start(&self, pid: Pid) {
+        if !self.peer_starts.is_empty() {
+            self.peer_starts.retain(|_, p| *p != pid);
+        }
+    }
+
     /// The parent on another node gave up on this start: kill the particle
-    /// if it has not acknowledged yet (after that, the parent's node drops
-    /// the acknowledgement and kills it).
+    /// (whether or not its acknowledgement was sent: the parent never got
+    /// it, or drops and kills it if it comes late).
     pub(crate) fn cancel_peer_start(&self, parent: Pid, reference: u64) {
         if let Some((_, pid)) = self.peer_starts.remove(&(parent, reference)) {
             tracing::info!(%pid, %parent, "a remote start was cancelled by its parent; killing it");

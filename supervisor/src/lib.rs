@@ -37,6 +37,8 @@ pub enum SupervisorError {
     AlreadyPresent(String),
     #[error("child `{0}` is running; terminate it first")]
     Running(String),
+    #[error("child `{0}` is being restarted; wait until it runs, or terminate it first")]
+    Restarting(String),
     #[error("the supervisor is not running")]
     NotRunning,
     #[error("the supervisor has {0} operations waiting already; try again when it has caught up")]

@@ -96,9 +96,9 @@ impl From<SupervisorError> for SupError {
             SupervisorError::AlreadyPresent(s) => SupError::AlreadyPresent(s),
             SupervisorError::Running(s) => SupError::Running(s),
             SupervisorError::NotRunning => SupError::NotASupervisor,
-            e @ (SupervisorError::Invalid(_) | SupervisorError::Busy(_)) => {
-                SupError::Invalid(e.to_string())
-            }
+            e @ (SupervisorError::Invalid(_)
+            | SupervisorError::Busy(_)
+            | SupervisorError::Restarting(_)) => SupError::Invalid(e.to_string()),
         }
     }
 }

@@ -279,6 +279,9 @@ impl Sup {
     /// One attempt at the oldest pending restart: count it, then start its
     /// children in order until one fails (it stays queued) or all run.
     async fn try_again(&mut self) -> Result<(), ExitReason> {
+        // A restart whose children were all removed or stopped by hand is
+        // no restart: it does not count toward the intensity.
+        self.pending.retain(|p| !p.ids.is_empty());
         let Some(mut p) = self.pending.pop_front() else {
             return Ok(());
         };
@@ -430,11 +433,15 @@ impl Sup {
         }
     }
 
-    /// The index of a child that exists and is not running.
+    /// The index of a child that exists and is not running (nor waiting
+    /// for a restart: OTP's `{error, restarting}`).
     fn stopped_child(&self, id: String) -> Result<usize, SupervisorError> {
         match self.find(&id) {
             None => Err(SupervisorError::NotFound(id)),
             Some(i) if self.children[i].running.is_some() => Err(SupervisorError::Running(id)),
+            Some(_) if self.pending.iter().any(|p| p.ids.contains(&id)) => {
+                Err(SupervisorError::Restarting(id))
+            }
             Some(i) => Ok(i),
         }
     }

@@ -228,7 +228,13 @@ async fn run(
     );
     let _swapper = match opts.swap {
         Some(swap) => {
-            let s = crate::swap::watch(node.clone(), &dir, m.clone(), swap)?;
+            let s = match crate::swap::watch(node.clone(), &dir, m.clone(), swap) {
+                Ok(s) => s,
+                Err(e) => {
+                    finish(joined.mesh, node).await;
+                    return Err(e);
+                }
+            };
             tracing::info!(
                 "watching {} for new versions",
                 dir.join("components").display()

@@ -77,6 +77,10 @@ pub(crate) struct Manager {
     pub running: HashMap<String, String>,
     /// Versions on probation: when it ends, component, full blake3.
     pub probation: Vec<(tokio::time::Instant, String, String)>,
+    /// Keyed hashes of `.cwasm` files by (component, full blake3 of its
+    /// `.wasm`): of what this manager compiled, and of what the lock
+    /// trusted when it started. Only these ever go into the lock.
+    pub macs: HashMap<(String, String), String>,
 }
 
 impl Manager {
@@ -89,8 +93,12 @@ impl Manager {
         let lock = Lock::read(&dir)?;
         let cfg = crate::boot::node_config(&manifest, None);
         let mut running = HashMap::new();
+        let mut macs = HashMap::new();
         for c in &lock.components {
             running.insert(c.name.clone(), c.blake3.clone());
+            if crate::native_code::check(&dir, &c.cwasm, &c.cwasm_mac).is_ok() {
+                macs.insert((c.name.clone(), c.blake3.clone()), c.cwasm_mac.clone());
+            }
             // Keep the running version where a rollback can find it.
             let h = short_hash(&c.blake3);
             for (file, ext) in [(&c.wasm, "wasm"), (&c.cwasm, "cwasm")] {
@@ -111,6 +119,7 @@ impl Manager {
             lock,
             running,
             probation: Vec::new(),
+            macs,
         })
     }
 
@@ -213,7 +222,12 @@ impl Manager {
         if matches!(outcome, SwapOutcome::Upgraded | SwapOutcome::RolledBack) {
             let size = std::fs::metadata(self.dir.join("components").join(format!("{name}.wasm")))
                 .map_or(0, |m| m.len());
-            if let Err(e) = self.lock.set_component(&self.dir, name, new, size) {
+            let mac = self
+                .macs
+                .get(&(name.to_string(), new.to_string()))
+                .cloned()
+                .unwrap_or_default();
+            if let Err(e) = self.lock.set_component(&self.dir, name, new, size, mac) {
                 tracing::warn!("cannot update release.lock: {e}");
             }
         }

@@ -54,11 +54,18 @@ impl Manager {
                 )
             };
             keep().map_err(|e| e.to_string())?;
+            // The keyed hash of the bytes compiled here, not of the file.
+            let secret = crate::native_code::load_or_create(&dir).map_err(|e| e.to_string())?;
+            let mac = crate::native_code::mac(&secret, &cwasm);
             node.install_component(name, &kept_cwasm, Some(limits), h, Some(probation))
+                .map(|old| (old, mac))
                 .map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| format!("the install task failed: {e}"))??;
+        let (old, mac) = old;
+        self.macs
+            .insert((name.to_string(), digest.to_string()), mac);
         self.running.insert(name.to_string(), digest.to_string());
         let (handoff, restarted, left) = self.roll_out(name, def.upgrade).await;
         let detail = format!(
