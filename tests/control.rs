@@ -3,7 +3,7 @@
 //! release of three nodes on 127.0.0.1 where requests cross the mesh.
 
 mod common;
-use common::{Running, free_udp_port, plasmoid, run};
+use common::{Running, plasmoid, run};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -158,32 +158,12 @@ fn control_cli_drives_a_single_node_release() {
 #[test]
 fn control_cli_reaches_across_three_nodes() {
     let dir = tempfile::tempdir().unwrap();
-    let [pa, pb, pc] = [free_udp_port(), free_udp_port(), free_udp_port()];
-    let manifest = dir.path().join("prod.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            r#"
-[release]
-name = "trio"
-version = "1"
-[node]
-max_particles = 64
-[nodes]
-a = {{ listen = "127.0.0.1:{pa}" }}
-b = {{ listen = "127.0.0.1:{pb}" }}
-c = {{ listen = "127.0.0.1:{pc}" }}
-[components.echo]
-wasm = "{echo}"
-[supervisor]
-strategy = "one-for-one"
-children = [{{ id = "far", component = "echo", node = "b" }}]
-"#,
-            echo = common::wasm("echo").display()
-        ),
-    )
-    .unwrap();
-    let rel = build(&manifest);
+    let rel = common::echo_mesh_release(
+        dir.path(),
+        "trio",
+        &["a", "b", "c"],
+        "strategy = \"one-for-one\"\nchildren = [{ id = \"far\", component = \"echo\", node = \"b\" }]",
+    );
     let prefix = |n: &str| {
         std::fs::read_to_string(rel.join("nodes").join(n).join("id")).unwrap()[..8].to_string()
     };

@@ -3,7 +3,7 @@
 //! to start, and a bounded queue toward a peer that stopped reading.
 
 mod common;
-use common::{Harness, Running, free_udp_port, plasmoid, run, s};
+use common::{Harness, Running, plasmoid, s};
 use plasmoid_runtime::SendError;
 use plasmoid_supervisor::{ChildSpec, Registry, Strategy, SupervisorSpec, start_link};
 use serde_json::json;
@@ -142,33 +142,12 @@ fn rss_kib() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_to_a_stopped_peer_fail_busy_and_memory_stays_flat() {
     let dir = tempfile::tempdir().unwrap();
-    let (pa, pb) = (free_udp_port(), free_udp_port());
-    let manifest = dir.path().join("prod.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            r#"
-[release]
-name = "queue"
-version = "1"
-[node]
-max_particles = 64
-[nodes]
-a = {{ listen = "127.0.0.1:{pa}" }}
-b = {{ listen = "127.0.0.1:{pb}" }}
-[components.echo]
-wasm = "{echo}"
-[supervisor]
-strategy = "one-for-one"
-children = [{{ id = "far", component = "echo", node = "b" }}]
-"#,
-            echo = common::wasm("echo").display()
-        ),
-    )
-    .unwrap();
-    let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(&manifest));
-    assert_eq!(code, 0, "{err}");
-    let rel = std::path::PathBuf::from(out.trim());
+    let rel = common::echo_mesh_release(
+        dir.path(),
+        "queue",
+        &["a", "b"],
+        "strategy = \"one-for-one\"\nchildren = [{ id = \"far\", component = \"echo\", node = \"b\" }]",
+    );
     let mut b = Running::start(
         plasmoid()
             .args(["release", "run"])

@@ -3,42 +3,19 @@
 //! makes the supervisor see `noconnection` and start the child on c.
 
 mod common;
-use common::{Running, free_udp_port, plasmoid, run};
+use common::{Running, plasmoid, run};
 use std::time::{Duration, Instant};
 
 #[test]
 fn a_child_on_a_killed_node_is_restarted_on_the_next_candidate() {
     let dir = tempfile::tempdir().unwrap();
-    let [pa, pb, pc] = [free_udp_port(), free_udp_port(), free_udp_port()];
-    let manifest = dir.path().join("prod.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            r#"
-[release]
-name = "mesh"
-version = "1"
-[node]
-max_particles = 64
-[nodes]
-a = {{ listen = "127.0.0.1:{pa}" }}
-b = {{ listen = "127.0.0.1:{pb}" }}
-c = {{ listen = "127.0.0.1:{pc}" }}
-[components.echo]
-wasm = "{echo}"
-[supervisor]
-strategy = "one-for-one"
-max_restarts = 3
-max_seconds = 10
-children = [{{ id = "far", component = "echo", node = ["b", "c"] }}]
-"#,
-            echo = common::wasm("echo").display()
-        ),
-    )
-    .unwrap();
-    let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(&manifest));
-    assert_eq!(code, 0, "{err}");
-    let rel = std::path::PathBuf::from(out.trim());
+    let rel = common::echo_mesh_release(
+        dir.path(),
+        "mesh",
+        &["a", "b", "c"],
+        "strategy = \"one-for-one\"\nmax_restarts = 3\nmax_seconds = 10\n\
+         children = [{ id = \"far\", component = \"echo\", node = [\"b\", \"c\"] }]",
+    );
     let prefix = |n: &str| {
         std::fs::read_to_string(rel.join("nodes").join(n).join("id")).unwrap()[..8].to_string()
     };

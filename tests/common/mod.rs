@@ -390,3 +390,23 @@ pub async fn raw_endpoint(key: iroh::SecretKey) -> iroh::Endpoint {
         .await
         .unwrap()
 }
+
+/// A built release named `name` of the echo component over the mesh nodes
+/// `nodes` (each on a free 127.0.0.1 port), written into `dir`; `supervisor`
+/// is the body of its `[supervisor]` table. Returns the release folder.
+pub fn echo_mesh_release(dir: &Path, name: &str, nodes: &[&str], supervisor: &str) -> PathBuf {
+    let nodes: String = nodes
+        .iter()
+        .map(|n| format!("{n} = {{ listen = \"127.0.0.1:{}\" }}\n", free_udp_port()))
+        .collect();
+    let manifest = dir.join("prod.toml");
+    let text = format!(
+        "[release]\nname = \"{name}\"\nversion = \"1\"\n[node]\nmax_particles = 64\n\
+         [nodes]\n{nodes}[components.echo]\nwasm = \"{}\"\n[supervisor]\n{supervisor}\n",
+        wasm("echo").display()
+    );
+    std::fs::write(&manifest, text).expect("write the manifest");
+    let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(&manifest));
+    assert_eq!(code, 0, "{err}");
+    PathBuf::from(out.trim())
+}
