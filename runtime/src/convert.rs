@@ -1,14 +1,14 @@
 //! Conversions between the host's types and the WIT world's generated
 //! types, all in one place: exit reasons, send and spawn errors, supervisor
-//! errors. (Lowering a message needs the guest's resource table, so it
+//! errors, restart types and child counts. (Lowering a message needs the guest's resource table, so it
 //! stays with receiving in host_recv.rs.) The host's types are the source of
 //! truth; these only rename.
 
 use crate::host::plasmoid::runtime::process::{ExitReason, SendError, SpawnError};
-use crate::host::plasmoid::runtime::supervisor::SupervisorError;
+use crate::host::plasmoid::runtime::supervisor::{ChildCounts, Restart, SupervisorError};
 use crate::node::{SendError as HostSendError, SpawnError as HostSpawnError};
 use crate::reason::ExitReason as HostReason;
-use crate::supervision::SupError;
+use crate::supervision::{ChildCounts as HostCounts, Restart as HostRestart, SupError};
 
 impl From<HostReason> for ExitReason {
     fn from(r: HostReason) -> Self {
@@ -69,6 +69,29 @@ impl From<SupError> for SupervisorError {
             SupError::Running(s) => SupervisorError::Running(s),
             SupError::StartFailed(s) => SupervisorError::StartFailed(s),
             SupError::Invalid(s) => SupervisorError::Invalid(s),
+        }
+    }
+}
+
+impl From<Restart> for HostRestart {
+    fn from(r: Restart) -> Self {
+        match r {
+            Restart::Permanent => HostRestart::Permanent,
+            Restart::Transient => HostRestart::Transient,
+            Restart::Temporary => HostRestart::Temporary,
+        }
+    }
+}
+
+impl From<HostCounts> for ChildCounts {
+    fn from(c: HostCounts) -> Self {
+        // A supervisor with more than 4 billion children is not a case.
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        ChildCounts {
+            specs: n(c.specs),
+            active: n(c.active),
+            supervisors: n(c.supervisors),
+            workers: n(c.workers),
         }
     }
 }

@@ -16,11 +16,14 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// Per-component limits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Linear memory cap per particle.
+    /// Linear memory cap per particle, in bytes. Default 64 MiB; a growth
+    /// past it fails in the guest (a memory bomb ends that particle only).
     pub memory_bytes: u64,
-    /// CPU time a particle may run without returning to `recv`; 0 = no limit.
+    /// CPU time a particle may run without returning to `recv`, in
+    /// milliseconds (measured in epoch ticks); 0 = no limit. Default 5,000.
     pub cpu_ms: u64,
-    /// Mailbox bound (data messages; signals always get through).
+    /// Mailbox bound, in data messages (signals always get through).
+    /// Default 10,000; a send past it is `mailbox-full`.
     pub mailbox: usize,
 }
 

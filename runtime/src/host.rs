@@ -112,11 +112,9 @@ impl ParticleState {
     ) -> wasmtime::Result<Result<(), SendError>> {
         let (pid, local) = self.target(&target)?;
         let Some(t) = local.or_else(|| self.node.lookup(pid)) else {
-            if pid.node == self.node.id {
-                return Ok(Err(SendError::Noproc));
-            }
-            // Another node: it authorizes the delivery itself (principal
-            // Node), since only it knows the receiver's component.
+            // Not a process here: `noproc`, or another node, which
+            // authorizes the delivery itself (principal Node), since only
+            // it knows the receiver's component.
             return Ok(self.node.send(pid, msg).map_err(Into::into));
         };
         if !self.allowed_on(Action::Send, &t.component) {

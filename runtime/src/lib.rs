@@ -44,6 +44,7 @@ pub use remote::{Remote, RemoteOp};
 pub use signals::Noproc;
 pub use start::DEFAULT_START_TIMEOUT;
 pub use supervision::{
-    ChildCounts, ChildRestart, ChildRow, SupError, SupFuture, SupReply, SupRequest, Supervision,
+    ChildCounts, ChildInfo, Restart, Shutdown, Strategy, SupError, SupFuture, SupReply, SupRequest,
+    Supervision,
 };
 pub use swap::{ParticleInfo, SwapEvent};

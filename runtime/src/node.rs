@@ -10,30 +10,41 @@ use crate::pid::{NodeId, Pid};
 use crate::policy::PolicyGate;
 use crate::process::Process;
 use crate::reason::{ExitReason, Msg};
+use crate::remote::Place;
 use dashmap::DashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// Settings fixed when a node starts.
+/// Settings fixed when a node starts. Each field names its default (see
+/// [`NodeConfig::default`]) and its unit.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// How many particles may be alive at once; sizes the instance pool.
+    /// How many particles may be alive at once (a count); sizes the
+    /// instance pool, whose slots are reserved up front. Default: as many
+    /// as `vm.max_map_count` allows (see [`crate::particles_within_map_limit`]),
+    /// at most 10,000. A spawn past it fails with "node at capacity".
     pub max_particles: u32,
-    /// Limits for components loaded without their own.
+    /// Limits for components loaded without their own. Default:
+    /// [`Limits::default`] (64 MiB memory, 5,000 ms CPU per turn, 10,000
+    /// messages per mailbox).
     pub default_limits: Limits,
-    /// Largest memory cap any component may ask for (sizes pool slots).
+    /// Largest memory cap any component may ask for, in bytes (sizes pool
+    /// slots). Default: 256 MiB.
     pub max_memory_bytes: u64,
     /// Epoch tick: the preemption slice and the CPU budget's resolution.
+    /// Default: 5 ms.
     pub tick: std::time::Duration,
-    /// Folder with a `.cedarschema` and `.cedar` files; `None` = built-in defaults.
+    /// Folder with a `.cedarschema` and `.cedar` files. Default `None`:
+    /// the built-in policies (see policy.rs).
     pub policy_dir: Option<std::path::PathBuf>,
-    /// The node's identity: its mesh key's public half; `None` = random.
+    /// The node's identity: its mesh key's public half. Default `None`: a
+    /// random id (a node that is not part of a mesh).
     pub node_id: Option<NodeId>,
     /// This incarnation of the node (Erlang's creation), part of every pid
     /// it makes: a release keeps it across restarts and counts it up at
     /// each boot, so pids of an earlier incarnation answer `noproc`.
-    /// 0 = none (a node that never restarts under the same id).
+    /// Default 0: none (a node that never restarts under the same id).
     pub creation: u32,
 }
 
@@ -366,11 +377,12 @@ impl NodeInner {
         }
     }
 
+    /// The process of this node with this pid, if it is in the table.
     pub fn lookup(&self, pid: Pid) -> Option<Arc<Process>> {
-        if pid.node != self.id {
-            return None;
+        match self.place(pid) {
+            Place::Local(p) => Some(p),
+            Place::Remote | Place::Gone => None,
         }
-        self.procs.get(&pid.seq).map(|p| p.value().clone())
     }
 
     /// A printable pid of this node or of a known peer.
@@ -447,45 +459,45 @@ impl NodeInner {
             self.live_particles.fetch_sub(1, Ordering::AcqRel);
             return Err(SpawnError::NameTaken(name.clone()));
         }
-        if let Some(parent) = opts.link
-            && self.is_remote(parent)
-        {
-            // The parent's side travels ahead of anything the child can
-            // send it (one ordered stream per pair of nodes).
-            proc.state.lock().links.insert(parent);
-            if self
-                .route(crate::remote::RemoteOp::Link {
-                    from: pid,
-                    to: parent,
-                })
-                .is_err()
-            {
-                proc.request_exit(ExitReason::Noconnection);
-            }
-        } else if let Some(parent) = opts.link {
-            let linked = self.lookup(parent).is_some_and(|pp| {
-                let mut st = pp.state.lock();
-                st.alive && st.links.insert(pid)
-            });
-            if linked {
-                proc.state.lock().links.insert(parent);
-            } else {
-                // Like spawn_link from a process that is already gone.
-                proc.request_exit(ExitReason::Noproc);
+        if let Some(parent) = opts.link {
+            match self.place(parent) {
+                Place::Remote => {
+                    // The parent's side travels ahead of anything the child
+                    // can send it (one ordered stream per pair of nodes).
+                    proc.state.lock().links.insert(parent);
+                    if !self.link_remote(pid, parent) {
+                        proc.request_exit(ExitReason::Noconnection);
+                    }
+                }
+                Place::Local(pp) => {
+                    let linked = {
+                        let mut st = pp.state.lock();
+                        st.alive && st.links.insert(pid)
+                    };
+                    if linked {
+                        proc.state.lock().links.insert(parent);
+                    } else {
+                        // Like spawn_link from a process that is already gone.
+                        proc.request_exit(ExitReason::Noproc);
+                    }
+                }
+                Place::Gone => proc.request_exit(ExitReason::Noproc),
             }
         }
-        if let Some((watcher, reference)) = opts.monitor
-            && self.is_remote(watcher)
-        {
-            // The watcher's node holds its own entry (see start.rs).
-            proc.state.lock().watchers.insert(reference, watcher);
-        } else if let Some((watcher, reference)) = opts.monitor
-            && let Some(w) = self.lookup(watcher)
-        {
-            let mut st = w.state.lock();
-            if st.alive {
-                st.monitoring.insert(reference, pid);
-                proc.state.lock().watchers.insert(reference, watcher);
+        if let Some((watcher, reference)) = opts.monitor {
+            match self.place(watcher) {
+                // The watcher's node holds its own entry (see start.rs).
+                Place::Remote => {
+                    proc.state.lock().watchers.insert(reference, watcher);
+                }
+                Place::Local(w) => {
+                    let mut st = w.state.lock();
+                    if st.alive {
+                        st.monitoring.insert(reference, pid);
+                        proc.state.lock().watchers.insert(reference, watcher);
+                    }
+                }
+                Place::Gone => {}
             }
         }
         self.rt.spawn(crate::particle::run(
@@ -513,10 +525,10 @@ impl NodeInner {
 
     /// Deliver `msg` to a pid, here or on another node.
     pub fn send(&self, to: Pid, msg: Msg) -> Result<(), SendError> {
-        match self.lookup(to) {
-            Some(t) => self.send_to(&t, msg),
-            None if to.node != self.id => self.route(crate::remote::RemoteOp::Send { to, msg }),
-            None => Err(SendError::Noproc),
+        match self.place(to) {
+            Place::Local(t) => self.send_to(&t, msg),
+            Place::Remote => self.send_remote(to, msg),
+            Place::Gone => Err(SendError::Noproc),
         }
     }
 }

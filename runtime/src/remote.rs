@@ -119,9 +119,94 @@ impl NodeInner {
         }
     }
 
-    pub(crate) fn is_remote(&self, pid: Pid) -> bool {
-        pid.node != self.id
+    /// Where `pid` lives. This is the one place a pid is told apart as
+    /// local or remote: the signal rules (signals.rs) match on it and hand
+    /// every remote case to the `*_remote` methods below.
+    pub(crate) fn place(&self, pid: Pid) -> Place {
+        if pid.node != self.id {
+            return Place::Remote;
+        }
+        match self.procs.get(&pid.seq) {
+            Some(p) => Place::Local(p.value().clone()),
+            None => Place::Gone,
+        }
     }
+
+    /// Ask `to`'s node to add `from` to `to`'s links. `false` when the
+    /// node cannot be reached now.
+    pub(crate) fn link_remote(&self, from: Pid, to: Pid) -> bool {
+        self.route(RemoteOp::Link { from, to }).is_ok()
+    }
+
+    pub(crate) fn unlink_remote(&self, from: Pid, to: Pid) {
+        let _ = self.route(RemoteOp::Unlink { from, to });
+    }
+
+    /// Ask `target`'s node to watch it for `watcher`. `false` when the node
+    /// cannot be reached now.
+    pub(crate) fn monitor_remote(&self, watcher: Pid, target: Pid, reference: u64) -> bool {
+        let op = RemoteOp::Monitor {
+            watcher,
+            target,
+            reference,
+        };
+        self.route(op).is_ok()
+    }
+
+    pub(crate) fn demonitor_remote(&self, watcher: Pid, target: Pid, reference: u64) {
+        let _ = self.route(RemoteOp::Demonitor {
+            watcher,
+            target,
+            reference,
+        });
+    }
+
+    /// An exit signal to a process elsewhere: through a link (`link`), or
+    /// exit/2.
+    pub(crate) fn exit_remote(
+        &self,
+        from: Pid,
+        to: Pid,
+        reason: ExitReason,
+        link: bool,
+    ) -> Result<(), SendError> {
+        self.route(RemoteOp::Exit {
+            from,
+            to,
+            reason,
+            link,
+        })
+    }
+
+    /// Tell a watcher elsewhere that the process it monitors ended.
+    pub(crate) fn down_remote(
+        &self,
+        target: Pid,
+        watcher: Pid,
+        reference: u64,
+        reason: ExitReason,
+    ) {
+        let _ = self.route(RemoteOp::Down {
+            target,
+            watcher,
+            reference,
+            reason,
+        });
+    }
+
+    pub(crate) fn send_remote(&self, to: Pid, msg: Msg) -> Result<(), SendError> {
+        self.route(RemoteOp::Send { to, msg })
+    }
+}
+
+/// Where a pid lives, as [`NodeInner::place`] decides it.
+pub(crate) enum Place {
+    /// A process of this node that is in the table.
+    Local(Arc<crate::process::Process>),
+    /// A process of another node (alive or not: only that node knows).
+    Remote,
+    /// A pid of this node (or of an earlier incarnation) with no process.
+    Gone,
 }
 
 impl Node {

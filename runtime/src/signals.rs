@@ -6,12 +6,17 @@
 //! - if `T` traps exits, the signal becomes an EXIT message in its mailbox,
 //!   behind every message `S` sent earlier (one queue, so no overtaking);
 //! - otherwise `normal` is ignored and any other reason ends `T` with `R`.
+//!
+//! Every operation asks [`NodeInner::place`] once where its target lives.
+//! A remote target is handed to remote.rs, where the far node applies the
+//! same rules on arrival; a link or monitor to a node that cannot be
+//! reached fires at once with `noconnection`.
 
 use crate::node::{NodeInner, SendError};
 use crate::pid::Pid;
 use crate::process::Process;
 use crate::reason::{ExitReason, Msg};
-use crate::remote::RemoteOp;
+use crate::remote::Place;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -24,31 +29,31 @@ impl NodeInner {
         if target == me.pid {
             return Ok(());
         }
-        if self.is_remote(target) {
-            me.state.lock().links.insert(target);
-            if self
-                .route(RemoteOp::Link {
-                    from: me.pid,
-                    to: target,
-                })
-                .is_err()
-            {
-                // As Erlang: the link is made and at once broken.
-                me.state.lock().links.remove(&target);
-                self.deliver_exit(target, me, ExitReason::Noconnection, false);
-            }
-            return Ok(());
-        }
         // Our side first: if the target dies between the two steps, its exit
         // still finds us through its own set once we are in it, and if we are
         // not, we see it dead below.
         me.state.lock().links.insert(target);
-        if let Some(t) = self.lookup(target) {
-            let mut st = t.state.lock();
-            if st.alive {
-                st.links.insert(me.pid);
+        let linked = match self.place(target) {
+            Place::Remote => {
+                if !self.link_remote(me.pid, target) {
+                    // As Erlang: the link is made and at once broken.
+                    me.state.lock().links.remove(&target);
+                    self.deliver_exit(target, me, ExitReason::Noconnection, false);
+                }
                 return Ok(());
             }
+            Place::Local(t) => {
+                let mut st = t.state.lock();
+                // Linking twice is one link, as in Erlang.
+                if st.alive {
+                    st.links.insert(me.pid);
+                }
+                st.alive
+            }
+            Place::Gone => false,
+        };
+        if linked {
+            return Ok(());
         }
         me.state.lock().links.remove(&target);
         if me.traps_exits() {
@@ -65,52 +70,38 @@ impl NodeInner {
 
     pub fn unlink(&self, me: &Process, target: Pid) {
         me.state.lock().links.remove(&target);
-        if self.is_remote(target) {
-            let _ = self.route(RemoteOp::Unlink {
-                from: me.pid,
-                to: target,
-            });
-            return;
-        }
-        if let Some(t) = self.lookup(target) {
-            t.state.lock().links.remove(&me.pid);
+        match self.place(target) {
+            Place::Remote => self.unlink_remote(me.pid, target),
+            Place::Local(t) => {
+                t.state.lock().links.remove(&me.pid);
+            }
+            Place::Gone => {}
         }
     }
 
-    /// Returns the monitor reference. A dead target yields DOWN `noproc` at once.
+    /// Returns the monitor reference. A dead target yields DOWN `noproc` at
+    /// once, an unreachable node DOWN `noconnection`.
     pub fn monitor(&self, me: &Process, target: Pid) -> u64 {
         let reference = self.next_ref();
         me.state.lock().monitoring.insert(reference, target);
-        if self.is_remote(target) {
-            let op = RemoteOp::Monitor {
-                watcher: me.pid,
-                target,
-                reference,
-            };
-            if self.route(op).is_ok() {
-                return reference;
+        let failed = match self.place(target) {
+            Place::Remote if self.monitor_remote(me.pid, target, reference) => return reference,
+            Place::Remote => ExitReason::Noconnection,
+            Place::Local(t) => {
+                let mut st = t.state.lock();
+                if st.alive {
+                    st.watchers.insert(reference, me.pid);
+                    return reference;
+                }
+                ExitReason::Noproc
             }
-            me.state.lock().monitoring.remove(&reference);
-            let down = Msg::Down {
-                sender: target,
-                reference,
-                reason: ExitReason::Noconnection,
-            };
-            let _ = me.mailbox.push(down, true);
-            return reference;
-        }
-        if let Some(t) = self.lookup(target) {
-            let mut st = t.state.lock();
-            if st.alive {
-                st.watchers.insert(reference, me.pid);
-                return reference;
-            }
-        }
+            Place::Gone => ExitReason::Noproc,
+        };
         me.state.lock().monitoring.remove(&reference);
         let down = Msg::Down {
             sender: target,
             reference,
-            reason: ExitReason::Noproc,
+            reason: failed,
         };
         let _ = me.mailbox.push(down, true);
         reference
@@ -122,15 +113,7 @@ impl NodeInner {
         match target {
             Some(t) => {
                 // Still active: no DOWN can be queued for it.
-                if self.is_remote(t) {
-                    let _ = self.route(RemoteOp::Demonitor {
-                        watcher: me.pid,
-                        target: t,
-                        reference,
-                    });
-                } else if let Some(tp) = self.lookup(t) {
-                    tp.state.lock().watchers.remove(&reference);
-                }
+                self.drop_watcher(me.pid, t, reference);
                 true
             }
             None => {
@@ -140,19 +123,27 @@ impl NodeInner {
         }
     }
 
+    /// Remove `watcher`'s monitor `reference` from `target`'s side.
+    fn drop_watcher(&self, watcher: Pid, target: Pid, reference: u64) {
+        match self.place(target) {
+            Place::Remote => self.demonitor_remote(watcher, target, reference),
+            Place::Local(t) => {
+                t.state.lock().watchers.remove(&reference);
+            }
+            Place::Gone => {}
+        }
+    }
+
     /// Erlang's exit/2 from `from` to `target`.
     pub fn send_exit(&self, from: Pid, target: Pid, reason: ExitReason) -> Result<(), SendError> {
-        if self.is_remote(target) {
-            return self.route(RemoteOp::Exit {
-                from,
-                to: target,
-                reason,
-                link: false,
-            });
+        match self.place(target) {
+            Place::Remote => self.exit_remote(from, target, reason, false),
+            Place::Local(t) => {
+                self.deliver_exit(from, &t, reason, false);
+                Ok(())
+            }
+            Place::Gone => Err(SendError::Noproc),
         }
-        let t = self.lookup(target).ok_or(SendError::Noproc)?;
-        self.deliver_exit(from, &t, reason, false);
-        Ok(())
     }
 
     pub fn deliver_exit(&self, from: Pid, to: &Process, reason: ExitReason, via_link: bool) {
@@ -206,30 +197,23 @@ impl NodeInner {
         }
         tracing::debug!(pid = %p.pid, component = %p.component, %reason, "process exited");
         for l in links {
-            if self.is_remote(l) {
-                let op = RemoteOp::Exit {
-                    from: p.pid,
-                    to: l,
-                    reason: reason.clone(),
-                    link: true,
-                };
-                let _ = self.route(op);
-            } else if let Some(t) = self.lookup(l) {
-                self.deliver_exit(p.pid, &t, reason.clone(), true);
+            match self.place(l) {
+                Place::Remote => {
+                    let _ = self.exit_remote(p.pid, l, reason.clone(), true);
+                }
+                Place::Local(t) => self.deliver_exit(p.pid, &t, reason.clone(), true),
+                Place::Gone => {}
             }
         }
         for (reference, w) in watchers {
-            if self.is_remote(w) {
-                let op = RemoteOp::Down {
-                    target: p.pid,
-                    watcher: w,
-                    reference,
-                    reason: reason.clone(),
-                };
-                let _ = self.route(op);
-                continue;
-            }
-            let Some(wp) = self.lookup(w) else { continue };
+            let wp = match self.place(w) {
+                Place::Remote => {
+                    self.down_remote(p.pid, w, reference, reason.clone());
+                    continue;
+                }
+                Place::Local(wp) => wp,
+                Place::Gone => continue,
+            };
             // Push under the watcher's lock so a concurrent demonitor either
             // sees the monitor active or finds the DOWN queued to flush.
             let mut st = wp.state.lock();
@@ -244,15 +228,7 @@ impl NodeInner {
             drop(st);
         }
         for (reference, t) in monitoring {
-            if self.is_remote(t) {
-                let _ = self.route(RemoteOp::Demonitor {
-                    watcher: p.pid,
-                    target: t,
-                    reference,
-                });
-            } else if let Some(tp) = self.lookup(t) {
-                tp.state.lock().watchers.remove(&reference);
-            }
+            self.drop_watcher(p.pid, t, reference);
         }
         p.mailbox.clear();
     }

@@ -1,35 +1,88 @@
 //! The bridge between the `supervisor` host interface and supervisors.
 //!
 //! Supervisors live in plasmoid-supervisor, above this crate; it installs a
-//! `Supervision` service on the node so that particles can reach them.
+//! `Supervision` service on the node so that particles can reach them. The
+//! supervision vocabulary (strategy, restart type, shutdown, a child's row
+//! and counts) is defined here, once, and plasmoid-supervisor re-exports it.
 
 use crate::pid::Pid;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChildRow {
-    pub id: String,
-    pub pid: Option<Pid>,
-    pub supervisor: bool,
-    pub restarts: u32,
+/// How a supervisor restarts its children (OTP's strategies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    OneForOne,
+    OneForAll,
+    RestForOne,
+    /// One template child, instances added at run time with `start_child`.
+    SimpleOneForOne,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct ChildCounts {
-    pub specs: u32,
-    pub active: u32,
-    pub supervisors: u32,
-    pub workers: u32,
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::OneForOne => "one-for-one",
+            Strategy::OneForAll => "one-for-all",
+            Strategy::RestForOne => "rest-for-one",
+            Strategy::SimpleOneForOne => "simple-one-for-one",
+        }
+    }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChildRestart {
+/// When a child is restarted after it exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    /// Always.
+    #[default]
     Permanent,
+    /// Only after an abnormal exit (not `normal`, not `shutdown`).
     Transient,
+    /// Never; its spec is removed when it exits.
     Temporary,
 }
 
+/// How a child is stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Killed at once (untrappable `kill`).
+    BrutalKill,
+    /// Sent `shutdown`, killed if still alive after this long.
+    Timeout(Duration),
+    /// Sent `shutdown` and waited for, however long it takes (for supervisors).
+    Infinity,
+}
+
+/// One row of `which_children`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildInfo {
+    pub id: String,
+    /// `None` while it is not running (stopped, or waiting for a restart).
+    pub pid: Option<Pid>,
+    pub supervisor: bool,
+    pub restarts: u32,
+    /// The component of a worker; `None` for a supervisor.
+    pub component: Option<String>,
+    /// The strategy of a nested supervisor.
+    pub strategy: Option<Strategy>,
+    /// Its restart type, as in its spec.
+    pub restart: Restart,
+}
+
+/// `count_children`, as OTP counts them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ChildCounts {
+    pub specs: usize,
+    pub active: usize,
+    pub supervisors: usize,
+    pub workers: usize,
+}
+
+/// What a particle asks of a supervisor through the WIT `supervisor` interface.
 #[derive(Clone, Debug)]
 pub enum SupRequest {
     Which,
@@ -38,9 +91,8 @@ pub enum SupRequest {
         id: String,
         component: String,
         init: String,
-        restart: ChildRestart,
-        /// None = brutal kill.
-        shutdown_ms: Option<u64>,
+        restart: Restart,
+        shutdown: Shutdown,
     },
     Terminate(String),
     Restart(String),
@@ -49,7 +101,7 @@ pub enum SupRequest {
 
 #[derive(Clone, Debug)]
 pub enum SupReply {
-    Rows(Vec<ChildRow>),
+    Rows(Vec<ChildInfo>),
     Counts(ChildCounts),
     Pid(Pid),
     Done,

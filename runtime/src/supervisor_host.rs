@@ -3,12 +3,12 @@
 
 use crate::host::PidRep;
 use crate::host::plasmoid::runtime::supervisor::{
-    ChildCounts, ChildInfo, ChildSpec, Host, Restart, SupervisorError,
+    ChildCounts, ChildInfo, ChildSpec, Host, SupervisorError,
 };
 use crate::particle::ParticleState;
 
 use crate::policy::Action;
-use crate::supervision::{ChildRestart, SupReply, SupRequest, Supervision};
+use crate::supervision::{Shutdown, SupReply, SupRequest, Supervision};
 use std::sync::Arc;
 use wasmtime::component::Resource;
 
@@ -82,12 +82,7 @@ impl Host for ParticleState {
 
     async fn count_children(&mut self, sup: Resource<PidRep>) -> Answer<ChildCounts> {
         Ok(match self.ask_supervisor(&sup, SupRequest::Count).await? {
-            Ok(SupReply::Counts(c)) => Ok(ChildCounts {
-                specs: c.specs,
-                active: c.active,
-                supervisors: c.supervisors,
-                workers: c.workers,
-            }),
+            Ok(SupReply::Counts(c)) => Ok(ChildCounts::from(c)),
             Ok(_) => Err(unexpected()),
             Err(e) => Err(e),
         })
@@ -102,12 +97,11 @@ impl Host for ParticleState {
             id: spec.id,
             component: spec.component,
             init: spec.init,
-            restart: match spec.restart {
-                Restart::Permanent => ChildRestart::Permanent,
-                Restart::Transient => ChildRestart::Transient,
-                Restart::Temporary => ChildRestart::Temporary,
-            },
-            shutdown_ms: spec.shutdown_ms,
+            restart: spec.restart.into(),
+            // The WIT spec has no `infinity`: a particle starts workers.
+            shutdown: spec.shutdown_ms.map_or(Shutdown::BrutalKill, |ms| {
+                Shutdown::Timeout(std::time::Duration::from_millis(ms))
+            }),
         };
         let reply = self.ask_supervisor(&sup, req).await?;
         self.pid_reply(reply)

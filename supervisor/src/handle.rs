@@ -26,29 +26,7 @@ pub struct SupervisorRef {
     pub(crate) table: Arc<RwLock<Vec<ChildInfo>>>,
 }
 
-/// One row of `which_children`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChildInfo {
-    pub id: String,
-    pub pid: Option<Pid>,
-    pub supervisor: bool,
-    pub restarts: u32,
-    /// The component of a worker; `None` for a supervisor.
-    pub component: Option<String>,
-    /// The strategy of a nested supervisor.
-    pub strategy: Option<Strategy>,
-    /// Its restart type, as in its spec.
-    pub restart: crate::spec::Restart,
-}
-
-/// `count_children`, as OTP counts them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Counts {
-    pub specs: usize,
-    pub active: usize,
-    pub supervisors: usize,
-    pub workers: usize,
-}
+pub use plasmoid_runtime::{ChildCounts as Counts, ChildInfo};
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, SupervisorError>>;
 

@@ -9,14 +9,10 @@
 
 use crate::SupervisorError;
 use crate::handle::SupervisorRef;
-use crate::spec::{ChildSpec, ChildStart, Restart, Shutdown};
+use crate::spec::{ChildSpec, ChildStart};
 use dashmap::DashMap;
-use plasmoid_runtime::{
-    ChildCounts, ChildRestart, ChildRow, Node, Pid, SupError, SupFuture, SupReply, SupRequest,
-    Supervision,
-};
+use plasmoid_runtime::{Node, Pid, SupError, SupFuture, SupReply, SupRequest, Supervision};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// One node's supervisors and their children.
 #[derive(Default)]
@@ -115,33 +111,14 @@ impl Supervision for Registry {
                 return Err(SupError::NotASupervisor);
             };
             Ok(match req {
-                SupRequest::Which => SupReply::Rows(
-                    s.children_now()?
-                        .into_iter()
-                        .map(|c| ChildRow {
-                            id: c.id,
-                            pid: c.pid,
-                            supervisor: c.supervisor,
-                            restarts: c.restarts,
-                        })
-                        .collect(),
-                ),
-                SupRequest::Count => {
-                    let c = s.count_children().await?;
-                    let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
-                    SupReply::Counts(ChildCounts {
-                        specs: n(c.specs),
-                        active: n(c.active),
-                        supervisors: n(c.supervisors),
-                        workers: n(c.workers),
-                    })
-                }
+                SupRequest::Which => SupReply::Rows(s.children_now()?),
+                SupRequest::Count => SupReply::Counts(s.count_children().await?),
                 SupRequest::Start {
                     id,
                     component,
                     init,
                     restart,
-                    shutdown_ms,
+                    shutdown,
                 } => {
                     if s.is_simple() {
                         SupReply::Pid(s.start_instance(&init).await?)
@@ -153,14 +130,8 @@ impl Supervision for Registry {
                                 init,
                                 nodes: Vec::new(),
                             },
-                            restart: match restart {
-                                ChildRestart::Permanent => Restart::Permanent,
-                                ChildRestart::Transient => Restart::Transient,
-                                ChildRestart::Temporary => Restart::Temporary,
-                            },
-                            shutdown: shutdown_ms.map_or(Shutdown::BrutalKill, |ms| {
-                                Shutdown::Timeout(Duration::from_millis(ms))
-                            }),
+                            restart,
+                            shutdown,
                         };
                         SupReply::Pid(s.start_child(spec).await?)
                     }

@@ -1,52 +1,8 @@
 //! Child and supervisor specifications, with OTP's names and defaults.
 
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Strategy {
-    OneForOne,
-    OneForAll,
-    RestForOne,
-    /// One template child, instances added at run time with `start_child`.
-    SimpleOneForOne,
-}
-
-impl Strategy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::OneForOne => "one-for-one",
-            Strategy::OneForAll => "one-for-all",
-            Strategy::RestForOne => "rest-for-one",
-            Strategy::SimpleOneForOne => "simple-one-for-one",
-        }
-    }
-}
-
-/// When a child is restarted after it exits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Restart {
-    /// Always.
-    #[default]
-    Permanent,
-    /// Only after an abnormal exit (not `normal`, not `shutdown`).
-    Transient,
-    /// Never; its spec is removed when it exits.
-    Temporary,
-}
-
-/// How a child is stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shutdown {
-    /// Killed at once (untrappable `kill`).
-    BrutalKill,
-    /// Sent `shutdown`, killed if still alive after this long.
-    Timeout(Duration),
-    /// Sent `shutdown` and waited for, however long it takes (for supervisors).
-    Infinity,
-}
+pub use plasmoid_runtime::{Restart, Shutdown, Strategy};
 
 /// What a child is.
 #[derive(Clone, Debug)]
