@@ -340,33 +340,31 @@ async fn several_files_dropped_at_once_are_all_swapped() {
     );
 }
 
-/// The hand-written WAT particle with its `exit` call taken out: its
-/// `start` logs and then traps.
-fn trapping_particle() -> Vec<u8> {
+/// The hand-written WAT particle with its `exit` call replaced by `instead`.
+fn wat_particle_without_exit(instead: &str) -> Vec<u8> {
     let text = std::fs::read_to_string(common::wat_particle()).unwrap();
     let exit = "      (call $exit (i32.const 3) (i32.const 64) (i32.const 8))\n";
     assert!(text.contains(exit));
-    wat::parse_str(text.replace(exit, "")).unwrap()
+    wat::parse_str(text.replace(exit, instead)).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_mode_version_that_traps_at_start_leaves_every_child_running_the_old_one() {
-    let live = boot(COUNTER).await;
-    let good = live.node.component_version("echo").unwrap();
-    assert_eq!(live.node.particles_of("echo").len(), 3);
-    live.drop_file("echo", &trapping_particle());
-    let h = live.wait_history(2, Duration::from_secs(10)).await;
-    assert_eq!(h[0].outcome, SwapOutcome::Upgraded, "{h:?}");
-    assert_eq!(h[1].outcome, SwapOutcome::RolledBack, "{h:?}");
-    assert_eq!(
-        h[1].from, h[0].to,
-        "a rollback names the bad version: {h:?}"
-    );
-    // Every child of the echoes' supervisor runs again, on the old version.
+/// Its `start` logs and then traps.
+fn trapping_particle() -> Vec<u8> {
+    wat_particle_without_exit("")
+}
+
+/// Its `start` never reaches `recv`: an endless loop.
+fn hanging_particle() -> Vec<u8> {
+    wat_particle_without_exit("      (loop $spin (br $spin))\n")
+}
+
+/// Every child of the echoes' supervisor runs again, on version `good`,
+/// and its supervisor knows it by its pid.
+async fn every_echo_runs(live: &Live, good: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let running = live.node.particles_of("echo");
-        if running.len() == 3 && running.iter().all(|p| p.version == good) {
+        if running.len() == 3 && running.iter().all(|p| &*p.version == good) {
             break;
         }
         assert!(Instant::now() < deadline, "{running:?}");
@@ -383,5 +381,122 @@ async fn a_restart_mode_version_that_traps_at_start_leaves_every_child_running_t
             .unwrap();
         assert_eq!(row.pid, Some(p.pid), "{row:?}");
     }
-    assert_eq!(live.node.component_version("echo").unwrap(), good);
+    assert_eq!(&*live.node.component_version("echo").unwrap(), good);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mode_version_that_traps_at_start_leaves_every_child_running_the_old_one() {
+    let live = boot(COUNTER).await;
+    let good = live.node.component_version("echo").unwrap();
+    assert_eq!(live.node.particles_of("echo").len(), 3);
+    live.drop_file("echo", &trapping_particle());
+    let h = live.wait_history(2, Duration::from_secs(10)).await;
+    assert_eq!(h[0].outcome, SwapOutcome::Upgraded, "{h:?}");
+    assert_eq!(h[1].outcome, SwapOutcome::RolledBack, "{h:?}");
+    assert_eq!(
+        h[1].from, h[0].to,
+        "a rollback names the bad version: {h:?}"
+    );
+    every_echo_runs(&live, &good).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mode_version_that_hangs_at_start_is_rolled_back_and_no_child_is_left_stopped() {
+    // No CPU budget for the echoes: only the start timeout (5 s) ends the
+    // hanging start, as it would end one blocked for any other reason.
+    let manifest = COUNTER.replace(
+        "upgrade = \"restart\"\n",
+        "upgrade = \"restart\"\nlimits = { cpu_ms = 0 }\n",
+    );
+    let live = boot(&manifest).await;
+    let good = live.node.component_version("echo").unwrap();
+    live.drop_file("echo", &hanging_particle());
+    let h = live.wait_history(2, Duration::from_secs(30)).await;
+    assert_eq!(h[0].outcome, SwapOutcome::Upgraded, "{h:?}");
+    assert_eq!(h[1].outcome, SwapOutcome::RolledBack, "{h:?}");
+    assert!(h[1].detail.contains("did not initialise"), "{h:?}");
+    every_echo_runs(&live, &good).await;
+}
+
+/// The WAT particle with `n` more functions in its core module, each a
+/// chain of arithmetic: a component that takes cranelift seconds to compile.
+fn large_particle(n: usize) -> Vec<u8> {
+    let text = std::fs::read_to_string(common::wat_particle()).unwrap();
+    let anchor = "    ;; cabi_realloc(old_ptr, old_size, align, new_size) -> new_ptr\n";
+    assert!(text.contains(anchor));
+    let mut pad = String::new();
+    for i in 0..n {
+        pad.push_str(&format!(
+            "    (func $pad{i} (param i64) (result i64) (local i64)\n"
+        ));
+        pad.push_str(&format!(
+            "      (local.set 1 (i64.mul (local.get 0) (i64.const {i})))\n"
+        ));
+        for k in 0..12 {
+            pad.push_str(&format!(
+                "      (local.set 1 (i64.add (i64.rotl (local.get 1) (i64.const {k})) (i64.xor (local.get 1) (i64.const {}))))\n",
+                i * 31 + k
+            ));
+        }
+        pad.push_str("      (local.get 1))\n");
+    }
+    wat::parse_str(text.replace(anchor, &format!("{pad}{anchor}"))).unwrap()
+}
+
+/// Compiling a new version runs on a blocking thread: particles keep being
+/// scheduled while it compiles. A native process calls the counter in a
+/// loop throughout the swap of a large component; no round trip (two hops)
+/// may take more than 10 epoch ticks (50 ms), against a compile of more
+/// than a second that would stall them all if it ran on the particles'
+/// threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_swap_compiles_off_the_scheduler_and_no_hop_waits_for_it() {
+    let extra = tempfile::tempdir().unwrap();
+    let small = extra.path().join("big.wasm");
+    std::fs::write(&small, wat_particle_without_exit("")).unwrap();
+    let manifest = COUNTER.replace(
+        "[supervisor]\n",
+        &format!(
+            "[components.big]\nwasm = \"{}\"\n[supervisor]\n",
+            small.display()
+        ),
+    );
+    let live = boot(&manifest).await;
+    let counter = live.only("counter");
+    let large = large_particle(20_000);
+    let compile = {
+        let started = Instant::now();
+        plasmoid_runtime::precompile(&Default::default(), "big", &large).unwrap();
+        started.elapsed()
+    };
+    // Warm: the first calls are not part of the figure.
+    for _ in 0..100 {
+        live.ask(counter, GET).await.unwrap();
+    }
+    let before = live.history().len();
+    live.drop_file("big", &large);
+    let (mut worst, mut calls) = (Duration::ZERO, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while live.history().len() == before {
+        assert!(Instant::now() < deadline, "the swap of `big` never landed");
+        let t = Instant::now();
+        live.ask(counter, GET).await.unwrap();
+        worst = worst.max(t.elapsed());
+        calls += 1;
+    }
+    let h = live.history();
+    assert_eq!(h.last().unwrap().outcome, SwapOutcome::Upgraded, "{h:?}");
+    eprintln!(
+        "large swap: compile alone {} ms; {calls} calls during the swap, slowest {} µs",
+        compile.as_millis(),
+        worst.as_micros()
+    );
+    assert!(
+        compile > Duration::from_secs(1),
+        "the component is large enough to matter: {compile:?}"
+    );
+    assert!(
+        worst <= Duration::from_millis(50),
+        "a call waited {worst:?} during a swap that compiled for about {compile:?}"
+    );
 }

@@ -26,6 +26,11 @@ pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(5);
 /// acknowledgement (60 s); older entries are dropped as new ones come.
 const FORGET_ABANDONED: Duration = Duration::from_secs(60);
 
+/// How long a start that timed out waits for its local particle to end
+/// (1 s): a particle ends at its next epoch tick, so this is only reached
+/// by a host call that does not return.
+const ENDING: Duration = Duration::from_secs(1);
+
 /// Start `component` linked to `parent`, here (`on` is `None` or this node)
 /// or on node `on`, and wait up to `timeout` until it has initialised.
 /// A particle that ran to completion before its first wait did start.
@@ -91,34 +96,61 @@ pub(crate) async fn start_linked(
         }) => Ok(local_pid.unwrap_or(sender)),
         Some(Msg::Down { reason, .. }) => Err(reason.to_string()),
         Some(_) | None => {
-            inner.abandon_start(parent, reference, local_pid, remote);
-            Err(format!(
-                "did not initialise within {} ms",
-                timeout.as_millis()
-            ))
+            let why = format!("did not initialise within {} ms", timeout.as_millis());
+            inner.abandon_start(parent, reference, local_pid, remote, &why);
+            if local_pid.is_some() {
+                // As OTP's proc_lib: the start returns once the child is
+                // gone, so what its end does (a rollback of its version)
+                // is done before the caller's next step, such as a retry.
+                let until = tokio::time::Instant::now() + ENDING;
+                loop {
+                    match parent.mailbox.take(Some(reference), Some(until)).await {
+                        Some(Msg::Down { .. }) => break,
+                        // Its acknowledgement, late: it is ending anyway.
+                        Some(_) => continue,
+                        None => {
+                            inner.demonitor(parent, reference);
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(why)
         }
     }
 }
 
 impl NodeInner {
-    /// Give up on a start: no monitor, no link, the particle killed, and a
-    /// late acknowledgement dropped.
+    /// Give up on a start: no link, the particle told to end (a local one's
+    /// monitor stays for [`start_linked`] to see it gone), and a late
+    /// acknowledgement from a far node dropped.
+    ///
+    /// A local particle ends with an exception naming `why` (it cannot trap
+    /// it, as it could not trap `kill`): a start that hangs is the code's
+    /// failure, so a new version on probation is rolled back for it, as for
+    /// a crash, and the log says why the particle ended.
     fn abandon_start(
         &self,
         parent: &Arc<Process>,
         reference: u64,
         local: Option<Pid>,
         remote: Option<NodeId>,
+        why: &str,
     ) {
-        let now = Instant::now();
-        self.abandoned
-            .retain(|_, at| now.duration_since(*at) < FORGET_ABANDONED);
-        self.abandoned.insert(reference, now);
+        if remote.is_some() {
+            // Only a far node's acknowledgement can come after this.
+            let now = Instant::now();
+            self.abandoned
+                .retain(|_, at| now.duration_since(*at) < FORGET_ABANDONED);
+            self.abandoned.insert(reference, now);
+        }
         match local {
+            // The monitor stays: start_linked waits for its DOWN.
             Some(pid) => {
-                self.demonitor(parent, reference);
                 self.unlink(parent, pid);
-                let _ = self.send_exit(parent.pid, pid, ExitReason::Kill);
+                if let Some(p) = self.lookup(pid) {
+                    p.request_exit(ExitReason::Exception(why.to_string()));
+                }
             }
             // The far node forgets its side with the cancel.
             None => {
@@ -132,8 +164,11 @@ impl NodeInner {
                 reference,
             });
         }
-        // An acknowledgement that slipped in before the kill.
-        if let Some(Msg::Tagged { sender, .. }) = parent.mailbox.try_take(Some(reference)) {
+        // An acknowledgement from the far node that slipped in before the
+        // cancel.
+        if remote.is_some()
+            && let Some(Msg::Tagged { sender, .. }) = parent.mailbox.try_take(Some(reference))
+        {
             self.abandoned.remove(&reference);
             self.kill_orphan(parent.pid, sender);
         }
@@ -195,11 +230,13 @@ impl NodeInner {
             }
             // The parent's half of the link goes too, so a lost connection
             // later does not signal it about a particle it never had.
-            let _ = self.route(RemoteOp::Unlink {
-                from: pid,
-                to: parent,
-            });
-            let _ = self.send_exit(parent, pid, ExitReason::Kill);
+            self.unlink_remote(pid, parent);
+            if let Some(p) = self.lookup(pid) {
+                // As a local start that timed out (see abandon_start).
+                p.request_exit(ExitReason::Exception(format!(
+                    "its start was given up by {parent}: did not initialise in time"
+                )));
+            }
         }
     }
 }

@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -17,23 +19,30 @@ pub fn watch(
     settle: Duration,
 ) -> Result<(notify::RecommendedWatcher, mpsc::Receiver<PathBuf>), notify::Error> {
     use notify::Watcher;
-    // Bounded: only events for component files are queued, and when
-    // MAX_EVENTS are already waiting, more events for the same few files
-    // add nothing (each file is re-checked when it settles).
+    // Bounded: only events for component files are queued. When
+    // MAX_EVENTS are already waiting, an event is not queued but the
+    // overflow is noted, and the debouncer then re-checks every component
+    // file: a burst for one file never hides another file's event.
     let (raw_tx, raw_rx) = mpsc::channel::<PathBuf>(MAX_EVENTS);
+    let overflow = Arc::new(AtomicBool::new(false));
     let filter = known.clone();
+    let noted = overflow.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(event) = res {
             for p in event.paths {
-                if component_file(&p, &filter) {
-                    let _ = raw_tx.try_send(p);
+                if component_file(&p, &filter) && raw_tx.try_send(p).is_err() {
+                    noted.store(true, Ordering::Release);
                 }
             }
         }
     })?;
     watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
     let (tx, rx) = mpsc::channel(known.len().max(1));
-    tokio::spawn(debounce(raw_rx, tx, known, settle));
+    let files = known
+        .iter()
+        .map(|k| dir.join(format!("{k}.wasm")))
+        .collect();
+    tokio::spawn(debounce(raw_rx, tx, known, files, overflow, settle));
     Ok((watcher, rx))
 }
 
@@ -51,10 +60,15 @@ fn component_file(path: &Path, known: &[String]) -> bool {
 
 /// A file is reported once it has had no events for `settle` and then the
 /// same size over one more `settle`.
+///
+/// `files` are every component's file, re-checked all at once after the
+/// event queue overflowed (`overflow`).
 async fn debounce(
     mut raw: mpsc::Receiver<PathBuf>,
     out: mpsc::Sender<PathBuf>,
     known: Vec<String>,
+    files: Vec<PathBuf>,
+    overflow: Arc<AtomicBool>,
     settle: Duration,
 ) {
     // path → (last event or size change, size seen then)
@@ -77,6 +91,14 @@ async fn debounce(
             && component_file(&p, &known)
         {
             pending.insert(p, (Instant::now(), None));
+        }
+        if overflow.swap(false, Ordering::AcqRel) {
+            tracing::debug!(
+                "more than {MAX_EVENTS} file events at once; re-checking every component file"
+            );
+            for f in &files {
+                pending.insert(f.clone(), (Instant::now(), None));
+            }
         }
         let now = Instant::now();
         let mut ready = Vec::new();
@@ -134,5 +156,30 @@ mod tests {
             Path::new("/r/components/other.wasm"),
             &known
         ));
+    }
+
+    /// A burst past the queue's bound loses no other file: after an
+    /// overflow every component file is looked at again.
+    #[tokio::test]
+    async fn an_overflow_rechecks_every_component_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let known = vec!["a".to_string(), "b".to_string()];
+        let files: Vec<PathBuf> = known
+            .iter()
+            .map(|k| dir.path().join(format!("{k}.wasm")))
+            .collect();
+        for f in &files {
+            std::fs::write(f, b"\0asm").unwrap();
+        }
+        let (raw_tx, raw_rx) = mpsc::channel(1);
+        let (tx, mut rx) = mpsc::channel(2);
+        let overflow = Arc::new(AtomicBool::new(true));
+        let settle = Duration::from_millis(10);
+        tokio::spawn(debounce(raw_rx, tx, known, files.clone(), overflow, settle));
+        // Only a's event got into the queue; b's was the one dropped.
+        raw_tx.send(files[0].clone()).await.unwrap();
+        let mut seen = vec![rx.recv().await.unwrap(), rx.recv().await.unwrap()];
+        seen.sort();
+        assert_eq!(seen, files);
     }
 }
