@@ -69,6 +69,9 @@ struct Inner {
     next_conn: std::sync::atomic::AtomicU64,
     /// Peers this node keeps a dial loop for (one each).
     dialing: dashmap::DashSet<NodeId>,
+    /// Where each peer this node dials back (one that dialled in without
+    /// being named to it) last dialled in from; one entry per admitted peer.
+    came_from: DashMap<NodeId, SocketAddr>,
     /// Answers control clients, once [`Mesh::serve_control`] is called.
     control: parking_lot::RwLock<Option<Arc<crate::control::ControlServer>>>,
 }
@@ -160,6 +163,7 @@ impl Mesh {
             inbound: DashMap::new(),
             next_conn: std::sync::atomic::AtomicU64::new(1),
             dialing: dashmap::DashSet::new(),
+            came_from: DashMap::new(),
             control: parking_lot::RwLock::new(None),
         });
         node.set_remote(Arc::new(Route(Arc::downgrade(&inner))));
@@ -278,6 +282,9 @@ async fn dial_loop(inner: Weak<Inner>, peer: NodeId, addr: Option<SocketAddr>) {
         if me.endpoint.is_closed() {
             return;
         }
+        // A peer that dialled in is dialled back where it last came from
+        // (it may have restarted on another port since).
+        let addr = me.came_from.get(&peer).map(|a| *a).or(addr);
         let target = match addr {
             Some(addr) => EndpointAddr::new(key).with_ip_addr(addr),
             None => EndpointAddr::new(key),
@@ -391,7 +398,13 @@ async fn serve(me: Arc<Inner>, conn: Connection, from: Option<SocketAddr>) {
     // An admitted peer this node was not told to dial (`--allow` with
     // static discovery): dial it back where it came from, so it is
     // connected both ways and can be answered.
-    if me.dialing.insert(peer) {
+    let dial_back = me.dialing.insert(peer);
+    if let Some(addr) = from
+        && (dial_back || me.came_from.contains_key(&peer))
+    {
+        me.came_from.insert(peer, addr);
+    }
+    if dial_back {
         tracing::info!(peer = %peer.short(), "an admitted peer dialled in; dialling it back");
         tokio::spawn(dial_loop(Arc::downgrade(&me), peer, from));
     }

@@ -368,12 +368,16 @@ impl NodeInner {
     }
 
     pub fn new_pid(&self) -> Pid {
-        let serial = self.seq.fetch_add(1, Ordering::Relaxed);
-        Pid {
-            node: self.id,
+        loop {
+            let serial = self.seq.fetch_add(1, Ordering::Relaxed);
             // 2^32 pids per incarnation; past that the creation's bits
-            // would be overwritten, so the counter wraps within them.
-            seq: Pid::seq_of(self.config.creation, serial as u32),
+            // would be overwritten, so the counter wraps within them (as
+            // Erlang's serial does), skipping pids still alive.
+            let seq = Pid::seq_of(self.config.creation, serial as u32);
+            // Serial 0 stands for the node itself (a failed remote spawn).
+            if serial as u32 != 0 && !self.procs.contains_key(&seq) {
+                return Pid { node: self.id, seq };
+            }
         }
     }
 
