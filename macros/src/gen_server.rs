@@ -16,6 +16,7 @@ struct Handlers<'a> {
     cast: Option<&'a Type>,
     info: bool,
     exit: bool,
+    http: bool,
     /// The user wrote `code_change` (to convert an older state shape).
     code_change: bool,
 }
@@ -94,6 +95,16 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream
                 data: ::std::vec::Vec<u8>,
             ) -> ::plasmoid_sdk::CastResult {
                 <#state>::handle_info(self, data)
+            }
+        }
+    });
+    let handle_http = handlers.http.then(|| {
+        quote! {
+            fn handle_http(
+                &mut self,
+                request: ::plasmoid_sdk::HttpRequest,
+            ) -> ::plasmoid_sdk::HttpResponse {
+                <#state>::handle_http(self, request)
             }
         }
     });
@@ -185,6 +196,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream
             #handle_call
             #handle_cast
             #handle_info
+            #handle_http
             #handle_exit
             #handoff_items
         }
@@ -222,6 +234,10 @@ fn find_handlers(block: &ItemImpl) -> Result<Handlers<'_>> {
             "handle_exit" => {
                 single_arg(method, true)?;
                 found.exit = true;
+            }
+            "handle_http" => {
+                single_arg(method, true)?;
+                found.http = true;
             }
             "code_change" => {
                 single_arg(method, false)?;

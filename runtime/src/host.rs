@@ -12,6 +12,7 @@ use crate::process::Process;
 use crate::reason::Msg;
 use plasmoid::runtime::process::{
     ExitReason, Host, HostPid, LinkError, LogLevel, Message, RegistryError, SendError, SpawnError,
+    TimerError,
 };
 use std::sync::{Arc, Weak};
 use wasmtime::component::{HasSelf, Linker, Resource};
@@ -25,6 +26,7 @@ wasmtime::component::bindgen!({
         "plasmoid:runtime/process.lookup": async | trappable,
         "plasmoid:runtime/process.spawn-on": async | trappable,
         "plasmoid:runtime/supervisor": async | trappable,
+        "plasmoid:runtime/http": trappable,
         default: trappable,
     },
     exports: { default: async },
@@ -285,6 +287,29 @@ impl Host for ParticleState {
             payload: msg,
         };
         self.send_msg(target, tagged)
+    }
+
+    fn send_after(
+        &mut self,
+        target: Resource<PidRep>,
+        ms: u64,
+        msg: Vec<u8>,
+    ) -> wasmtime::Result<Result<u64, TimerError>> {
+        self.set_timer(&target, ms, false, msg)
+    }
+
+    fn send_interval(
+        &mut self,
+        target: Resource<PidRep>,
+        ms: u64,
+        msg: Vec<u8>,
+    ) -> wasmtime::Result<Result<u64, TimerError>> {
+        self.set_timer(&target, ms, true, msg)
+    }
+
+    fn cancel_timer(&mut self, reference: u64) -> wasmtime::Result<Option<u64>> {
+        let left = self.node.cancel_timer(&self.proc, reference);
+        Ok(left.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
     }
 
     async fn recv(&mut self, timeout_ms: Option<u64>) -> wasmtime::Result<Option<Message>> {

@@ -12,6 +12,17 @@ impl ParticleState {
         Ok(match msg {
             Msg::Data(d) => Message::Data(d),
             Msg::Upgrade => Message::Upgrade,
+            Msg::Http(r) => {
+                let r = *r;
+                Message::Http(crate::host::plasmoid::runtime::http::HttpRequest {
+                    method: r.method,
+                    path: r.path,
+                    query: r.query,
+                    headers: r.headers,
+                    body: r.body,
+                    ref_: r.reference,
+                })
+            }
             Msg::Tagged {
                 sender,
                 reference,

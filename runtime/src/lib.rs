@@ -12,6 +12,7 @@ mod engine;
 mod error;
 mod host;
 mod host_recv;
+pub mod http;
 mod mailbox;
 mod names;
 mod native;
@@ -27,6 +28,7 @@ mod start;
 mod supervision;
 mod supervisor_host;
 mod swap;
+mod timers;
 
 /// Longest name a particle may register or look up.
 pub const MAX_NAME: usize = 255;

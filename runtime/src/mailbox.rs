@@ -52,8 +52,8 @@ impl Mailbox {
         self.notify.notify_one();
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    /// Messages waiting (the observer's queue length, least-loaded routing).
+    pub fn len(&self) -> usize {
         self.queue.lock().len()
     }
 

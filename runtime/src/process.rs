@@ -46,6 +46,10 @@ pub(crate) struct ProcState {
     /// Monitors this process holds: reference → target.
     pub monitoring: HashMap<u64, Pid>,
     pub name: Option<String>,
+    /// HTTP requests waiting for this process's answer (see http.rs).
+    pub replies: HashMap<u64, tokio::sync::oneshot::Sender<crate::http::HttpResponse>>,
+    /// Timers this process set, by reference (see timers.rs).
+    pub timers: HashMap<u64, crate::timers::Timer>,
 }
 
 impl Process {

@@ -60,6 +60,9 @@ pub enum Msg {
     },
     /// Hot swap: hand your state over (to particles that said they can).
     Upgrade,
+    /// An HTTP request routed to this process (see http.rs); it never
+    /// crosses nodes.
+    Http(Box<crate::http::HttpRequest>),
 }
 
 impl Msg {

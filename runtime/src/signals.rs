@@ -179,6 +179,12 @@ impl NodeInner {
                 return;
             }
             st.alive = false;
+            // Requests it did not answer fail now (their listener answers
+            // 500), and its timers stop.
+            st.replies.clear();
+            for (_, t) in st.timers.drain() {
+                t.stop();
+            }
             (
                 std::mem::take(&mut st.links),
                 std::mem::take(&mut st.watchers),

@@ -63,6 +63,7 @@ pub mod bindings {
 
 mod codec;
 mod entry;
+pub mod http;
 mod macros;
 mod process;
 mod server;
@@ -71,25 +72,27 @@ mod types;
 
 pub use bindings::plasmoid::runtime::process::{
     DownMessage, ExitMessage, ExitReason, LinkError, LogLevel, Message, Pid, RegistryError,
-    SendError, SpawnError, TaggedMessage,
+    SendError, SpawnError, TaggedMessage, TimerError,
 };
 pub use codec::{DecodeError, decode, encode, from_init_args, to_init_args, try_to_init_args};
 pub use entry::{IntoStartResult, run_main};
+pub use http::{HttpRequest, HttpResponse, respond};
 pub use plasmoid_macros::{gen_server, main};
 pub use process::{
-    demonitor, exit, link, log, lookup, make_ref, monitor, recv, recv_as, recv_ref, register,
-    resolve, self_name, self_pid, send, send_exit, send_tagged, spawn, spawn_link, spawn_on,
-    trap_exit, unlink, unregister,
+    cancel_timer, demonitor, exit, link, log, lookup, make_ref, monitor, recv, recv_as, recv_ref,
+    register, resolve, self_name, self_pid, send, send_after, send_exit, send_interval,
+    send_tagged, spawn, spawn_link, spawn_on, trap_exit, unlink, unregister,
 };
 pub use server::{CallError, CastResult, GenServer, NoMessage, call, cast, run_gen_server};
 
 /// Everything a particle usually needs, in one `use plasmoid_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        CallError, CastResult, DownMessage, ExitMessage, ExitReason, GenServer, LinkError,
-        LogLevel, Message, Pid, RegistryError, SendError, SpawnError, TaggedMessage, decode,
-        demonitor, encode, exit, from_init_args, link, log, lookup, make_ref, monitor, recv,
-        recv_ref, register, resolve, self_name, self_pid, send, send_exit, send_tagged, spawn,
+        CallError, CastResult, DownMessage, ExitMessage, ExitReason, GenServer, HttpRequest,
+        HttpResponse, LinkError, LogLevel, Message, Pid, RegistryError, SendError, SpawnError,
+        TaggedMessage, TimerError, cancel_timer, decode, demonitor, encode, exit, from_init_args,
+        link, log, lookup, make_ref, monitor, recv, recv_ref, register, resolve, respond,
+        self_name, self_pid, send, send_after, send_exit, send_interval, send_tagged, spawn,
         spawn_link, spawn_on, to_init_args, trap_exit, unlink, unregister,
     };
     // `recv` and `send` above bring both the functions and the macros.

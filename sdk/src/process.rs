@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
+use crate::TimerError;
 use crate::bindings::plasmoid::runtime::process as wit;
 use crate::{ExitReason, LinkError, LogLevel, Message, Pid, RegistryError, SendError, SpawnError};
 
@@ -57,6 +58,28 @@ pub fn exit(reason: ExitReason) -> ! {
 /// Sends an exit signal to `target` (Erlang's `exit/2`).
 pub fn send_exit(target: &Pid, reason: ExitReason) -> Result<(), SendError> {
     wit::send_exit(target, &reason)
+}
+
+/// Erlang's `send_after`: `data` reaches `target` as a `Message::Data`
+/// after `after`. Returns the timer's reference for [`cancel_timer`]. The
+/// timers a particle set end with it.
+pub fn send_after(target: &Pid, after: Duration, data: &[u8]) -> Result<u64, TimerError> {
+    wit::send_after(target, millis(after), data)
+}
+
+/// `data` to `target` every `every` (at least 1 ms) until cancelled.
+pub fn send_interval(target: &Pid, every: Duration, data: &[u8]) -> Result<u64, TimerError> {
+    wit::send_interval(target, millis(every), data)
+}
+
+/// Erlang's `cancel_timer`: the time that was left, or `None` if the timer
+/// already fired or is unknown.
+pub fn cancel_timer(reference: u64) -> Option<Duration> {
+    wit::cancel_timer(reference).map(Duration::from_millis)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Queues `data` in `target`'s mailbox as a `Message::Data`.

@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ExitReason, LinkError, LogLevel, Message, Pid, SendError, decode, demonitor, encode, log,
-    monitor, recv, recv_ref, send, send_tagged,
+    ExitReason, HttpRequest, HttpResponse, LinkError, LogLevel, Message, Pid, SendError, decode,
+    demonitor, encode, log, monitor, recv, recv_ref, send, send_tagged,
 };
 
 /// What a handler wants the loop to do next.
@@ -106,6 +106,18 @@ pub trait GenServer: Sized {
         CastResult::Continue
     }
 
+    /// Answers an HTTP request routed to this server by the node's listener
+    /// (`[http]` routes). Without one, the client gets 501.
+    fn handle_http(&mut self, request: HttpRequest) -> HttpResponse {
+        HttpResponse::text(
+            501,
+            format!(
+                "this gen_server has no handle_http for {} {}",
+                request.method, request.path
+            ),
+        )
+    }
+
     /// Handles `Exit` (when trapping exits) and `Down` messages.
     fn handle_exit(&mut self, message: Message) -> CastResult {
         log(LogLevel::Debug, &format!("gen_server: ignored {message:?}"));
@@ -175,6 +187,22 @@ pub fn run_gen_server<S: GenServer>(init: &str) -> Result<(), String> {
                 Err(_) => state.handle_info(data),
             },
             other @ (Message::Exit(_) | Message::Down(_)) => state.handle_exit(other),
+            Message::Http(request) => {
+                let reference = request.ref_;
+                let response = state.handle_http(request);
+                if let Err(e) =
+                    crate::bindings::plasmoid::runtime::http::respond(reference, &response)
+                {
+                    log(
+                        LogLevel::Warn,
+                        &format!(
+                            "gen_server: an HTTP answer was refused: {}",
+                            String::from(e)
+                        ),
+                    );
+                }
+                CastResult::Continue
+            }
             Message::Upgrade => match state.handoff() {
                 Some(bytes) => {
                     crate::process::handoff(&bytes);

@@ -93,6 +93,15 @@ impl From<RegistryError> for String {
     }
 }
 
+impl From<crate::TimerError> for String {
+    fn from(e: crate::TimerError) -> String {
+        match e {
+            crate::TimerError::Limit(why) => format!("timer limit: {why}"),
+            crate::TimerError::Denied(why) => format!("denied: {why}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

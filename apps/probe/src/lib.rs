@@ -80,5 +80,20 @@ pub(crate) fn message_json(message: Message) -> Value {
             "reason": d.reason,
         }}),
         Message::Upgrade => json!("upgrade"),
+        // A function particle answers HTTP with `respond`: the probe
+        // answers with the request it saw, and reports it too.
+        Message::Http(req) => {
+            let seen = json!({"http": {
+                "method": req.method,
+                "path": req.path,
+                "query": req.query,
+                "body": String::from_utf8_lossy(&req.body),
+            }});
+            let answer = HttpResponse::json(200, &seen);
+            if let Err(e) = respond(&req, answer) {
+                warn!("probe: HTTP answer refused: {}", String::from(e));
+            }
+            seen
+        }
     }
 }

@@ -1,0 +1,102 @@
+//! Web: a gen_server that answers HTTP, for the HTTP tests, the bench and
+//! as the smallest example of `handle_http`.
+//!
+//! Init args (all optional): `{"name": "web", "crash_every": 100}`. It
+//! registers under `name`, and with `crash_every = n` panics on every n-th
+//! request to `/flaky` (so supervision is visible from a load test).
+//!
+//! Routes it answers (the release's `[http]` routes decide which reach it):
+//! - `GET /hello` → 200 `hello from <pid>`
+//! - `POST /echo` → 200 with the request body
+//! - `GET /count` → 200 with how many requests this instance answered
+//! - `GET /flaky` → 200 `ok`, or a crash on every `crash_every`-th
+//! - `GET /slow?ms=N` → 200 after N ms (the server is busy meanwhile)
+//! - `GET /trap` → a wasm trap; `GET /spin` → an endless loop (ended by the
+//!   CPU budget); `GET /alloc` → allocates until the memory limit
+//! - `GET /version` → `1` (`2` when built as `web-v2`, for swap tests)
+//! - anything else → 404
+
+use plasmoid_sdk::prelude::*;
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Default, Deserialize)]
+struct Init {
+    name: Option<String>,
+    crash_every: Option<u64>,
+}
+
+#[derive(Default, serde::Serialize, Deserialize)]
+struct Web {
+    answered: u64,
+    flaky: u64,
+    crash_every: u64,
+}
+
+/// What `/version` answers; `web-v2` is this source with feature `v2`.
+const VERSION: &str = if cfg!(feature = "v2") { "2" } else { "1" };
+
+#[plasmoid_sdk::gen_server(handoff)]
+impl Web {
+    fn init(args: Option<Init>) -> Self {
+        let args = args.unwrap_or_default();
+        if let Some(name) = &args.name
+            && let Err(e) = register(name)
+        {
+            exit(ExitReason::Exception(format!(
+                "cannot register `{name}`: {}",
+                String::from(e)
+            )));
+        }
+        Web {
+            crash_every: args.crash_every.unwrap_or(0),
+            ..Web::default()
+        }
+    }
+
+    fn handle_call(&mut self, request: Vec<u8>) -> Vec<u8> {
+        request
+    }
+
+    fn handle_http(&mut self, req: HttpRequest) -> HttpResponse {
+        self.answered += 1;
+        match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/hello") => HttpResponse::text(200, format!("hello from {}", self_pid())),
+            ("POST", "/echo") => HttpResponse::status(200).body(req.body),
+            ("GET", "/count") => HttpResponse::text(200, self.answered.to_string()),
+            ("GET", "/version") => HttpResponse::text(200, VERSION),
+            ("GET", "/flaky") => {
+                self.flaky += 1;
+                if self.crash_every > 0 && self.flaky.is_multiple_of(self.crash_every) {
+                    panic!("crashing on request {} as asked", self.flaky);
+                }
+                HttpResponse::text(200, "ok")
+            }
+            ("GET", "/slow") => {
+                let ms = req
+                    .query_param("ms")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(100);
+                // Waiting in a receive that nothing answers: the server is
+                // busy, its mailbox fills.
+                let _ = recv_ref(make_ref(), Some(Duration::from_millis(ms)));
+                HttpResponse::text(200, format!("slept {ms} ms"))
+            }
+            ("GET", "/trap") => core::arch::wasm32::unreachable(),
+            ("GET", "/spin") => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            ("GET", "/alloc") => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            _ => HttpResponse::text(404, format!("no route for {} {}", req.method, req.path)),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! One request: from hyper to the routed particle and back, with every
+//! failure turned into its HTTP status.
+
+use crate::route::{Matched, Route, Target, find};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use plasmoid_runtime::http::{HttpRequest, Unanswered};
+use plasmoid_runtime::{Node, SendError};
+
+pub(crate) type Answer = Response<Full<Bytes>>;
+
+/// What every request needs: the node and the routes.
+pub(crate) struct Shared {
+    pub node: Node,
+    pub routes: Vec<Route>,
+}
+
+/// Answer one request. Never fails: every failure is a status.
+pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let route = match find(&shared.routes, &method, &path) {
+        Matched::Route(r) => r,
+        Matched::NotFound => return text(StatusCode::NOT_FOUND, &format!("no route for {path}")),
+        Matched::WrongMethod(allowed) => {
+            let mut a = text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("{method} is not allowed on {path}"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                a.headers_mut().insert(hyper::header::ALLOW, v);
+            }
+            return a;
+        }
+    };
+    let too_large = || {
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "a request body on {path} has at most {} bytes",
+                route.max_body
+            ),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > route.max_body as u64) {
+        return too_large();
+    }
+    let query = req.uri().query().unwrap_or("").to_string();
+    let headers = req
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let body = match Limited::new(req.into_body(), route.max_body)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes().to_vec(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(e) => return text(StatusCode::BAD_REQUEST, &format!("the body broke off: {e}")),
+    };
+    let Some(pid) = pick(shared, &route.to) else {
+        return unavailable(&format!(
+            "nothing answers {path} right now ({:?} is not running; it may be restarting)",
+            route.to
+        ));
+    };
+    let request = HttpRequest {
+        method,
+        path: path.clone(),
+        query,
+        headers,
+        body,
+        reference: 0,
+    };
+    let mut pending = match shared.node.http_request(pid, request) {
+        Ok(p) => p,
+        Err(SendError::MailboxFull) => {
+            return unavailable(&format!(
+                "the handler of {path} is overloaded (mailbox full)"
+            ));
+        }
+        Err(e) => return unavailable(&format!("the handler of {path} is not running: {e}")),
+    };
+    match tokio::time::timeout(route.timeout, pending.answer()).await {
+        Ok(Ok(r)) => {
+            let mut answer = Response::new(Full::new(Bytes::from(r.body)));
+            *answer.status_mut() =
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            for (name, value) in r.headers {
+                // The runtime checked them; a header hyper still refuses
+                // is left out rather than failing the answer.
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
+                    answer.headers_mut().append(n, v);
+                }
+            }
+            answer
+        }
+        Ok(Err(Unanswered::Ended)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the handler of {path} ended before it answered"),
+        ),
+        Err(_) => text(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!(
+                "the handler of {path} did not answer within {} ms",
+                route.timeout.as_millis()
+            ),
+        ),
+    }
+}
+
+/// The pid to send to, if one is running.
+fn pick(shared: &Shared, to: &Target) -> Option<plasmoid_runtime::Pid> {
+    match to {
+        Target::Name(name) => shared.node.whereis(name),
+        Target::Pool(pool) => pool.choose(|p| shared.node.mailbox_len(p)),
+    }
+}
+
+pub(crate) fn text(status: StatusCode, body: &str) -> Answer {
+    let mut a = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
+    *a.status_mut() = status;
+    a.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    a
+}
+
+/// 503 with `Retry-After: 1`: the condition passes (a restart, a backlog).
+pub(crate) fn unavailable(body: &str) -> Answer {
+    let mut a = text(StatusCode::SERVICE_UNAVAILABLE, body);
+    a.headers_mut()
+        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    a
+}

@@ -1,0 +1,240 @@
+//! HTTP requests as messages: what a listener (plasmoid-http) hands to a
+//! particle, and the one answer it waits for.
+//!
+//! This module owns the request and response values, the per-process table
+//! of requests waiting for an answer, and the guest's `respond`. It does not
+//! own sockets, parsing, routing or status codes for failures: those belong
+//! to plasmoid-http, which sees only [`Node::http_request`] and the
+//! [`PendingResponse`] it returns.
+//!
+//! A request waits in the process entry (not in the guest's store), so it
+//! survives a hot swap by handoff: the new version answers it. When the
+//! process ends, every request still waiting is dropped with it, and the
+//! listener sees [`Unanswered::Ended`] at once instead of a timeout.
+
+use crate::node::{Node, SendError};
+use crate::pid::Pid;
+use crate::process::Process;
+use crate::reason::Msg;
+use std::sync::{Arc, Weak};
+use tokio::sync::oneshot;
+
+/// Requests one process may have waiting for its answer (10,000); past it a
+/// new request is refused as if the mailbox were full.
+pub const MAX_WAITING: usize = 10_000;
+/// Largest response body a particle may answer with (16 MiB).
+pub const MAX_RESPONSE_BODY: usize = 16 << 20;
+/// Most headers in one response (100).
+pub const MAX_RESPONSE_HEADERS: usize = 100;
+
+/// One request, as the particle receives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    /// Percent-encoded, as it came.
+    pub path: String,
+    /// Without the `?`; empty when there is none.
+    pub query: String,
+    /// Names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// What the particle answers with; set by [`Node::http_request`].
+    pub reference: u64,
+}
+
+/// The particle's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Why a request got no answer from its particle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unanswered {
+    /// The particle ended (crashed, was killed or returned) first.
+    Ended,
+}
+
+/// Why `respond` refused an answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RespondError {
+    UnknownRef,
+    Invalid(String),
+}
+
+/// The answer a listener waits for. Dropping it (a timeout, a client that
+/// went away) withdraws the request: a later `respond` is `unknown-ref`.
+pub struct PendingResponse {
+    reply: oneshot::Receiver<HttpResponse>,
+    process: Weak<Process>,
+    reference: u64,
+}
+
+impl PendingResponse {
+    /// The particle's answer, or why none will come.
+    pub async fn answer(&mut self) -> Result<HttpResponse, Unanswered> {
+        (&mut self.reply).await.map_err(|_| Unanswered::Ended)
+    }
+}
+
+impl Drop for PendingResponse {
+    fn drop(&mut self) {
+        if let Some(p) = self.process.upgrade() {
+            p.state.lock().replies.remove(&self.reference);
+        }
+    }
+}
+
+impl Node {
+    /// Queue `request` for process `to` of this node and return the answer
+    /// to wait for. Refused with `noproc` for a process that is not here
+    /// (requests do not cross nodes), `mailbox-full` for a full mailbox or
+    /// [`MAX_WAITING`] requests already waiting.
+    pub fn http_request(
+        &self,
+        to: Pid,
+        mut request: HttpRequest,
+    ) -> Result<PendingResponse, SendError> {
+        let target = self.inner.lookup(to).ok_or(SendError::Noproc)?;
+        let reference = self.inner.next_ref();
+        request.reference = reference;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut st = target.state.lock();
+            if !st.alive {
+                return Err(SendError::Noproc);
+            }
+            if st.replies.len() >= MAX_WAITING {
+                return Err(SendError::MailboxFull);
+            }
+            st.replies.insert(reference, tx);
+        }
+        let pending = PendingResponse {
+            reply: rx,
+            process: Arc::downgrade(&target),
+            reference,
+        };
+        // On failure `pending` is dropped here, which withdraws the entry.
+        self.inner
+            .send_to(&target, Msg::Http(Box::new(request)))
+            .map(|()| pending)
+    }
+
+    /// The mailbox length of a local process (for least-loaded routing).
+    pub fn mailbox_len(&self, pid: Pid) -> Option<usize> {
+        self.inner.lookup(pid).map(|p| p.mailbox.len())
+    }
+}
+
+/// Hand `response` to the request `reference` that waits for `process`.
+pub(crate) fn respond(
+    process: &Process,
+    reference: u64,
+    response: HttpResponse,
+) -> Result<(), RespondError> {
+    check(&response)?;
+    let waiting = process.state.lock().replies.remove(&reference);
+    match waiting {
+        // The listener may have given up just now: the same as unknown.
+        Some(tx) => tx.send(response).map_err(|_| RespondError::UnknownRef),
+        None => Err(RespondError::UnknownRef),
+    }
+}
+
+/// A response hyper can write: the limits, a real status, header names
+/// and values HTTP allows.
+fn check(r: &HttpResponse) -> Result<(), RespondError> {
+    if !(100..=599).contains(&r.status) {
+        return Err(RespondError::Invalid(format!(
+            "status {} is not an HTTP status (100 to 599)",
+            r.status
+        )));
+    }
+    if r.body.len() > MAX_RESPONSE_BODY {
+        return Err(RespondError::Invalid(format!(
+            "a response body has at most {MAX_RESPONSE_BODY} bytes; this one has {}",
+            r.body.len()
+        )));
+    }
+    if r.headers.len() > MAX_RESPONSE_HEADERS {
+        return Err(RespondError::Invalid(format!(
+            "a response has at most {MAX_RESPONSE_HEADERS} headers; this one has {}",
+            r.headers.len()
+        )));
+    }
+    for (name, value) in &r.headers {
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            return Err(RespondError::Invalid(format!(
+                "`{name}` is not a valid header name"
+            )));
+        }
+        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(RespondError::Invalid(format!(
+                "the value of header `{name}` has a control character"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The guest's `plasmoid:runtime/http` interface.
+impl crate::host::plasmoid::runtime::http::Host for crate::particle::ParticleState {
+    fn respond(
+        &mut self,
+        reference: u64,
+        response: crate::host::plasmoid::runtime::http::HttpResponse,
+    ) -> wasmtime::Result<Result<(), crate::host::plasmoid::runtime::http::RespondError>> {
+        use crate::host::plasmoid::runtime::http::RespondError as Wit;
+        let answer = HttpResponse {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+        };
+        Ok(respond(&self.proc, reference, answer).map_err(|e| match e {
+            RespondError::UnknownRef => Wit::UnknownRef,
+            RespondError::Invalid(why) => Wit::Invalid(why),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok() -> HttpResponse {
+        HttpResponse {
+            status: 200,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: b"hi".to_vec(),
+        }
+    }
+
+    #[test]
+    fn only_valid_responses_pass() {
+        assert_eq!(check(&ok()), Ok(()));
+        let bad = [
+            HttpResponse { status: 42, ..ok() },
+            HttpResponse {
+                headers: vec![("bad name".into(), "v".into())],
+                ..ok()
+            },
+            HttpResponse {
+                headers: vec![("x".into(), "a\r\nb".into())],
+                ..ok()
+            },
+            HttpResponse {
+                body: vec![0; MAX_RESPONSE_BODY + 1],
+                ..ok()
+            },
+        ];
+        for r in bad {
+            assert!(matches!(check(&r), Err(RespondError::Invalid(_))), "{r:?}");
+        }
+    }
+}
