@@ -63,6 +63,11 @@ pub enum ReleaseCommand {
         /// wait at once).
         #[arg(long, value_name = "MS", default_value_t = 30_000)]
         peer_wait_ms: u64,
+        /// Serve the manifest's [http] routes on this address instead of
+        /// the one the manifest gives this node (port 0: a free one; the
+        /// address is written to the node's folder, file `http`).
+        #[arg(long, value_name = "IP:PORT")]
+        http: Option<std::net::SocketAddr>,
     },
 }
 
@@ -100,6 +105,7 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             listen,
             discovery,
             peer_wait_ms,
+            http,
         } => {
             let dir = release_dir(&release, out)?;
             let swap = (!no_watch).then(|| plasmoid_release::SwapOptions {
@@ -114,6 +120,7 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
                 mdns: discovery == Discovery::Mdns,
                 swap,
                 peer_wait: std::time::Duration::from_millis(peer_wait_ms),
+                http,
             };
             run_release(&dir, opts)
         }

@@ -47,6 +47,29 @@ pub struct StartArgs {
     /// a prod.toml, over the loaded components.
     #[arg(long, conflicts_with_all = ["spawn", "name"])]
     pub tree: Option<PathBuf>,
+    /// Serve HTTP here (e.g. 127.0.0.1:8080), with the `--route`s.
+    #[arg(long, value_name = "IP:PORT")]
+    pub http: Option<std::net::SocketAddr>,
+    /// `PATH=NAME`: requests for PATH (or `/api/*` for everything under
+    /// /api) go to the process registered as NAME; repeatable.
+    #[arg(long = "route", value_name = "PATH=NAME", requires = "http")]
+    pub routes: Vec<String>,
+}
+
+/// The `--route PATH=NAME` flags as routes.
+fn routes(flags: &[String]) -> Result<Vec<plasmoid_http::Route>> {
+    flags
+        .iter()
+        .map(|f| {
+            let (path, name) = f.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("--route `{f}`: write PATH=NAME, like --route /orders=gateway")
+            })?;
+            Ok(plasmoid_http::Route::new(
+                path,
+                plasmoid_http::Target::Name(name.to_string()),
+            )?)
+        })
+        .collect()
 }
 
 /// The tokio runtime particles run on: one worker per core unless told.
@@ -95,10 +118,21 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
         Some(path) => Some(plasmoid_release::load_tree(path, &names)?),
         None => None,
     };
+    let routes = routes(&args.routes)?;
     rt.block_on(async move {
         let stop = stop_signal();
         let node = Node::new(args.node_config())?;
         load::load_all(&node, &inputs)?;
+        // Dropped at the end of this block: the listener closes with the node.
+        let _http = match args.http {
+            Some(addr) => {
+                let cfg = plasmoid_http::HttpConfig::new(addr, routes);
+                let server = plasmoid_http::HttpServer::start(node.clone(), cfg).await?;
+                eprintln!("HTTP on http://{}", server.local_addr());
+                Some(server)
+            }
+            None => None,
+        };
         if let Some(def) = tree {
             let spec = plasmoid_release::supervisor_spec(&def, &Default::default());
             let outcome = plasmoid_release::run_tree(&node, spec, stop, |_| {}).await;

@@ -57,6 +57,7 @@ pub fn supervisor_spec(def: &SupervisorDef, ids: &HashMap<String, NodeId>) -> Su
     spec.max_restarts = def.max_restarts;
     spec.max_seconds = Duration::from_secs(def.max_seconds);
     spec.children = def.children.iter().map(|c| child_spec(c, ids)).collect();
+    spec.instances = def.instances;
     spec
 }
 
@@ -107,6 +108,29 @@ pub fn boot_as(
 }
 
 /// [`boot_as`] as incarnation `creation` of the node (see
+
+/// A component's WASI environment: its `env`, then each `env_from`
+/// variable read from this process's environment now (never written to
+/// the release folder). A missing `env_from` variable stops the boot.
+fn guest_env(c: &ComponentDef) -> Result<plasmoid_runtime::GuestEnv, ReleaseError> {
+    let mut env = c.config.env.clone();
+    for name in &c.config.env_from {
+        match std::env::var(name) {
+            Ok(v) => env.push((name.clone(), v)),
+            Err(_) => {
+                return Err(ReleaseError::Boot(format!(
+                    "component `{}` takes {name} from the environment (env_from), but {name} is not set (or not UTF-8); set it before `plasmoid release run`",
+                    c.name
+                )));
+            }
+        }
+    }
+    Ok(plasmoid_runtime::GuestEnv {
+        env,
+        args: c.config.args.clone(),
+    })
+}
+
 /// `NodeConfig::creation`).
 pub fn boot_node(
     dir: &Path,
@@ -128,6 +152,7 @@ pub fn boot_node(
             ));
         };
         let limits = limits(c, &defaults);
+        node.set_guest_env(&c.name, guest_env(c)?);
         let cwasm = dir.join(&locked.cwasm);
         let version = crate::lock::short_hash(&locked.blake3);
         let trusted = crate::native_code::check(dir, &locked.cwasm, &locked.cwasm_mac)

@@ -20,12 +20,47 @@ pub struct Manifest {
     /// manifest's order).
     pub components: Vec<ComponentDef>,
     pub root: SupervisorDef,
+    /// `[http]`; `None`: no listener.
+    pub http: Option<HttpDef>,
 }
 
 #[derive(Clone, Debug)]
 pub struct NodeDef {
     pub name: String,
     pub listen: String,
+    /// This node's HTTP listener.
+    pub http: Option<std::net::SocketAddr>,
+}
+
+/// `[http]`: the routes every listener of the release serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpDef {
+    /// The listener of the embedded node, or of the root node when the
+    /// release has `[nodes]` and that node names none.
+    pub listen: Option<std::net::SocketAddr>,
+    pub routes: Vec<RouteDef>,
+    pub max_connections: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteDef {
+    pub path: String,
+    /// Upper case; empty: any.
+    pub methods: Vec<String>,
+    pub to: RouteTo,
+    pub timeout_ms: Option<u64>,
+    pub max_body: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteTo {
+    /// A registered name on the node.
+    Name(String),
+    /// The instances of the simple-one-for-one `[supervisors.NAME]`.
+    Pool {
+        supervisor: String,
+        least_loaded: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -37,6 +72,20 @@ pub struct ComponentDef {
     pub upgrade: Upgrade,
     /// Extra `.cedar` files for this component (absolute).
     pub policies: Vec<PathBuf>,
+    /// What its particles get as WASI environment and arguments.
+    pub config: GuestConfig,
+}
+
+/// A component's configuration, as its particles see it through WASI.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuestConfig {
+    /// `env = { KEY = "value" }`, in manifest order.
+    pub env: Vec<(String, String)>,
+    /// `args = [...]`.
+    pub args: Vec<String>,
+    /// `env_from = ["NAME"]`: read from the operator's environment when the
+    /// node boots; only the names are ever written down.
+    pub env_from: Vec<String>,
 }
 
 /// Where a component comes from (absolute paths).
@@ -83,6 +132,8 @@ pub struct SupervisorDef {
     pub max_restarts: u32,
     pub max_seconds: u64,
     pub children: Vec<ChildDef>,
+    /// Simple-one-for-one: instances of the template started with it.
+    pub instances: u32,
 }
 
 #[derive(Clone, Debug)]

@@ -38,7 +38,7 @@ pub use engine::{Limits, maps_needed, max_map_count, particles_within_map_limit}
 pub use error::{Result, RuntimeError};
 pub use names::LookupError;
 pub use native::{CallError, NativeProcess};
-pub use node::{Node, NodeConfig, RegistryError, SendError, SpawnError, SpawnOpts};
+pub use node::{GuestEnv, Node, NodeConfig, RegistryError, SendError, SpawnError, SpawnOpts};
 pub use pid::{NodeId, Pid};
 pub use policy::{Action, DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyGate, PolicySource};
 pub use reason::{ExitReason, Msg};
@@ -50,3 +50,4 @@ pub use supervision::{
     Supervision,
 };
 pub use swap::{ParticleInfo, SwapEvent};
+pub use timers::{MAX_TIMERS, MIN_INTERVAL};

@@ -179,6 +179,17 @@ pub(crate) struct NodeInner {
     /// Particles started for a parent on another node that have not
     /// acknowledged yet, by (parent, reference) (start.rs).
     pub(crate) peer_starts: DashMap<(Pid, u64), Pid>,
+    /// WASI environment and arguments per component (the manifest's
+    /// `env`, `env_from` and `args`); none: an empty environment.
+    pub(crate) guest_env: DashMap<String, Arc<GuestEnv>>,
+}
+
+/// What a component's particles see as their WASI environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuestEnv {
+    pub env: Vec<(String, String)>,
+    /// After the program name (the component's name, as `args[0]`).
+    pub args: Vec<String>,
 }
 
 /// The first reference a node hands out: 32 bits of its id, then a counter.
@@ -224,12 +235,21 @@ impl Node {
                 lookups: DashMap::new(),
                 abandoned: DashMap::new(),
                 peer_starts: DashMap::new(),
+                guest_env: DashMap::new(),
             }),
         })
     }
 
     pub fn id(&self) -> NodeId {
         self.inner.id
+    }
+
+    /// The WASI environment and arguments particles of `component` start
+    /// with from now on (a particle already running keeps its own).
+    pub fn set_guest_env(&self, component: &str, env: GuestEnv) {
+        self.inner
+            .guest_env
+            .insert(component.to_string(), Arc::new(env));
     }
 
     /// Compile, validate and register a component under `name`.

@@ -238,7 +238,7 @@ async fn instance(
     let tick_ms = node.config.tick.as_millis().max(1) as u64;
     let budget_ms = comp.limits.cpu_ms;
     let state = ParticleState {
-        wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+        wasi: wasi_ctx(&node, &comp.name),
         table: ResourceTable::new(),
         proc: proc.clone(),
         node: node.clone(),
@@ -367,4 +367,16 @@ mod tests {
         );
         assert_eq!(one_trap_prefix("out of fuel", false), "out of fuel");
     }
+}
+
+/// The WASI context of a new instance: stdout and stderr, clocks, random,
+/// and the component's configured environment and arguments. No files,
+/// sockets or stdin.
+fn wasi_ctx(node: &NodeInner, component: &str) -> WasiCtx {
+    let mut b = WasiCtx::builder();
+    b.inherit_stdout().inherit_stderr().arg(component);
+    if let Some(g) = node.guest_env.get(component) {
+        b.envs(&g.env).args(&g.args);
+    }
+    b.build()
 }

@@ -112,6 +112,20 @@ pub fn start_link(node: Node, spec: SupervisorSpec, parent: Option<Pid>) -> Star
         // Known from the start: a child's supervisor is found while the
         // later siblings are still starting.
         sup.registry.add_supervisor(&handle);
+        // A pool's first instances start with it, each with the
+        // template's init; one that fails fails the start, as a child would.
+        let instances = match (sup.spec.strategy, sup.spec.children.first()) {
+            (Strategy::SimpleOneForOne, Some(t)) => vec![t.clone(); sup.spec.instances as usize],
+            _ => Vec::new(),
+        };
+        for template in instances {
+            if let Err(e) = sup.start_instance(template).await {
+                sup.stop_all().await;
+                sup.registry.remove_supervisor(sup.me.pid());
+                sup.me.exit(ExitReason::Shutdown(e.to_string()));
+                return Err(e);
+            }
+        }
         if sup.spec.strategy != Strategy::SimpleOneForOne {
             for cs in sup.spec.children.clone() {
                 if let Err(e) = sup.add_and_start(cs).await {

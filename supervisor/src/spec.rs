@@ -77,6 +77,9 @@ pub struct SupervisorSpec {
     pub children: Vec<ChildSpec>,
     /// How long a child may take to initialise (reach its first `recv`).
     pub start_timeout: Duration,
+    /// Simple-one-for-one: how many instances of the template to start
+    /// with the supervisor (a pool); more are added with `start_child`.
+    pub instances: u32,
 }
 
 impl SupervisorSpec {
@@ -89,6 +92,7 @@ impl SupervisorSpec {
             max_seconds: Duration::from_secs(5),
             children: Vec::new(),
             start_timeout: Duration::from_secs(5),
+            instances: 0,
         }
     }
 

@@ -2,6 +2,8 @@
 //! drives probe particles from a native controller process.
 #![allow(dead_code)]
 
+pub mod web;
+
 use plasmoid_runtime::{Limits, Msg, NativeProcess, Node, NodeConfig, Pid, SpawnOpts};
 use serde_json::{Value, json};
 use std::collections::VecDeque;

@@ -49,6 +49,17 @@ pub(crate) enum Cmd {
         to: String,
         data: String,
     },
+    /// → the timer's reference (`send-after`, or `send-interval` with
+    /// `every`)
+    SendAfter {
+        to: String,
+        ms: u64,
+        data: String,
+        #[serde(default)]
+        every: bool,
+    },
+    /// → the milliseconds that were left, or `null`
+    CancelTimer(u64),
     /// → `null`
     SendTagged {
         to: String,
@@ -198,6 +209,23 @@ impl Probe {
             Cmd::Send { to, data } => {
                 send(&pid(&to)?, data.as_bytes())?;
                 Ok(Value::Null)
+            }
+            Cmd::SendAfter {
+                to,
+                ms,
+                data,
+                every,
+            } => {
+                let (target, after) = (pid(&to)?, Duration::from_millis(ms));
+                let reference = if every {
+                    send_interval(&target, after, data.as_bytes())?
+                } else {
+                    send_after(&target, after, data.as_bytes())?
+                };
+                Ok(json!(reference))
+            }
+            Cmd::CancelTimer(reference) => {
+                Ok(json!(cancel_timer(reference).map(|d| d.as_millis() as u64)))
             }
             Cmd::SendTagged {
                 to,

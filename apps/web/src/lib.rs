@@ -14,6 +14,11 @@
 //! - `GET /trap` → a wasm trap; `GET /spin` → an endless loop (ended by the
 //!   CPU budget); `GET /alloc` → allocates until the memory limit
 //! - `GET /version` → `1` (`2` when built as `web-v2`, for swap tests)
+//! - `GET /env?name=X` → the WASI environment variable X; `GET /args` →
+//!   the WASI arguments as a JSON list
+//!
+//! Only the last path segment counts, so a route `/api/*` can hand it
+//! `/api/hello`.
 //! - anything else → 404
 
 use plasmoid_sdk::prelude::*;
@@ -60,7 +65,20 @@ impl Web {
 
     fn handle_http(&mut self, req: HttpRequest) -> HttpResponse {
         self.answered += 1;
-        match (req.method.as_str(), req.path.as_str()) {
+        // The last segment: a route `/api/*` hands over `/api/hello`.
+        let leaf = format!("/{}", req.path.rsplit('/').next().unwrap_or(""));
+        match (req.method.as_str(), leaf.as_str()) {
+            ("GET", "/env") => {
+                let name = req.query_param("name").unwrap_or("");
+                match std::env::var(name) {
+                    Ok(v) => HttpResponse::text(200, v),
+                    Err(_) => HttpResponse::text(404, format!("{name} is not set")),
+                }
+            }
+            ("GET", "/args") => {
+                let args: Vec<String> = std::env::args().collect();
+                HttpResponse::json(200, &args)
+            }
             ("GET", "/hello") => HttpResponse::text(200, format!("hello from {}", self_pid())),
             ("POST", "/echo") => HttpResponse::status(200).body(req.body),
             ("GET", "/count") => HttpResponse::text(200, self.answered.to_string()),

@@ -1,6 +1,7 @@
 //! Reading `prod.toml`: TOML with positions, then validation into a
 //! [`Manifest`]. Every error names `file:line:col` and says what to write.
 
+mod http;
 mod raw;
 mod render;
 mod tree;
@@ -100,6 +101,7 @@ pub fn parse_tree(
             limits: LimitsDef::default(),
             upgrade: Upgrade::default(),
             policies: Vec::new(),
+            config: Default::default(),
         })
         .collect();
     let deps = HashMap::new();
@@ -191,6 +193,7 @@ impl Cx<'_> {
         )?
         .build()?;
         let node = raw.node.as_ref();
+        let http = self.http(&raw)?;
         Ok(Manifest {
             file: PathBuf::from(&self.file),
             name: name.clone(),
@@ -201,6 +204,7 @@ impl Cx<'_> {
             nodes,
             components,
             root,
+            http,
         })
     }
 
@@ -215,9 +219,14 @@ impl Cx<'_> {
                     format!("`{listen}` is not an address; write `listen = \"127.0.0.1:7401\"`"),
                 ));
             }
+            let http = match &def.get_ref().http {
+                Some(h) => Some(self.address(h)?),
+                None => None,
+            };
             out.push(NodeDef {
                 name: name.get_ref().clone(),
                 listen: listen.clone(),
+                http,
             });
         }
         Ok(out)
@@ -364,6 +373,7 @@ impl Cx<'_> {
             }
             policies.push(file);
         }
+        let config = self.guest_config(n, raw)?;
         Ok(ComponentDef {
             name: n.clone(),
             source,
@@ -371,6 +381,7 @@ impl Cx<'_> {
             limits,
             upgrade,
             policies,
+            config,
         })
     }
 

@@ -18,6 +18,34 @@ pub struct RawManifest {
     pub supervisor: Spanned<RawSupervisor>,
     #[serde(default)]
     pub supervisors: IndexMap<Spanned<String>, Spanned<RawSupervisor>>,
+    pub http: Option<Spanned<RawHttp>>,
+}
+
+/// `[http]`: where the node listens and which particle answers which path.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// The embedded node's (or the root node's) listener.
+    pub listen: Option<Spanned<String>>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<RawRoute>>,
+    pub max_connections: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub path: Spanned<String>,
+    #[serde(default)]
+    pub methods: Vec<Spanned<String>>,
+    /// A registered name.
+    pub to: Option<Spanned<String>>,
+    /// A simple-one-for-one `[supervisors.NAME]`: its instances.
+    pub pool: Option<Spanned<String>>,
+    /// `round-robin` (default) or `least-loaded`.
+    pub balance: Option<Spanned<String>>,
+    pub timeout_ms: Option<Spanned<u64>>,
+    pub max_body: Option<Spanned<u64>>,
 }
 
 /// A tree file (`plasmoid start --tree`): a manifest's tree tables alone.
@@ -50,6 +78,8 @@ pub struct RawNode {
 #[serde(deny_unknown_fields)]
 pub struct RawNodeDef {
     pub listen: Spanned<String>,
+    /// This node's HTTP listener (the `[http]` routes).
+    pub http: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +95,15 @@ pub struct RawComponent {
     pub upgrade: Option<Spanned<String>>,
     #[serde(default)]
     pub policies: Vec<Spanned<String>>,
+    /// WASI environment variables.
+    #[serde(default)]
+    pub env: IndexMap<Spanned<String>, Spanned<String>>,
+    /// WASI arguments (after the program name, which is the component's).
+    #[serde(default)]
+    pub args: Vec<Spanned<String>>,
+    /// Variables passed from the operator's environment at run time.
+    #[serde(default)]
+    pub env_from: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +122,8 @@ pub struct RawSupervisor {
     pub max_seconds: Option<Spanned<u64>>,
     #[serde(default)]
     pub children: Vec<Spanned<RawChild>>,
+    /// A simple-one-for-one supervisor: instances started with it.
+    pub instances: Option<Spanned<u32>>,
 }
 
 /// A child: the name of a component or of a `[supervisors.NAME]` table, or

@@ -121,6 +121,9 @@ pub fn resolved_toml(
         for n in &m.nodes {
             let mut d = toml::Table::new();
             d.insert("listen".into(), n.listen.clone().into());
+            if let Some(h) = n.http {
+                d.insert("http".into(), h.to_string().into());
+            }
             nodes.insert(n.name.clone(), d.into());
         }
         t.insert("nodes".into(), nodes.into());
@@ -147,6 +150,7 @@ pub fn resolved_toml(
         if !l.is_empty() {
             d.insert("limits".into(), l.into());
         }
+        guest_config(&c.config, &mut d);
         comps.insert(c.name.clone(), d.into());
     }
     t.insert("components".into(), comps.into());
@@ -154,6 +158,9 @@ pub fn resolved_toml(
     t.insert("supervisor".into(), sup_table(&m.root, &mut named).into());
     if !named.is_empty() {
         t.insert("supervisors".into(), named.into());
+    }
+    if let Some(h) = &m.http {
+        t.insert("http".into(), http_table(h).into());
     }
     let body = toml::to_string_pretty(&t).unwrap_or_default();
     format!(
@@ -172,6 +179,9 @@ fn sup_table(s: &SupervisorDef, named: &mut toml::Table) -> toml::Table {
     );
     let children: Vec<toml::Value> = s.children.iter().map(|c| child_value(c, named)).collect();
     t.insert("children".into(), children.into());
+    if s.instances > 0 {
+        t.insert("instances".into(), i64::from(s.instances).into());
+    }
     t
 }
 
@@ -213,4 +223,84 @@ fn child_value(c: &ChildDef, named: &mut toml::Table) -> toml::Value {
         }
     }
     t.into()
+}
+
+/// `env` and `args` as written; `env_from` by name only (its values are
+/// read when the node boots and never written down).
+fn guest_config(c: &crate::model::GuestConfig, d: &mut toml::Table) {
+    if !c.env.is_empty() {
+        let env: toml::Table = c
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
+        d.insert("env".into(), env.into());
+    }
+    let list = |v: &[String]| -> toml::Value {
+        v.iter()
+            .map(|s| toml::Value::from(s.clone()))
+            .collect::<Vec<_>>()
+            .into()
+    };
+    if !c.args.is_empty() {
+        d.insert("args".into(), list(&c.args));
+    }
+    if !c.env_from.is_empty() {
+        d.insert("env_from".into(), list(&c.env_from));
+    }
+}
+
+fn http_table(h: &crate::model::HttpDef) -> toml::Table {
+    use crate::model::RouteTo;
+    let mut t = toml::Table::new();
+    if let Some(l) = h.listen {
+        t.insert("listen".into(), l.to_string().into());
+    }
+    if let Some(n) = h.max_connections {
+        t.insert(
+            "max_connections".into(),
+            (n.min(i64::MAX as u64) as i64).into(),
+        );
+    }
+    let routes: Vec<toml::Value> = h
+        .routes
+        .iter()
+        .map(|r| {
+            let mut rt = toml::Table::new();
+            rt.insert("path".into(), r.path.clone().into());
+            if !r.methods.is_empty() {
+                let m: Vec<toml::Value> = r.methods.iter().map(|m| m.clone().into()).collect();
+                rt.insert("methods".into(), m.into());
+            }
+            match &r.to {
+                RouteTo::Name(n) => {
+                    rt.insert("to".into(), n.clone().into());
+                }
+                RouteTo::Pool {
+                    supervisor,
+                    least_loaded,
+                } => {
+                    rt.insert("pool".into(), supervisor.clone().into());
+                    let b = if *least_loaded {
+                        "least-loaded"
+                    } else {
+                        "round-robin"
+                    };
+                    rt.insert("balance".into(), b.into());
+                }
+            }
+            let num = |v: u64| toml::Value::Integer(v.min(i64::MAX as u64) as i64);
+            if let Some(v) = r.timeout_ms {
+                rt.insert("timeout_ms".into(), num(v));
+            }
+            if let Some(v) = r.max_body {
+                rt.insert("max_body".into(), num(v));
+            }
+            rt.into()
+        })
+        .collect();
+    if !routes.is_empty() {
+        t.insert("routes".into(), routes.into());
+    }
+    t
 }

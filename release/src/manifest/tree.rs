@@ -133,12 +133,28 @@ impl<'a> Tree<'a> {
             return Err(self.cx.err(s.strategy.span(),
                 "a simple-one-for-one supervisor has exactly one child: the worker template its instances are started from"));
         }
+        let instances = match &s.instances {
+            None => 0,
+            Some(n) if s.strategy.get_ref() != &Strategy::SimpleOneForOne => {
+                return Err(self.cx.err(n.span(), format!(
+                    "`instances` starts copies of a simple-one-for-one supervisor's template; supervisor `{name}` is {}, so list its children instead",
+                    s.strategy.get_ref().as_str()
+                )));
+            }
+            Some(n) if *n.get_ref() > 100_000 => {
+                return Err(self
+                    .cx
+                    .err(n.span(), "instances is out of range; write at most 100000"));
+            }
+            Some(n) => *n.get_ref(),
+        };
         Ok(SupervisorDef {
             name: name.to_string(),
             strategy: *s.strategy.get_ref(),
             max_restarts: s.max_restarts.as_ref().map_or(1, |v| *v.get_ref()),
             max_seconds,
             children: children.into_iter().map(|(c, _)| c).collect(),
+            instances,
         })
     }
 

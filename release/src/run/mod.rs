@@ -11,6 +11,7 @@
 
 mod join;
 mod tree;
+mod web;
 
 pub use tree::{Outcome, run_tree};
 
@@ -52,6 +53,9 @@ pub struct RunOptions {
     pub swap: Option<SwapOptions>,
     /// How long the root node waits for the other nodes ([`DEFAULT_PEER_WAIT`]).
     pub peer_wait: Duration,
+    /// Serve the manifest's `[http]` routes here instead of the address the
+    /// manifest gives this node (`release run --http`; port 0: any free one).
+    pub http: Option<SocketAddr>,
 }
 
 impl Default for RunOptions {
@@ -64,6 +68,7 @@ impl Default for RunOptions {
             mdns: false,
             swap: Some(SwapOptions::default()),
             peer_wait: DEFAULT_PEER_WAIT,
+            http: None,
         }
     }
 }
@@ -101,6 +106,16 @@ impl ReleaseNode {
         let (up_tx, up) = watch::channel(None);
         let node = joined.booted.node.clone();
         let (name, root) = (joined.name.clone(), joined.root);
+        // Bound before anything runs: an address in use fails the start.
+        let listen = web::address(&m, &name, root, opts.http);
+        let node_dir = crate::nodes::node_dir(dir, (!name.is_empty()).then_some(name.as_str()));
+        let http = match web::start(&node, &m, listen, &node_dir, up.clone()).await {
+            Ok(h) => h,
+            Err(e) => {
+                joined.mesh.close().await;
+                return Err(e);
+            }
+        };
         let task = tokio::spawn(run(
             joined,
             dir.to_path_buf(),
@@ -109,6 +124,7 @@ impl ReleaseNode {
             stop_rx,
             up_tx,
             started,
+            http,
         ));
         Ok(ReleaseNode {
             node,
@@ -193,11 +209,21 @@ async fn run(
     stop: watch::Receiver<bool>,
     up: watch::Sender<Option<SupervisorRef>>,
     started: Instant,
+    http: Option<plasmoid_http::HttpServer>,
 ) -> Result<Outcome, ReleaseError> {
     let node = joined.booted.node.clone();
-    let finish = |mesh: plasmoid_mesh::Mesh, node: Node| async move {
-        mesh.close().await;
-        node.shutdown(SHUTDOWN_WAIT).await;
+    // Stops in reverse: the listener first (requests in flight finish
+    // while their particles still run), then the mesh and the particles.
+    let http = std::sync::Mutex::new(http);
+    let finish = |mesh: plasmoid_mesh::Mesh, node: Node| {
+        let http = http.lock().ok().and_then(|mut h| h.take());
+        async move {
+            if let Some(h) = http {
+                h.stop().await;
+            }
+            mesh.close().await;
+            node.shutdown(SHUTDOWN_WAIT).await;
+        }
     };
     if !joined.root {
         tracing::info!(node = %joined.name, "node up; it hosts the children the root places here");

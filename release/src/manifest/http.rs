@@ -1,0 +1,245 @@
+//! The manifest's `[http]` section and a component's WASI configuration
+//! (`env`, `args`, `env_from`), validated with positions like the rest.
+
+use super::Cx;
+use super::raw::{RawComponent, RawHttp, RawManifest, RawSupervisor};
+use crate::error::ReleaseError;
+use crate::model::{GuestConfig, HttpDef, RouteDef, RouteTo};
+use plasmoid_supervisor::Strategy;
+use toml::Spanned;
+
+/// The most routes one release may have (1,000).
+const MAX_ROUTES: usize = 1_000;
+const METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+];
+
+impl Cx<'_> {
+    pub(super) fn http(&self, raw: &RawManifest) -> Result<Option<HttpDef>, ReleaseError> {
+        let Some(h) = &raw.http else {
+            return Ok(None);
+        };
+        let http: &RawHttp = h.get_ref();
+        let listen = match &http.listen {
+            Some(l) => Some(self.address(l)?),
+            None => None,
+        };
+        if http.routes.len() > MAX_ROUTES {
+            return Err(self.err(
+                h.span(),
+                format!(
+                    "[http] has {} routes; at most {MAX_ROUTES}",
+                    http.routes.len()
+                ),
+            ));
+        }
+        let mut routes = Vec::new();
+        for r in &http.routes {
+            routes.push(self.route(r, raw)?);
+        }
+        Ok(Some(HttpDef {
+            listen,
+            routes,
+            max_connections: http.max_connections.as_ref().map(|v| *v.get_ref()),
+        }))
+    }
+
+    /// `"127.0.0.1:8080"`.
+    pub(super) fn address(
+        &self,
+        l: &Spanned<String>,
+    ) -> Result<std::net::SocketAddr, ReleaseError> {
+        l.get_ref().parse().map_err(|_| {
+            self.err(
+                l.span(),
+                format!(
+                    "`{}` is not an address; write one like \"127.0.0.1:8080\"",
+                    l.get_ref()
+                ),
+            )
+        })
+    }
+
+    fn route(
+        &self,
+        r: &Spanned<super::raw::RawRoute>,
+        raw: &RawManifest,
+    ) -> Result<RouteDef, ReleaseError> {
+        let route = r.get_ref();
+        let path = route.path.get_ref();
+        let stem = path.strip_suffix("/*").unwrap_or(path);
+        if !path.starts_with('/') || stem.contains('*') {
+            return Err(self.err(
+                route.path.span(),
+                format!("route path `{path}` is not valid; write \"/orders\" (that path) or \"/api/*\" (everything under /api)"),
+            ));
+        }
+        let mut methods = Vec::new();
+        for m in &route.methods {
+            let upper = m.get_ref().to_ascii_uppercase();
+            if !METHODS.contains(&upper.as_str()) {
+                return Err(self.err(
+                    m.span(),
+                    format!(
+                        "`{}` is not an HTTP method; write one of {}",
+                        m.get_ref(),
+                        METHODS.join(", ")
+                    ),
+                ));
+            }
+            methods.push(upper);
+        }
+        let to = match (&route.to, &route.pool) {
+            (Some(to), None) => {
+                let name = to.get_ref();
+                if name.is_empty() || name.contains('@') || name.len() > 255 {
+                    return Err(self.err(
+                        to.span(),
+                        format!("`to = \"{name}\"`: name a process registered on the node that listens (requests do not cross nodes); give that node its own `http` listener"),
+                    ));
+                }
+                if route.balance.is_some() {
+                    return Err(self.err(
+                        to.span(),
+                        "`balance` goes with `pool`; a route `to` one name has nothing to balance",
+                    ));
+                }
+                RouteTo::Name(name.clone())
+            }
+            (None, Some(pool)) => self.pool(pool, route.balance.as_ref(), raw)?,
+            (Some(_), Some(pool)) => {
+                return Err(self.err(
+                    pool.span(),
+                    "a route has `to` (a registered name) or `pool` (a supervisor's instances), not both",
+                ));
+            }
+            (None, None) => {
+                return Err(self.err(
+                    r.span(),
+                    format!("route `{path}` says nobody answers it; add `to = \"name\"` (a registered name) or `pool = \"supervisor\"`"),
+                ));
+            }
+        };
+        if let Some(t) = &route.timeout_ms
+            && !(1..=3_600_000).contains(t.get_ref())
+        {
+            return Err(self.err(
+                t.span(),
+                "timeout_ms is out of range; write milliseconds from 1 to 3600000",
+            ));
+        }
+        if let Some(b) = &route.max_body
+            && *b.get_ref() > 1 << 30
+        {
+            return Err(self.err(
+                b.span(),
+                "max_body is out of range; write at most 1073741824 bytes (1 GiB)",
+            ));
+        }
+        Ok(RouteDef {
+            path: path.clone(),
+            methods,
+            to,
+            timeout_ms: route.timeout_ms.as_ref().map(|v| *v.get_ref()),
+            max_body: route.max_body.as_ref().map(|v| *v.get_ref()),
+        })
+    }
+
+    fn pool(
+        &self,
+        pool: &Spanned<String>,
+        balance: Option<&Spanned<String>>,
+        raw: &RawManifest,
+    ) -> Result<RouteTo, ReleaseError> {
+        let name = pool.get_ref();
+        let sup: Option<&RawSupervisor> = raw
+            .supervisors
+            .iter()
+            .find(|(k, _)| k.get_ref() == name)
+            .map(|(_, s)| s.get_ref());
+        match sup {
+            None => {
+                let known: Vec<&str> = raw
+                    .supervisors
+                    .keys()
+                    .map(|k| k.get_ref().as_str())
+                    .collect();
+                return Err(self.err(
+                    pool.span(),
+                    format!(
+                        "{}; a pool names a [supervisors.NAME] with strategy = \"simple-one-for-one\"",
+                        super::unknown("supervisor", name, &known)
+                    ),
+                ));
+            }
+            Some(s) if *s.strategy.get_ref() != Strategy::SimpleOneForOne => {
+                return Err(self.err(
+                    pool.span(),
+                    format!("[supervisors.{name}] is {}; a pool is the instances of a \"simple-one-for-one\" supervisor", s.strategy.get_ref().as_str()),
+                ));
+            }
+            Some(_) => {}
+        }
+        let least_loaded = match balance.map(|b| (b.get_ref().as_str(), b.span())) {
+            None | Some(("round-robin", _)) => false,
+            Some(("least-loaded", _)) => true,
+            Some((other, span)) => {
+                return Err(self.err(
+                    span,
+                    format!("unknown balance `{other}`; write \"round-robin\" or \"least-loaded\""),
+                ));
+            }
+        };
+        Ok(RouteTo::Pool {
+            supervisor: name.clone(),
+            least_loaded,
+        })
+    }
+
+    /// `env`, `args` and `env_from` of component `n`.
+    pub(super) fn guest_config(
+        &self,
+        n: &str,
+        raw: &RawComponent,
+    ) -> Result<GuestConfig, ReleaseError> {
+        let var_name = |k: &Spanned<String>| -> Result<String, ReleaseError> {
+            let key = k.get_ref();
+            let ok = key
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if ok {
+                Ok(key.clone())
+            } else {
+                Err(self.err(
+                    k.span(),
+                    format!("component `{n}`: `{key}` is not an environment variable name; use letters, digits and `_`, like DATABASE_URL"),
+                ))
+            }
+        };
+        let mut env = Vec::new();
+        for (k, v) in &raw.env {
+            env.push((var_name(k)?, v.get_ref().clone()));
+        }
+        let mut env_from = Vec::new();
+        for k in &raw.env_from {
+            let key = var_name(k)?;
+            if raw.env.keys().any(|e| *e.get_ref() == key) {
+                return Err(self.err(
+                    k.span(),
+                    format!(
+                        "component `{n}`: `{key}` is both in `env` and in `env_from`; keep one"
+                    ),
+                ));
+            }
+            env_from.push(key);
+        }
+        let args = raw.args.iter().map(|a| a.get_ref().clone()).collect();
+        Ok(GuestConfig {
+            env,
+            args,
+            env_from,
+        })
+    }
+}
