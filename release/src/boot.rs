@@ -107,8 +107,6 @@ pub fn boot_as(
     boot_node(dir, m, lock, node_id, 0)
 }
 
-/// [`boot_as`] as incarnation `creation` of the node (see
-
 /// A component's WASI environment: its `env`, then each `env_from`
 /// variable read from this process's environment now (never written to
 /// the release folder). A missing `env_from` variable stops the boot.
@@ -131,6 +129,7 @@ fn guest_env(c: &ComponentDef) -> Result<plasmoid_runtime::GuestEnv, ReleaseErro
     })
 }
 
+/// [`boot_as`] as incarnation `creation` of the node (see
 /// `NodeConfig::creation`).
 pub fn boot_node(
     dir: &Path,

@@ -238,7 +238,7 @@ async fn instance(
     let tick_ms = node.config.tick.as_millis().max(1) as u64;
     let budget_ms = comp.limits.cpu_ms;
     let state = ParticleState {
-        wasi: wasi_ctx(&node, &comp.name),
+        wasi: wasi_ctx(node, &comp.name),
         table: ResourceTable::new(),
         proc: proc.clone(),
         node: node.clone(),
@@ -348,6 +348,18 @@ fn one_trap_prefix(text: &str, is_trap: bool) -> String {
     }
 }
 
+/// The WASI context of a new instance: stdout and stderr, clocks, random,
+/// and the component's configured environment and arguments. No files,
+/// sockets or stdin.
+fn wasi_ctx(node: &NodeInner, component: &str) -> WasiCtx {
+    let mut b = WasiCtx::builder();
+    b.inherit_stdout().inherit_stderr().arg(component);
+    if let Some(g) = node.guest_env.get(component) {
+        b.envs(&g.env).args(&g.args);
+    }
+    b.build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::one_trap_prefix;
@@ -367,16 +379,4 @@ mod tests {
         );
         assert_eq!(one_trap_prefix("out of fuel", false), "out of fuel");
     }
-}
-
-/// The WASI context of a new instance: stdout and stderr, clocks, random,
-/// and the component's configured environment and arguments. No files,
-/// sockets or stdin.
-fn wasi_ctx(node: &NodeInner, component: &str) -> WasiCtx {
-    let mut b = WasiCtx::builder();
-    b.inherit_stdout().inherit_stderr().arg(component);
-    if let Some(g) = node.guest_env.get(component) {
-        b.envs(&g.env).args(&g.args);
-    }
-    b.build()
 }

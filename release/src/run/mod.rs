@@ -201,6 +201,7 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one call site: the phases of one node
 async fn run(
     joined: join::Joined,
     dir: PathBuf,
