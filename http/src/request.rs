@@ -67,13 +67,8 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
         Err(e) => return text(StatusCode::BAD_REQUEST, &format!("the body broke off: {e}")),
     };
-    let Some(pid) = pick(shared, &route.to) else {
-        return unavailable(&format!(
-            "nothing answers {path} right now ({:?} is not running; it may be restarting)",
-            route.to
-        ));
-    };
-    let request = HttpRequest {
+    let deadline = tokio::time::Instant::now() + route.timeout;
+    let mut request = HttpRequest {
         method,
         path: path.clone(),
         query,
@@ -81,16 +76,51 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         body,
         reference: 0,
     };
-    let mut pending = match shared.node.http_request(pid, request) {
-        Ok(p) => p,
-        Err(SendError::MailboxFull) => {
-            return unavailable(&format!(
-                "the handler of {path} is overloaded (mailbox full)"
-            ));
+    let mut returned = 0;
+    let answer = loop {
+        // A request handed back by a handler that ended before it took it
+        // waits (within its deadline, at most 1 s) for the handler to be
+        // back.
+        // So does one for a handler that was running before (it is
+        // restarting); a name never seen is 503 at once.
+        let seen = route.seen.load(std::sync::atomic::Ordering::Relaxed);
+        let pid = if returned == 0 && !seen {
+            pick(shared, &route.to)
+        } else {
+            pick_within(shared, &route.to, deadline).await
+        };
+        if pid.is_some() && !seen {
+            route.seen.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        Err(e) => return unavailable(&format!("the handler of {path} is not running: {e}")),
+        let Some(pid) = pid else {
+            return unavailable(&format!(
+                "nothing answers {path} right now ({:?} is not running; it may be restarting)",
+                route.to
+            ));
+        };
+        let mut pending = match shared.node.http_request(pid, request) {
+            Ok(p) => p,
+            Err(SendError::MailboxFull) => {
+                return unavailable(&format!(
+                    "the handler of {path} is overloaded (mailbox full)"
+                ));
+            }
+            Err(e) => return unavailable(&format!("the handler of {path} is not running: {e}")),
+        };
+        match tokio::time::timeout_at(deadline, pending.answer()).await {
+            Ok(Err(Unanswered::Returned(r))) if returned < MAX_RETURNS => {
+                returned += 1;
+                request = *r;
+            }
+            Ok(Err(Unanswered::Returned(_))) => {
+                return unavailable(&format!(
+                    "the handler of {path} ended {MAX_RETURNS} times before it took this request"
+                ));
+            }
+            other => break other,
+        }
     };
-    match tokio::time::timeout(route.timeout, pending.answer()).await {
+    match answer {
         Ok(Ok(r)) => {
             let mut answer = Response::new(Full::new(Bytes::from(r.body)));
             *answer.status_mut() =
@@ -107,7 +137,7 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
             }
             answer
         }
-        Ok(Err(Unanswered::Ended)) => text(
+        Ok(Err(Unanswered::Ended | Unanswered::Returned(_))) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("the handler of {path} ended before it answered"),
         ),
@@ -118,6 +148,28 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
                 route.timeout.as_millis()
             ),
         ),
+    }
+}
+
+/// How many times one request may come back from handlers that ended
+/// before taking it (10); then 503. (The route's timeout bounds it too.)
+const MAX_RETURNS: u32 = 10;
+
+/// [`pick`], waiting up to `deadline` (at most 1 s) for a restart.
+async fn pick_within(
+    shared: &Shared,
+    to: &Target,
+    deadline: tokio::time::Instant,
+) -> Option<plasmoid_runtime::Pid> {
+    let until = deadline.min(tokio::time::Instant::now() + std::time::Duration::from_secs(1));
+    loop {
+        if let Some(p) = pick(shared, to) {
+            return Some(p);
+        }
+        if tokio::time::Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
 }
 

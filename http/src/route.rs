@@ -20,6 +20,9 @@ pub struct Route {
     pub timeout: Duration,
     /// The largest body taken (then 413).
     pub max_body: usize,
+    /// Whether a handler was ever found: from then on a missing one is
+    /// restarting, and a request waits a moment for it (see request.rs).
+    pub(crate) seen: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Who answers a route.
@@ -80,9 +83,13 @@ impl Pool {
             return None;
         }
         match self.balance {
+            // A member that just ended (its supervisor has not restarted
+            // it yet) is skipped.
             Balance::RoundRobin => {
                 let at = self.next.fetch_add(1, Ordering::Relaxed) % members.len();
-                Some(members[at])
+                (0..members.len())
+                    .map(|i| members[(at + i) % members.len()])
+                    .find(|p| load(*p).is_some())
             }
             Balance::LeastLoaded => {
                 // Ties go round-robin, so an idle pool still spreads work.
@@ -127,6 +134,7 @@ impl Route {
             to,
             timeout: crate::DEFAULT_TIMEOUT,
             max_body: crate::DEFAULT_MAX_BODY,
+            seen: Arc::default(),
         })
     }
 

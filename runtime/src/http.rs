@@ -53,8 +53,30 @@ pub struct HttpResponse {
 /// Why a request got no answer from its particle.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unanswered {
-    /// The particle ended (crashed, was killed or returned) first.
+    /// The particle ended (crashed, was killed or returned) while it had
+    /// the request: nobody knows how far it got.
     Ended,
+    /// The particle ended before it received the request, which comes back
+    /// untouched: it may be sent again (to a restarted handler).
+    Returned(Box<HttpRequest>),
+}
+
+/// Where a waiting request's answer goes: the response, or the request
+/// itself when its process ended before receiving it.
+pub(crate) type ReplyTo = oneshot::Sender<Result<HttpResponse, Box<HttpRequest>>>;
+
+/// A process ended: requests still in its mailbox go back to their
+/// listeners; the others (received, not answered) fail as `Ended`.
+pub(crate) fn process_ended(
+    mut replies: std::collections::HashMap<u64, ReplyTo>,
+    queued: Vec<Box<HttpRequest>>,
+) {
+    for request in queued {
+        if let Some(tx) = replies.remove(&request.reference) {
+            let _ = tx.send(Err(request));
+        }
+    }
+    // Dropping the rest tells their listeners `Ended`.
 }
 
 /// Why `respond` refused an answer.
@@ -67,7 +89,7 @@ pub enum RespondError {
 /// The answer a listener waits for. Dropping it (a timeout, a client that
 /// went away) withdraws the request: a later `respond` is `unknown-ref`.
 pub struct PendingResponse {
-    reply: oneshot::Receiver<HttpResponse>,
+    reply: oneshot::Receiver<Result<HttpResponse, Box<HttpRequest>>>,
     process: Weak<Process>,
     reference: u64,
 }
@@ -75,7 +97,11 @@ pub struct PendingResponse {
 impl PendingResponse {
     /// The particle's answer, or why none will come.
     pub async fn answer(&mut self) -> Result<HttpResponse, Unanswered> {
-        (&mut self.reply).await.map_err(|_| Unanswered::Ended)
+        match (&mut self.reply).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(request)) => Err(Unanswered::Returned(request)),
+            Err(_) => Err(Unanswered::Ended),
+        }
     }
 }
 
@@ -138,7 +164,7 @@ pub(crate) fn respond(
     let waiting = process.state.lock().replies.remove(&reference);
     match waiting {
         // The listener may have given up just now: the same as unknown.
-        Some(tx) => tx.send(response).map_err(|_| RespondError::UnknownRef),
+        Some(tx) => tx.send(Ok(response)).map_err(|_| RespondError::UnknownRef),
         None => Err(RespondError::UnknownRef),
     }
 }

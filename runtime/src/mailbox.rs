@@ -120,9 +120,17 @@ impl Mailbox {
             .retain(|m| !matches!(m, Msg::Down { reference: r, .. } if *r == reference));
     }
 
-    /// Drain everything (used when a process ends, so payloads are freed now).
-    pub fn clear(&self) {
-        self.queue.lock().clear();
+    /// Drain everything (used when a process ends, so payloads are freed
+    /// now), handing back the HTTP requests it never received.
+    pub fn clear(&self) -> Vec<Box<crate::http::HttpRequest>> {
+        let drained: Vec<Msg> = self.queue.lock().drain(..).collect();
+        drained
+            .into_iter()
+            .filter_map(|m| match m {
+                Msg::Http(r) => Some(r),
+                _ => None,
+            })
+            .collect()
     }
 }
 

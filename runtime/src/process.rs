@@ -47,7 +47,7 @@ pub(crate) struct ProcState {
     pub monitoring: HashMap<u64, Pid>,
     pub name: Option<String>,
     /// HTTP requests waiting for this process's answer (see http.rs).
-    pub replies: HashMap<u64, tokio::sync::oneshot::Sender<crate::http::HttpResponse>>,
+    pub replies: HashMap<u64, crate::http::ReplyTo>,
     /// Timers this process set, by reference (see timers.rs).
     pub timers: HashMap<u64, crate::timers::Timer>,
 }

@@ -173,15 +173,12 @@ impl NodeInner {
     /// Everything that happens when a process ends: it leaves the table and
     /// the registry, linked processes get exit signals, monitors fire.
     pub fn process_exited(&self, p: &Arc<Process>, reason: ExitReason, particle: bool) {
-        let (links, watchers, monitoring, name) = {
+        let (links, watchers, monitoring, name, replies) = {
             let mut st = p.state.lock();
             if !st.alive {
                 return;
             }
             st.alive = false;
-            // Requests it did not answer fail now (their listener answers
-            // 500), and its timers stop.
-            st.replies.clear();
             for (_, t) in st.timers.drain() {
                 t.stop();
             }
@@ -190,6 +187,7 @@ impl NodeInner {
                 std::mem::take(&mut st.watchers),
                 std::mem::take(&mut st.monitoring),
                 st.name.take(),
+                std::mem::take(&mut st.replies),
             )
         };
         p.mark_dead();
@@ -236,6 +234,8 @@ impl NodeInner {
         for (reference, t) in monitoring {
             self.drop_watcher(p.pid, t, reference);
         }
-        p.mailbox.clear();
+        // HTTP requests still queued go back to their listener to be sent
+        // again (to a restarted handler); the ones it took fail (500).
+        crate::http::process_ended(replies, p.mailbox.clear());
     }
 }

@@ -1,0 +1,237 @@
+//! HTTP from a real `plasmoid release run`: the manifest's routes to a
+//! registered name and to a pool, the component's configuration, and 256
+//! keep-alive clients through a hot swap and a handler that keeps crashing.
+
+mod common;
+use common::web::{Client, once};
+use common::{Running, plasmoid, run};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn build(dir: &Path, manifest: &str) -> PathBuf {
+    let path = dir.join("prod.toml");
+    let text = manifest.replace("{web}", &common::wasm("web").display().to_string());
+    std::fs::write(&path, text).unwrap();
+    let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(&path));
+    assert_eq!(code, 0, "{err}");
+    PathBuf::from(out.trim())
+}
+
+/// `release run --http 127.0.0.1:0 [extra]` with `env`; the address it
+/// serves.
+fn up(rel: &Path, id: &str, extra: &[&str], env: &[(&str, &str)]) -> (Running, SocketAddr) {
+    let mut cmd = plasmoid();
+    cmd.args(["release", "run", "--http", "127.0.0.1:0"])
+        .args(extra)
+        .arg(rel);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut node = Running::start(&mut cmd);
+    assert!(
+        node.wait_for(&format!("release {id} is up"), 120 * SEC),
+        "{}",
+        node.seen
+    );
+    let addr = std::fs::read_to_string(rel.join("node/http"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (node, addr)
+}
+
+const SERVICE: &str = r#"
+[release]
+name = "svc"
+version = "1"
+[node]
+max_particles = 64
+[components.web]
+wasm = "{web}"
+env = { GREETING = "hi" }
+env_from = ["WEB_SECRET"]
+args = ["--mode", "test"]
+[supervisor]
+strategy = "one-for-one"
+max_restarts = 1000
+max_seconds = 1
+children = [{ id = "web", component = "web", init = { name = "web" } }, "webs"]
+[supervisors.webs]
+strategy = "simple-one-for-one"
+max_restarts = 1000
+max_seconds = 1
+instances = 4
+children = ["web"]
+[http]
+routes = [
+  { path = "/hello", methods = ["GET"], to = "web" },
+  { path = "/env", to = "web" },
+  { path = "/args", to = "web" },
+  { path = "/pool/*", pool = "webs" },
+]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_serves_its_routes_from_a_name_and_a_pool_with_its_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let rel = build(dir.path(), SERVICE);
+    let (node, addr) = up(&rel, "svc-1", &[], &[("WEB_SECRET", "s3cret-value")]);
+    let r = once(addr, "GET", "/hello", b"").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // Round-robin over the pool's 4 instances.
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..8 {
+        let r = once(addr, "GET", "/pool/hello", b"").await;
+        assert_eq!(r.status, 200, "{r:?}");
+        seen.insert(r.body);
+    }
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert_eq!(
+        once(addr, "GET", "/env?name=GREETING", b"").await.body,
+        "hi"
+    );
+    assert_eq!(
+        once(addr, "GET", "/env?name=WEB_SECRET", b"").await.body,
+        "s3cret-value"
+    );
+    let args = once(addr, "GET", "/args", b"").await.body;
+    assert_eq!(args, r#"["web","--mode","test"]"#);
+    node.terminate();
+    // The operator's secret is never written into the release folder.
+    for entry in walk(&rel) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("s3cret-value"),
+            "{} holds the secret",
+            entry.display()
+        );
+    }
+    // Without it the release does not start, and says what is missing.
+    let mut cmd = plasmoid();
+    cmd.args(["release", "run", "--http", "127.0.0.1:0"])
+        .arg(&rel)
+        .env_remove("WEB_SECRET");
+    let (code, _, err) = run(&mut cmd);
+    assert_ne!(code, 0);
+    assert!(err.contains("WEB_SECRET is not set"), "{err}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+const FLAKY: &str = r#"
+[release]
+name = "flaky"
+version = "1"
+[node]
+max_particles = 64
+[components.web]
+wasm = "{web}"
+[supervisor]
+strategy = "one-for-one"
+max_restarts = 100000
+max_seconds = 1
+children = [{ id = "web", component = "web", init = { name = "web", crash_every = 100 } }]
+[http]
+routes = [{ path = "/*", to = "web" }]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_one_of_256_clients_gets_answers_through_a_hot_swap_and_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let rel = build(dir.path(), FLAKY);
+    // No probation: the new version crashes on every 100th request too,
+    // which would (rightly) roll it back within a probation window.
+    let (node, addr) = up(&rel, "flaky-1", &["--probation", "0"], &[]);
+    assert_eq!(once(addr, "GET", "/version", b"").await.body, "1");
+    const CLIENTS: usize = 256;
+    const EACH: usize = 20;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let done = std::sync::Arc::new(AtomicUsize::new(0));
+    let swapped = std::sync::Arc::new(AtomicBool::new(false));
+    // Each client alternates /flaky (a crash every 100th) and /version,
+    // and keeps going until the new version answered someone.
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (done, swapped) = (done.clone(), swapped.clone());
+            tokio::spawn(async move {
+                let (mut statuses, mut versions) = (Vec::new(), Vec::new());
+                let mut c = Client::connect(addr).await?;
+                for i in 0..10_000 {
+                    let path = if i % 2 == 0 { "/flaky" } else { "/version" };
+                    let r = c.request("GET", path, b"", 60 * SEC).await?;
+                    statuses.push(r.status);
+                    if path == "/version" && r.status == 200 {
+                        if r.body == "2" {
+                            swapped.store(true, Ordering::Relaxed);
+                        }
+                        versions.push(r.body);
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                    if i >= EACH && swapped.load(Ordering::Relaxed) {
+                        break;
+                    }
+                }
+                Ok::<_, String>((statuses, versions))
+            })
+        })
+        .collect();
+    // Swap in the middle of the load.
+    let deadline = Instant::now() + 120 * SEC;
+    while done.load(Ordering::Relaxed) < CLIENTS * EACH / 3 {
+        assert!(Instant::now() < deadline, "the load does not progress");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let live = rel.join("components/web.wasm");
+    let part = rel.join("components/web.wasm.part");
+    std::fs::copy(common::wasm("web_v2"), &part).unwrap();
+    std::fs::rename(&part, &live).unwrap();
+    let (mut all, mut versions) = (Vec::new(), Vec::new());
+    for c in clients {
+        match c.await.unwrap() {
+            Ok((statuses, seen)) => {
+                all.extend(statuses);
+                versions.extend(seen);
+            }
+            Err(e) => panic!("a client lost a request: {e}"),
+        }
+    }
+    let count = |s: u16| all.iter().filter(|x| **x == s).count();
+    let (ok, crashed, unavailable) = (count(200), count(500), count(503));
+    eprintln!(
+        "{} requests: {ok} × 200, {crashed} × 500, {unavailable} × 503",
+        all.len()
+    );
+    assert_eq!(ok + crashed + unavailable, all.len(), "only 200/500/503");
+    // One 500 per crash: the request it crashed on (requests still queued
+    // go to the restarted handler).
+    let flaky = all.len().div_ceil(2);
+    assert!(
+        crashed >= 1 && crashed <= flaky / 100 + 2,
+        "{crashed} × 500 for {flaky} /flaky"
+    );
+    assert!(
+        ok * 100 >= all.len() * 95,
+        "{ok} of {} succeeded",
+        all.len()
+    );
+    assert!(versions.iter().any(|v| v == "1") && versions.iter().any(|v| v == "2"));
+    // After the swap every answer is the new version's.
+    assert_eq!(once(addr, "GET", "/version", b"").await.body, "2");
+    node.terminate();
+}
