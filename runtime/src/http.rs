@@ -67,6 +67,7 @@ pub(crate) type ReplyTo = oneshot::Sender<Result<HttpResponse, Box<HttpRequest>>
 
 /// A process ended: requests still in its mailbox go back to their
 /// listeners; the others (received, not answered) fail as `Ended`.
+#[allow(clippy::vec_box)] // each box goes back to its listener as it is
 pub(crate) fn process_ended(
     mut replies: std::collections::HashMap<u64, ReplyTo>,
     queued: Vec<Box<HttpRequest>>,

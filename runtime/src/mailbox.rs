@@ -122,6 +122,7 @@ impl Mailbox {
 
     /// Drain everything (used when a process ends, so payloads are freed
     /// now), handing back the HTTP requests it never received.
+    #[allow(clippy::vec_box)] // each box goes back to its listener as it is
     pub fn clear(&self) -> Vec<Box<crate::http::HttpRequest>> {
         let drained: Vec<Msg> = self.queue.lock().drain(..).collect();
         drained
