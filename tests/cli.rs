@@ -251,3 +251,47 @@ children = [{ id = "second", component = "counter" }, { id = "third", component 
         .collect();
     assert_eq!(order, ["pool", "third", "second", "first"], "{err}");
 }
+
+#[test]
+fn start_serves_http_routes_to_a_registered_particle() {
+    let mut node = common::Running::start(
+        plasmoid()
+            .arg("start")
+            .arg(common::wasm("web"))
+            .args(["--name", "web", "--http", "127.0.0.1:0"])
+            .args(["--route", "/hello=web", "--route", "/api/*=web"]),
+    );
+    assert!(
+        node.wait_for("HTTP on http://", std::time::Duration::from_secs(60)),
+        "{}",
+        node.seen
+    );
+    let addr: std::net::SocketAddr = node
+        .seen
+        .lines()
+        .find_map(|l| l.split("HTTP on http://").nth(1))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let r = common::web::once(addr, "GET", "/hello", b"").await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let r = common::web::once(addr, "POST", "/api/echo", b"hi").await;
+        assert_eq!((r.status, r.body.as_str()), (200, "hi"));
+        let r = common::web::once(addr, "GET", "/other", b"").await;
+        assert_eq!(r.status, 404, "{r:?}");
+    });
+    let (code, _) = node.terminate();
+    assert_eq!(code, Some(0));
+    // A route without `=` is refused with what to write.
+    let (code, _, err) = run(plasmoid().arg("start").arg(common::wasm("web")).args([
+        "--http",
+        "127.0.0.1:0",
+        "--route",
+        "/hello",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("write PATH=NAME"), "{err}");
+}

@@ -228,12 +228,55 @@ children = ["audit", "ledger", { component = "notifier", init = { crash_every = 
 #[test]
 fn the_demo_release_runs_and_its_supervisors_restart_the_notifier() {
     common::wasm("ledger"); // build the guest workspace once, like the other tests
-    let mut running = Running::start(plasmoid().args(["release", "run", "apps/demo/prod.toml"]));
+    // Port 0: the manifest's 127.0.0.1:8080 may be taken on this machine.
+    let mut running = Running::start(plasmoid().args([
+        "release",
+        "run",
+        "--http",
+        "127.0.0.1:0",
+        "apps/demo/prod.toml",
+    ]));
     assert!(
         running.wait_for("release shop-1.0.0 is up", Duration::from_secs(300)),
         "{}",
         running.seen
     );
+    // The gateways take real orders.
+    let http = std::fs::read_to_string(
+        common::repo().join("apps/demo/target/plasmoid/shop-1.0.0/node/http"),
+    )
+    .unwrap();
+    let addr: std::net::SocketAddr = http.trim().parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use common::web::once;
+        let r = once(
+            addr,
+            "POST",
+            "/orders",
+            br#"{"from":"alice","to":"bob","amount":5}"#,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert!(v["settled"]["to_balance"].is_u64(), "{v}");
+        let r = once(
+            addr,
+            "POST",
+            "/orders",
+            br#"{"from":"alice","to":"zed","amount":5}"#,
+        )
+        .await;
+        assert_eq!(r.status, 422, "an unknown account is refused: {r:?}");
+        let r = once(addr, "POST", "/orders", b"five euros please").await;
+        assert_eq!(r.status, 400, "{r:?}");
+        let r = once(addr, "GET", "/orders", b"").await;
+        assert_eq!(r.status, 405, "{r:?}");
+        let r = once(addr, "GET", "/balances", b"").await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert!(v["alice"].is_u64() && v["dave"].is_u64(), "{v}");
+    });
     assert!(
         running.wait_for("child restarted", Duration::from_secs(20)),
         "{}",

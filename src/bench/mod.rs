@@ -5,6 +5,7 @@
 
 mod boot;
 mod common;
+mod http;
 mod mesh;
 mod nodedown;
 mod restart;
@@ -90,6 +91,14 @@ enum Which {
         #[arg(long)]
         peer: String,
     },
+    /// HTTP through the listener at 64 and 256 keep-alive connections, to
+    /// one gen_server particle and a pool of 4, against a native hyper
+    /// handler: requests/s, p50/p99 µs, ratio to native.
+    Http {
+        /// The web component (default: build apps/web of this checkout).
+        #[arg(long)]
+        web: Option<PathBuf>,
+    },
     /// A send to self followed by its recv, inside one particle: ns per pair.
     Call {
         #[arg(long, default_value_t = 200_000)]
@@ -125,6 +134,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Which::Boot { manifest } = &args.which {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
         return boot::run(manifest, args.runs.max(1), args.threads, emit);
+    }
+    if let Which::Http { web } = &args.which {
+        let web = app_wasm(web.clone(), "web", "--web")?;
+        let rt = crate::start::scheduler(args.threads)?;
+        let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
+        let runs = args.runs.max(1);
+        return rt.block_on(async move {
+            tokio::spawn(http::run(web, runs))
+                .await
+                .context("the HTTP bench failed")?
+        });
     }
     // Components are built before the scheduler starts (cargo runs blocking).
     let wasm = match args.which {
@@ -163,6 +183,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 Which::Boot { .. }
                 | Which::Swap { .. }
                 | Which::Mesh { .. }
+                | Which::Http { .. }
                 | Which::MeshPeer { .. }
                 | Which::Nodedown => {}
                 Which::Call { iters } => {

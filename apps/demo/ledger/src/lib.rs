@@ -66,6 +66,7 @@ impl Ledger {
                 settled: self.settled,
                 sum: self.balances.values().sum(),
             },
+            LedgerCall::Balances => LedgerReply::Balances(self.balances.clone()),
         }
     }
 

@@ -25,6 +25,8 @@ pub enum LedgerCall {
     Balance(String),
     /// Orders settled and the sum of all balances (constant if no money is lost).
     Totals,
+    /// Every account's balance.
+    Balances,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +35,7 @@ pub enum LedgerReply {
     Rejected(String),
     Balance(Option<u64>),
     Totals { settled: u64, sum: u64 },
+    Balances(std::collections::BTreeMap<String, u64>),
 }
 
 /// Casts to the ledger.
