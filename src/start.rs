@@ -123,17 +123,18 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
         let stop = stop_signal();
         let node = Node::new(args.node_config())?;
         load::load_all(&node, &inputs)?;
-        // Dropped at the end of this block: the listener closes with the node.
-        let _http = match args.http {
-            Some(addr) => {
-                let cfg = plasmoid_http::HttpConfig::new(addr, routes);
-                let server = plasmoid_http::HttpServer::start(node.clone(), cfg).await?;
-                eprintln!("HTTP on http://{}", server.local_addr());
-                Some(server)
-            }
-            None => None,
+        let http = async |routes| -> Result<Option<plasmoid_http::HttpServer>> {
+            let Some(addr) = args.http else {
+                return Ok(None);
+            };
+            let cfg = plasmoid_http::HttpConfig::new(addr, routes);
+            let server = plasmoid_http::HttpServer::start(node.clone(), cfg).await?;
+            eprintln!("HTTP on http://{}", server.local_addr());
+            Ok(Some(server))
         };
         if let Some(def) = tree {
+            // Requests before the tree is up get 503 (nobody registered yet).
+            let _http = http(routes).await?;
             let spec = plasmoid_release::supervisor_spec(&def, &Default::default());
             let outcome = plasmoid_release::run_tree(&node, spec, stop, |_| {}).await;
             node.shutdown(Duration::from_secs(5)).await;
@@ -156,6 +157,9 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
             .spawn_monitor(&component, &args.init, opts)
             .map_err(|e| anyhow::anyhow!("cannot spawn `{component}`: {e}"))?;
         tracing::info!(%pid, component, node = %node.id(), "particle started");
+        // After the spawn, so its name is registered when the first request
+        // comes; dropped at the end of this block, with the node.
+        let _http = http(routes).await?;
         let outcome = tokio::select! {
             m = watcher.recv_ref(reference, None) => m.ok().flatten(),
             _ = stop => None,

@@ -351,12 +351,41 @@ fn one_trap_prefix(text: &str, is_trap: bool) -> String {
 /// The WASI context of a new instance: stdout and stderr, clocks, random,
 /// and the component's configured environment and arguments. No files,
 /// sockets or stdin.
-fn wasi_ctx(node: &NodeInner, component: &str) -> WasiCtx {
+fn wasi_ctx(node: &Arc<NodeInner>, component: &Arc<str>) -> WasiCtx {
     let mut b = WasiCtx::builder();
-    b.inherit_stdout().inherit_stderr().arg(component);
-    if let Some(g) = node.guest_env.get(component) {
+    b.inherit_stdout().inherit_stderr().arg(&**component);
+    if let Some(g) = node.guest_env.get(&**component) {
         b.envs(&g.env).args(&g.args);
     }
+    // Outgoing TCP only, each destination authorized by Cedar (`connect`
+    // on `Host::"IP:PORT"`); no listening, no UDP. Name lookups only where
+    // `resolve` is permitted.
+    let resolve = node
+        .policy
+        .allowed(component, crate::policy::Action::Resolve, "local");
+    b.allow_tcp(true)
+        .allow_udp(false)
+        .allow_ip_name_lookup(resolve);
+    let (gate, principal) = (Arc::downgrade(node), component.clone());
+    b.socket_addr_check(move |addr, used| {
+        use wasmtime_wasi::sockets::SocketAddrUse;
+        let ok = match used {
+            // The implicit bind of a connect.
+            SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+            SocketAddrUse::TcpConnect => gate.upgrade().is_some_and(|n| {
+                let host = addr.to_string();
+                let ok = n
+                    .policy
+                    .allowed(&principal, crate::policy::Action::Connect, &host);
+                if !ok {
+                    tracing::warn!(component = %principal, %host, "connect to {host} denied by policy");
+                }
+                ok
+            }),
+            _ => false,
+        };
+        Box::pin(async move { ok })
+    });
     b.build()
 }
 

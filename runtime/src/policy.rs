@@ -35,6 +35,10 @@ pub enum Action {
     Lookup,
     Log,
     Supervise,
+    /// Open a TCP connection to `Host::"IP:PORT"`.
+    Connect,
+    /// Resolve host names (`wasi:sockets/ip-name-lookup`), on `Node::"local"`.
+    Resolve,
 }
 
 impl Action {
@@ -49,6 +53,8 @@ impl Action {
             Action::Lookup => "lookup",
             Action::Log => "log",
             Action::Supervise => "supervise",
+            Action::Connect => "connect",
+            Action::Resolve => "resolve",
         }
     }
 
@@ -57,7 +63,8 @@ impl Action {
         match self {
             Action::Spawn => "Component",
             Action::Register | Action::Lookup => "Name",
-            Action::Log => "Node",
+            Action::Log | Action::Resolve => "Node",
+            Action::Connect => "Host",
             _ => "Particle",
         }
     }

@@ -60,6 +60,12 @@ pub(crate) enum Cmd {
     },
     /// → the milliseconds that were left, or `null`
     CancelTimer(u64),
+    /// Opens a TCP connection (std's, over `wasi:sockets`), writes `send`,
+    /// shuts down writing and reads to the end; → what it read, as text.
+    Tcp {
+        addr: String,
+        send: String,
+    },
     /// → `null`
     SendTagged {
         to: String,
@@ -223,6 +229,22 @@ impl Probe {
                     send_after(&target, after, data.as_bytes())?
                 };
                 Ok(json!(reference))
+            }
+            Cmd::Tcp { addr, send } => {
+                use std::io::{Read, Write};
+                let mut stream = std::net::TcpStream::connect(addr.as_str())
+                    .map_err(|e| format!("connect {addr}: {e} ({:?})", e.kind()))?;
+                stream
+                    .write_all(send.as_bytes())
+                    .map_err(|e| format!("write: {e}"))?;
+                stream
+                    .shutdown(std::net::Shutdown::Write)
+                    .map_err(|e| format!("shutdown: {e}"))?;
+                let mut got = String::new();
+                stream
+                    .read_to_string(&mut got)
+                    .map_err(|e| format!("read: {e}"))?;
+                Ok(json!(got))
             }
             Cmd::CancelTimer(reference) => {
                 Ok(json!(cancel_timer(reference).map(|d| d.as_millis() as u64)))
