@@ -198,3 +198,25 @@ async fn a_stopping_listener_finishes_requests_in_flight() {
         "no longer accepting"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_past_the_bound_gets_503_and_is_closed() {
+    let (h, _server) = serving(vec![]).await;
+    let mut cfg = HttpConfig::new(
+        ([127, 0, 0, 1], 0).into(),
+        vec![Route::new("/*", to("web")).unwrap()],
+    );
+    cfg.max_connections = 1;
+    let bounded = HttpServer::start(h.node.clone(), cfg).await.unwrap();
+    let addr = bounded.local_addr();
+    // The one connection allowed, kept open (keep-alive).
+    let mut first = Client::connect(addr).await.unwrap();
+    let r = first.request("GET", "/hello", b"", 5 * SEC).await.unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = once(addr, "GET", "/hello", b"").await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.body.contains("maximum of connections"), "{r:?}");
+    // The first one is still served.
+    let r = first.request("GET", "/hello", b"", 5 * SEC).await.unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+}

@@ -59,15 +59,24 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         .iter()
         .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
-    let body = match Limited::new(req.into_body(), route.max_body)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes().to_vec(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Err(e) => return text(StatusCode::BAD_REQUEST, &format!("the body broke off: {e}")),
-    };
+    // The route's timeout covers reading the body too: a client that
+    // trickles it in does not hold its connection past it.
     let deadline = tokio::time::Instant::now() + route.timeout;
+    let read = Limited::new(req.into_body(), route.max_body).collect();
+    let body = match tokio::time::timeout_at(deadline, read).await {
+        Ok(Ok(b)) => b.to_bytes().to_vec(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, &format!("the body broke off: {e}")),
+        Err(_) => {
+            return text(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the body did not arrive within {} ms",
+                    route.timeout.as_millis()
+                ),
+            );
+        }
+    };
     let mut request = HttpRequest {
         method,
         path: path.clone(),

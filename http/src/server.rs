@@ -1,7 +1,7 @@
 //! The listener: the accept loop, the bound on connections, and a graceful
 //! stop that lets requests in flight finish.
 
-use crate::request::{Shared, handle, unavailable};
+use crate::request::{Shared, handle};
 use crate::{HttpError, Route};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -116,6 +116,12 @@ async fn accept_loop(
         .header_read_timeout(HEADER_TIMEOUT)
         .max_headers(MAX_HEADERS)
         .keep_alive(true);
+    // An HTTP/2 connection that stops answering pings is closed.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
     loop {
         let accepted = tokio::select! {
@@ -133,24 +139,17 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Over the bound: a fixed 503 (bounded in time), then closed,
+            // so connections past the bound cost nothing that lasts.
+            tokio::spawn(refuse(stream));
+            continue;
+        };
         let io = TokioIo::new(stream);
-        let permit = permits.clone().try_acquire_owned().ok();
         let watcher = graceful.watcher();
         let (builder, shared) = (builder.clone(), shared.clone());
         tokio::spawn(async move {
-            let Some(_permit) = permit else {
-                // Over the bound: one 503, then the connection closes.
-                let full = service_fn(|_req| async {
-                    let mut a = unavailable("this listener serves its maximum of connections");
-                    a.headers_mut().insert(
-                        hyper::header::CONNECTION,
-                        hyper::header::HeaderValue::from_static("close"),
-                    );
-                    Ok::<_, Infallible>(a)
-                });
-                let _ = builder.serve_connection(io, full).await;
-                return;
-            };
+            let _permit = permit;
             let service = service_fn(move |req| {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(handle(&shared, req).await) }
@@ -163,14 +162,24 @@ async fn accept_loop(
         });
     }
     drop(listener);
-    // In flight: finish within the shutdown timeout, then drop the rest.
+    // In flight: finish within the shutdown timeout. Past it the stop
+    // returns; the connections left end with the node's runtime (their
+    // requests' particles are being stopped, so they answer 500 or 503).
     if tokio::time::timeout(cfg.shutdown, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!(
-            "HTTP: requests still in flight after {} ms; closing them",
+            "HTTP: requests still in flight after {} ms; stopping without them",
             cfg.shutdown.as_millis()
         );
     }
+}
+
+/// The answer to a connection past the bound: written within 1 s, then the
+/// connection is closed.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: 48\r\n\r\nthis listener serves its maximum of connections\n";
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(FULL)).await;
 }

@@ -9,8 +9,9 @@
 //!
 //! A request waits in the process entry (not in the guest's store), so it
 //! survives a hot swap by handoff: the new version answers it. When the
-//! process ends, every request still waiting is dropped with it, and the
-//! listener sees [`Unanswered::Ended`] at once instead of a timeout.
+//! process ends, a request it had taken fails at once ([`Unanswered::Ended`])
+//! and one still queued in its mailbox comes back ([`Unanswered::Returned`])
+//! to be sent again; neither waits for a timeout.
 
 use crate::node::{Node, SendError};
 use crate::pid::Pid;
@@ -128,25 +129,24 @@ impl Node {
         let reference = self.inner.next_ref();
         request.reference = reference;
         let (tx, rx) = oneshot::channel();
-        {
-            let mut st = target.state.lock();
-            if !st.alive {
-                return Err(SendError::Noproc);
-            }
-            if st.replies.len() >= MAX_WAITING {
-                return Err(SendError::MailboxFull);
-            }
-            st.replies.insert(reference, tx);
+        // Entry and message under the process's lock: its end (which takes
+        // the same lock first) either sees both, and hands the request back,
+        // or neither.
+        let mut st = target.state.lock();
+        if !st.alive {
+            return Err(SendError::Noproc);
         }
-        let pending = PendingResponse {
+        if st.replies.len() >= MAX_WAITING {
+            return Err(SendError::MailboxFull);
+        }
+        self.inner.send_to(&target, Msg::Http(Box::new(request)))?;
+        st.replies.insert(reference, tx);
+        drop(st);
+        Ok(PendingResponse {
             reply: rx,
             process: Arc::downgrade(&target),
             reference,
-        };
-        // On failure `pending` is dropped here, which withdraws the entry.
-        self.inner
-            .send_to(&target, Msg::Http(Box::new(request)))
-            .map(|()| pending)
+        })
     }
 
     /// The mailbox length of a local process (for least-loaded routing).
@@ -156,26 +156,52 @@ impl Node {
 }
 
 /// Hand `response` to the request `reference` that waits for `process`.
+/// An invalid response is refused, and the client gets a 500 saying why
+/// (it does not wait for the route's timeout).
 pub(crate) fn respond(
     process: &Process,
     reference: u64,
     response: HttpResponse,
 ) -> Result<(), RespondError> {
-    check(&response)?;
+    let checked = check(&response);
     let waiting = process.state.lock().replies.remove(&reference);
-    match waiting {
+    let Some(tx) = waiting else {
+        return Err(checked.err().unwrap_or(RespondError::UnknownRef));
+    };
+    match checked {
         // The listener may have given up just now: the same as unknown.
-        Some(tx) => tx.send(Ok(response)).map_err(|_| RespondError::UnknownRef),
-        None => Err(RespondError::UnknownRef),
+        Ok(()) => tx.send(Ok(response)).map_err(|_| RespondError::UnknownRef),
+        Err(RespondError::Invalid(why)) => {
+            let _ = tx.send(Ok(HttpResponse {
+                status: 500,
+                headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+                body: format!("the handler's response was invalid: {why}\n").into_bytes(),
+            }));
+            Err(RespondError::Invalid(why))
+        }
+        Err(e) => Err(e),
     }
 }
+
+/// Headers that frame the message: hyper sets them from the body, and a
+/// guest's own would break the connection (or the next response on it).
+const FRAMING: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+];
 
 /// A response hyper can write: the limits, a real status, header names
 /// and values HTTP allows.
 fn check(r: &HttpResponse) -> Result<(), RespondError> {
-    if !(100..=599).contains(&r.status) {
+    if !(200..=599).contains(&r.status) {
         return Err(RespondError::Invalid(format!(
-            "status {} is not an HTTP status (100 to 599)",
+            "status {} is not a final HTTP status (200 to 599)",
             r.status
         )));
     }
@@ -199,6 +225,11 @@ fn check(r: &HttpResponse) -> Result<(), RespondError> {
         if !token {
             return Err(RespondError::Invalid(format!(
                 "`{name}` is not a valid header name"
+            )));
+        }
+        if FRAMING.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+            return Err(RespondError::Invalid(format!(
+                "`{name}` frames the message; the node sets it (leave it out)"
             )));
         }
         if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
@@ -242,11 +273,43 @@ mod tests {
         }
     }
 
+    /// An invalid answer still answers the client: 500 with the reason.
+    #[test]
+    fn an_invalid_response_reaches_the_client_as_500() {
+        let pid = crate::pid::Pid {
+            node: crate::pid::NodeId([0; 32]),
+            seq: 1,
+        };
+        let p = Process::new(pid, "web".into(), 10);
+        let (tx, mut rx) = oneshot::channel();
+        p.state.lock().replies.insert(7, tx);
+        let bad = HttpResponse {
+            headers: vec![("transfer-encoding".into(), "chunked".into())],
+            ..ok()
+        };
+        assert!(matches!(respond(&p, 7, bad), Err(RespondError::Invalid(_))));
+        let Ok(Ok(answer)) = rx.try_recv() else {
+            panic!("the client got no answer")
+        };
+        assert_eq!(answer.status, 500);
+        assert!(String::from_utf8_lossy(&answer.body).contains("transfer-encoding"));
+        // Answered once: a second respond is unknown.
+        assert_eq!(respond(&p, 7, ok()), Err(RespondError::UnknownRef));
+    }
+
     #[test]
     fn only_valid_responses_pass() {
         assert_eq!(check(&ok()), Ok(()));
         let bad = [
             HttpResponse { status: 42, ..ok() },
+            HttpResponse {
+                status: 101,
+                ..ok()
+            },
+            HttpResponse {
+                headers: vec![("Content-Length".into(), "99".into())],
+                ..ok()
+            },
             HttpResponse {
                 headers: vec![("bad name".into(), "v".into())],
                 ..ok()

@@ -349,8 +349,9 @@ fn one_trap_prefix(text: &str, is_trap: bool) -> String {
 }
 
 /// The WASI context of a new instance: stdout and stderr, clocks, random,
-/// and the component's configured environment and arguments. No files,
-/// sockets or stdin.
+/// the component's configured environment and arguments, and outgoing TCP
+/// where Cedar permits it. No files, listening sockets, UDP or stdin.
+/// (`resolve` is decided when the instance starts; `connect` at each call.)
 fn wasi_ctx(node: &Arc<NodeInner>, component: &Arc<str>) -> WasiCtx {
     let mut b = WasiCtx::builder();
     b.inherit_stdout().inherit_stderr().arg(&**component);

@@ -75,26 +75,29 @@ impl NodeInner {
                 let (Some(node), Some(owner)) = (node.upgrade(), weak.upgrade()) else {
                     return;
                 };
-                {
-                    let mut st = owner.state.lock();
-                    match every {
-                        // Cancelled in the meantime: nothing to send.
-                        Some(e) => match st.timers.get_mut(&reference) {
-                            Some(t) => {
-                                at += e;
-                                t.deadline = at;
-                            }
-                            None => return,
-                        },
-                        // Fired: `cancel-timer` now says it is gone.
-                        None => {
-                            if st.timers.remove(&reference).is_none() {
-                                return;
-                            }
+                // Sent under the owner's lock: a `cancel-timer` that said
+                // it stopped the timer is never followed by its message.
+                let mut st = owner.state.lock();
+                match every {
+                    // Cancelled in the meantime: nothing to send.
+                    Some(e) => match st.timers.get_mut(&reference) {
+                        Some(t) => {
+                            // After a stall, the next tick is one interval
+                            // from now, not a burst of the missed ones.
+                            at = (at + e).max(Instant::now() + e);
+                            t.deadline = at;
+                        }
+                        None => return,
+                    },
+                    // Fired: `cancel-timer` now says it is gone.
+                    None => {
+                        if st.timers.remove(&reference).is_none() {
+                            return;
                         }
                     }
                 }
                 let _ = node.send(target, Msg::Data(msg.clone()));
+                drop(st);
                 if every.is_none() {
                     return;
                 }

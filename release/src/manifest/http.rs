@@ -37,6 +37,24 @@ impl Cx<'_> {
         for r in &http.routes {
             routes.push(self.route(r, raw)?);
         }
+        // Pools are the instances of supervisors, which run on the root
+        // node (the first of [nodes]); another node's listener has none.
+        if routes.iter().any(|r| matches!(r.to, RouteTo::Pool { .. }))
+            && let Some((name, def)) = raw
+                .nodes
+                .iter()
+                .skip(1)
+                .find(|(_, d)| d.get_ref().http.is_some())
+            && let Some(h) = &def.get_ref().http
+        {
+            return Err(self.err(
+                h.span(),
+                format!(
+                    "node `{}` would serve the [http] routes, but a pool route's instances run on the root node (the first of [nodes]); serve pool routes from the root node only",
+                    name.get_ref()
+                ),
+            ));
+        }
         Ok(Some(HttpDef {
             listen,
             routes,

@@ -335,3 +335,106 @@ fn a_tree_file_uses_the_manifest_grammar() {
         other => panic!("expected a positioned error, got {:?}", other.map(|_| ())),
     }
 }
+
+/// A component `a`, a pool supervisor `p` and the root, then `rest`.
+fn http_manifest(rest: &str) -> String {
+    with(&format!(
+        "[components.a]\nwasm = \"w.wat\"\n[supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"a\", \"p\"]\n\
+         [supervisors.p]\nstrategy = \"simple-one-for-one\"\ninstances = 2\nchildren = [\"a\"]\n{rest}"
+    ))
+}
+
+#[test]
+fn http_routes_and_configuration_resolve() {
+    let m = parse(&http_manifest(
+        "[http]\nlisten = \"127.0.0.1:8080\"\nroutes = [\n  { path = \"/orders\", methods = [\"post\"], to = \"a\" },\n  { path = \"/api/*\", pool = \"p\", balance = \"least-loaded\", timeout_ms = 500 },\n]\n",
+    ))
+    .expect("valid");
+    let h = m.http.expect("[http]");
+    assert_eq!(h.listen, Some("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!(h.routes[0].methods, ["POST"]);
+    assert_eq!(
+        h.routes[1].to,
+        crate::model::RouteTo::Pool {
+            supervisor: "p".into(),
+            least_loaded: true
+        }
+    );
+    let ChildKind::Supervisor(p) = &m.root.children[1].kind else {
+        panic!("p is a supervisor")
+    };
+    assert_eq!(p.instances, 2);
+}
+
+#[test]
+fn http_mistakes_say_what_to_write() {
+    let cases = [
+        (
+            "[http]\nroutes = [{ path = \"orders\", to = \"a\" }]\n",
+            "write \"/orders\"",
+        ),
+        (
+            "[http]\nroutes = [{ path = \"/a/*/b\", to = \"a\" }]\n",
+            "\"/api/*\"",
+        ),
+        (
+            "[http]\nroutes = [{ path = \"/a\", methods = [\"FETCH\"], to = \"a\" }]\n",
+            "not an HTTP method",
+        ),
+        (
+            "[http]\nroutes = [{ path = \"/a\" }]\n",
+            "add `to = \"name\"`",
+        ),
+        (
+            "[http]\nroutes = [{ path = \"/a\", to = \"a\", pool = \"p\" }]\n",
+            "not both",
+        ),
+        (
+            "[http]\nroutes = [{ path = \"/a\", to = \"a@b\" }]\n",
+            "do not cross nodes",
+        ),
+        (
+            "[http]\nroutes = [{ path = \"/a\", pool = \"q\" }]\n",
+            "unknown supervisor `q`",
+        ),
+        (
+            "[http]\nroutes = [{ path = \"/a\", pool = \"p\", balance = \"random\" }]\n",
+            "\"least-loaded\"",
+        ),
+        ("[http]\nlisten = \"localhost\"\n", "not an address"),
+    ];
+    for (rest, want) in cases {
+        let (_, _, message) = error(&http_manifest(rest));
+        assert!(message.contains(want), "{rest}: {message}");
+    }
+}
+
+#[test]
+fn guest_configuration_mistakes_are_positioned() {
+    let env = |rest: &str| {
+        with(&format!(
+            "[components.a]\nwasm = \"w.wat\"\n{rest}\n[supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"a\"]\n"
+        ))
+    };
+    let (line, _, message) = error(&env("env = { \"BAD-NAME\" = \"x\" }"));
+    assert_eq!(line, 6, "{message}");
+    assert!(
+        message.contains("not an environment variable name"),
+        "{message}"
+    );
+    let (_, _, message) = error(&env("env = { X = \"1\" }\nenv_from = [\"X\"]"));
+    assert!(
+        message.contains("both in `env` and in `env_from`"),
+        "{message}"
+    );
+    let m = parse(&env(
+        "env = { A = \"1\" }\nargs = [\"-v\"]\nenv_from = [\"DB\"]",
+    ))
+    .expect("valid");
+    let c = &m.components[0].config;
+    assert_eq!(c.env, [("A".to_string(), "1".to_string())]);
+    assert_eq!(
+        (c.args.as_slice(), c.env_from.as_slice()),
+        (&["-v".to_string()][..], &["DB".to_string()][..])
+    );
+}
