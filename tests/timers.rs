@@ -7,6 +7,20 @@ use plasmoid_runtime::Msg;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
+/// A node, a probe, and a native sink the timers send to (with its pid).
+async fn setup() -> (
+    Harness,
+    plasmoid_runtime::Pid,
+    plasmoid_runtime::NativeProcess,
+    String,
+) {
+    let h = Harness::new();
+    let p = h.probe().await;
+    let sink = h.node.native("sink");
+    let to = s(sink.pid());
+    (h, p, sink, to)
+}
+
 async fn next_data(sink: &plasmoid_runtime::NativeProcess, within: Duration) -> Option<String> {
     match sink.recv(Some(within)).await {
         Ok(Some(Msg::Data(d))) => Some(String::from_utf8_lossy(&d).into_owned()),
@@ -16,10 +30,7 @@ async fn next_data(sink: &plasmoid_runtime::NativeProcess, within: Duration) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timer_fires_after_its_delay_behind_earlier_messages() {
-    let h = Harness::new();
-    let p = h.probe().await;
-    let sink = h.node.native("sink");
-    let to = s(sink.pid());
+    let (h, p, sink, to) = setup().await;
     let started = Instant::now();
     h.ok(
         p,
@@ -44,10 +55,7 @@ async fn a_timer_fires_after_its_delay_behind_earlier_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_timer_says_what_was_left_and_never_fires() {
-    let h = Harness::new();
-    let p = h.probe().await;
-    let sink = h.node.native("sink");
-    let to = s(sink.pid());
+    let (h, p, sink, to) = setup().await;
     let r = h
         .ok(
             p,
@@ -75,10 +83,7 @@ async fn a_cancelled_timer_says_what_was_left_and_never_fires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interval_repeats_until_cancelled() {
-    let h = Harness::new();
-    let p = h.probe().await;
-    let sink = h.node.native("sink");
-    let to = s(sink.pid());
+    let (h, p, sink, to) = setup().await;
     let r = h
         .ok(
             p,
@@ -99,10 +104,7 @@ async fn an_interval_repeats_until_cancelled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timers_die_with_their_particle_and_a_dead_target_drops_them() {
-    let h = Harness::new();
-    let p = h.probe().await;
-    let sink = h.node.native("sink");
-    let to = s(sink.pid());
+    let (h, p, sink, to) = setup().await;
     h.ok(
         p,
         json!({"send_after": {"to": to, "ms": 300, "data": "orphan"}}),
