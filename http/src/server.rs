@@ -176,10 +176,23 @@ async fn accept_loop(
     }
 }
 
-/// The answer to a connection past the bound: written within 1 s, then the
-/// connection is closed.
+/// The answer to a connection past the bound: its first request's head is
+/// read (so the client is answered, not reset), a fixed 503 written, and
+/// the connection closed; all within 1 s and 16 KiB.
 async fn refuse(mut stream: tokio::net::TcpStream) {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: 48\r\n\r\nthis listener serves its maximum of connections\n";
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(FULL)).await;
+    let answer = async {
+        let mut head = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 4096];
+        while head.len() < 16 << 10 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let _ = stream.write_all(FULL).await;
+        let _ = stream.shutdown().await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
 }
