@@ -124,9 +124,9 @@ impl Mailbox {
     /// now), handing back the HTTP requests it never received.
     #[allow(clippy::vec_box)] // each box goes back to its listener as it is
     pub fn clear(&self) -> Vec<Box<crate::http::HttpRequest>> {
-        let drained: Vec<Msg> = self.queue.lock().drain(..).collect();
-        drained
-            .into_iter()
+        self.queue
+            .lock()
+            .drain(..)
             .filter_map(|m| match m {
                 Msg::Http(r) => Some(r),
                 _ => None,

@@ -394,6 +394,10 @@ impl NodeInner {
             // would be overwritten, so the counter wraps within them (as
             // Erlang's serial does), skipping pids still alive.
             let seq = Pid::seq_of(self.config.creation, serial as u32);
+            // Before the first wrap every serial is new: no table lookup.
+            if serial <= u64::from(u32::MAX) {
+                return Pid { node: self.id, seq };
+            }
             // Serial 0 stands for the node itself (a failed remote spawn).
             if serial as u32 != 0 && !self.procs.contains_key(&seq) {
                 return Pid { node: self.id, seq };

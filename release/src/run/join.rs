@@ -28,6 +28,8 @@ pub(super) struct Joined {
     pub name: String,
     /// The other nodes, by name.
     pub peers: Vec<(String, NodeId)>,
+    /// This node's HTTP listener, once bound (see web.rs).
+    pub http: Option<plasmoid_http::HttpServer>,
 }
 
 pub(super) async fn join(
@@ -119,6 +121,7 @@ pub(super) async fn join(
         root,
         name,
         peers,
+        http: None,
     })
 }
 

@@ -91,7 +91,7 @@ impl ReleaseNode {
     pub async fn start(dir: &Path, opts: RunOptions) -> Result<ReleaseNode, ReleaseError> {
         let started = Instant::now();
         let (m, lock) = crate::lock::open_release(dir)?;
-        let joined = join::join(dir, &m, &lock, &opts).await?;
+        let mut joined = join::join(dir, &m, &lock, &opts).await?;
         let (stop, stop_rx) = watch::channel(false);
         let stop = Arc::new(stop);
         // A client's `plasmoid stop` stops the node as `stop()` does.
@@ -109,7 +109,7 @@ impl ReleaseNode {
         // Bound before anything runs: an address in use fails the start.
         let listen = web::address(&m, &name, root, opts.http);
         let node_dir = crate::nodes::node_dir(dir, (!name.is_empty()).then_some(name.as_str()));
-        let http = match web::start(&node, &m, listen, &node_dir, up.clone()).await {
+        joined.http = match web::start(&node, &m, listen, &node_dir, up.clone()).await {
             Ok(h) => h,
             Err(e) => {
                 joined.mesh.close().await;
@@ -124,7 +124,6 @@ impl ReleaseNode {
             stop_rx,
             up_tx,
             started,
-            http,
         ));
         Ok(ReleaseNode {
             node,
@@ -201,21 +200,19 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     }
 }
 
-#[allow(clippy::too_many_arguments)] // one call site: the phases of one node
 async fn run(
-    joined: join::Joined,
+    mut joined: join::Joined,
     dir: PathBuf,
     m: Manifest,
     opts: RunOptions,
     stop: watch::Receiver<bool>,
     up: watch::Sender<Option<SupervisorRef>>,
     started: Instant,
-    http: Option<plasmoid_http::HttpServer>,
 ) -> Result<Outcome, ReleaseError> {
     let node = joined.booted.node.clone();
     // Stops in reverse: the listener first (requests in flight finish
     // while their particles still run), then the mesh and the particles.
-    let http = std::sync::Mutex::new(http);
+    let http = std::sync::Mutex::new(joined.http.take());
     let finish = |mesh: plasmoid_mesh::Mesh, node: Node| {
         let http = http.lock().ok().and_then(|mut h| h.take());
         async move {
