@@ -7,7 +7,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use plasmoid_runtime::http::{HttpRequest, Unanswered};
+use plasmoid_runtime::handler::HandlerFailure;
+use plasmoid_runtime::http::{HttpRequest, HttpResponse, Unanswered};
 use plasmoid_runtime::{Node, SendError};
 
 pub(crate) type Answer = Response<Full<Bytes>>;
@@ -16,6 +17,8 @@ pub(crate) type Answer = Response<Full<Bytes>>;
 pub(crate) struct Shared {
     pub node: Node,
     pub routes: Vec<Route>,
+    /// The listener's address, the authority of a request without `Host`.
+    pub authority: String,
 }
 
 /// Answer one request. Never fails: every failure is a status.
@@ -85,6 +88,22 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         body,
         reference: 0,
     };
+    if let Target::Component(component) = &route.to {
+        let serve = shared
+            .node
+            .serve_with_handler(component, &shared.authority, request);
+        return match tokio::time::timeout_at(deadline, serve).await {
+            Ok(Ok(r)) => answer_from(r),
+            Ok(Err(f @ (HandlerFailure::Unknown(_) | HandlerFailure::Busy(_)))) => {
+                unavailable(&format!("nothing answers {path} right now: {f}"))
+            }
+            Ok(Err(f)) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("the handler of {path} failed: {f}"),
+            ),
+            Err(_) => timed_out(&path, route),
+        };
+    }
     let mut returned = 0;
     let answer = loop {
         // A request handed back by a handler that ended before it took it
@@ -130,34 +149,41 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         }
     };
     match answer {
-        Ok(Ok(r)) => {
-            let mut answer = Response::new(Full::new(Bytes::from(r.body)));
-            *answer.status_mut() =
-                StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            for (name, value) in r.headers {
-                // The runtime checked them; a header hyper still refuses
-                // is left out rather than failing the answer.
-                if let (Ok(n), Ok(v)) = (
-                    HeaderName::from_bytes(name.as_bytes()),
-                    HeaderValue::from_str(&value),
-                ) {
-                    answer.headers_mut().append(n, v);
-                }
-            }
-            answer
-        }
+        Ok(Ok(r)) => answer_from(r),
         Ok(Err(Unanswered::Ended | Unanswered::Returned(_))) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("the handler of {path} ended before it answered"),
         ),
-        Err(_) => text(
-            StatusCode::GATEWAY_TIMEOUT,
-            &format!(
-                "the handler of {path} did not answer within {} ms",
-                route.timeout.as_millis()
-            ),
-        ),
+        Err(_) => timed_out(&path, route),
     }
+}
+
+fn timed_out(path: &str, route: &Route) -> Answer {
+    text(
+        StatusCode::GATEWAY_TIMEOUT,
+        &format!(
+            "the handler of {path} did not answer within {} ms",
+            route.timeout.as_millis()
+        ),
+    )
+}
+
+/// A handler's answer as hyper sends it.
+fn answer_from(r: HttpResponse) -> Answer {
+    let mut answer = Response::new(Full::new(Bytes::from(r.body)));
+    *answer.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in r.headers {
+        // The runtime checked them; a header hyper still refuses is left
+        // out rather than failing the answer.
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            answer.headers_mut().append(n, v);
+        }
+    }
+    answer
 }
 
 /// How many times one request may come back from handlers that ended
@@ -187,6 +213,7 @@ fn pick(shared: &Shared, to: &Target) -> Option<plasmoid_runtime::Pid> {
     match to {
         Target::Name(name) => shared.node.whereis(name),
         Target::Pool(pool) => pool.choose(|p| shared.node.mailbox_len(p)),
+        Target::Component(_) => None,
     }
 }
 

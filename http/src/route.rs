@@ -32,6 +32,8 @@ pub enum Target {
     Name(String),
     /// One of several instances.
     Pool(Arc<Pool>),
+    /// A stock `wasi:http` handler component, one instance per request.
+    Component(String),
 }
 
 impl std::fmt::Debug for Target {
@@ -39,6 +41,7 @@ impl std::fmt::Debug for Target {
         match self {
             Target::Name(n) => write!(f, "{n}"),
             Target::Pool(p) => write!(f, "pool {}", p.name),
+            Target::Component(c) => write!(f, "component {c}"),
         }
     }
 }

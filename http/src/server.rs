@@ -68,6 +68,7 @@ impl HttpServer {
         let shared = Arc::new(Shared {
             node,
             routes: cfg.routes.clone(),
+            authority: addr.to_string(),
         });
         let task = tokio::spawn(accept_loop(listener, shared, cfg, stopped));
         tracing::info!(%addr, "HTTP listening");

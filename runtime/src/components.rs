@@ -1,21 +1,24 @@
-//! Loaded components: compiled, checked against the `particle` world, and
-//! pre-linked once so each spawn only instantiates.
+//! Loaded components: compiled, checked against the `particle` world (or,
+//! for a component that exports `wasi:http/incoming-handler`, the handler
+//! imports), and pre-linked once so each spawn or request only instantiates.
 
 use crate::engine::{EngineHandle, Limits};
 use crate::error::{Result, RuntimeError};
+use crate::handler::HandlerState;
 use crate::host::ParticlePre;
 use crate::particle::ParticleState;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use wasmtime::component::Component;
+use wasmtime::component::{Component, Linker};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 pub struct LoadedComponent {
     /// Shared by every particle of this component: the Cedar principal, and
     /// a pointer identity for per-particle decision caches.
     pub name: Arc<str>,
-    pub pre: ParticlePre<ParticleState>,
+    pub(crate) code: Code,
     pub limits: Limits,
     /// The version's identity (a release uses the blake3 hash of the .wasm).
     pub version: Arc<str>,
@@ -24,12 +27,34 @@ pub struct LoadedComponent {
     pub(crate) probation: parking_lot::Mutex<Option<Probation>>,
 }
 
+/// What a component is, pre-linked for its kind.
+pub(crate) enum Code {
+    /// A particle: spawned, one long-lived instance per process.
+    Particle(ParticlePre<ParticleState>),
+    /// A stock `wasi:http` handler: one instance per request.
+    Handler(ProxyPre<HandlerState>),
+}
+
 pub(crate) struct Probation {
     pub previous: Arc<LoadedComponent>,
     pub until: std::time::Instant,
 }
 
 impl LoadedComponent {
+    pub(crate) fn particle(&self) -> Option<&ParticlePre<ParticleState>> {
+        match &self.code {
+            Code::Particle(p) => Some(p),
+            Code::Handler(_) => None,
+        }
+    }
+
+    pub(crate) fn handler(&self) -> Option<&ProxyPre<HandlerState>> {
+        match &self.code {
+            Code::Handler(p) => Some(p),
+            Code::Particle(_) => None,
+        }
+    }
+
     pub fn load(
         engine: &EngineHandle,
         name: &str,
@@ -81,15 +106,16 @@ impl LoadedComponent {
         limits: Limits,
         version: &str,
     ) -> Result<Arc<Self>> {
-        let wrong = |e: wasmtime::Error| RuntimeError::WrongWorld {
-            component: name.to_string(),
-            reason: format!("{e:#}"),
-        };
-        let pre = engine.linker.instantiate_pre(&component).map_err(wrong)?;
-        let pre = ParticlePre::new(pre).map_err(wrong)?;
+        let code = prelink(
+            &engine.engine,
+            &engine.linker,
+            &engine.handler_linker,
+            name,
+            &component,
+        )?;
         Ok(Arc::new(LoadedComponent {
             name: name.into(),
-            pre,
+            code,
             limits,
             version: version.into(),
             probation: parking_lot::Mutex::new(None),
@@ -111,16 +137,48 @@ pub fn precompile(cfg: &crate::NodeConfig, name: &str, bytes: &[u8]) -> Result<V
         component: name.to_string(),
         reason: first_line(&e),
     })?;
-    let linker = crate::host::linker(&engine).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+    let engine_err = |e: wasmtime::Error| RuntimeError::Engine(e.to_string());
+    let linker = crate::host::linker(&engine).map_err(engine_err)?;
+    let handler_linker = crate::handler::linker(&engine).map_err(engine_err)?;
+    prelink(&engine, &linker, &handler_linker, name, &component)?;
+    component
+        .serialize()
+        .map_err(|e| RuntimeError::Engine(e.to_string()))
+}
+
+/// Pre-link `component` as what it is: a handler when it exports
+/// `wasi:http/incoming-handler`, a particle otherwise.
+fn prelink(
+    engine: &wasmtime::Engine,
+    linker: &Linker<ParticleState>,
+    handler_linker: &Linker<HandlerState>,
+    name: &str,
+    component: &Component,
+) -> Result<Code> {
     let wrong = |e: wasmtime::Error| RuntimeError::WrongWorld {
         component: name.to_string(),
         reason: format!("{e:#}"),
     };
-    let pre = linker.instantiate_pre(&component).map_err(wrong)?;
-    ParticlePre::new(pre).map_err(wrong)?;
-    component
-        .serialize()
-        .map_err(|e| RuntimeError::Engine(e.to_string()))
+    let is_handler = component
+        .component_type()
+        .exports(engine)
+        .any(|(export, _)| export.starts_with("wasi:http/incoming-handler@"));
+    if is_handler {
+        let pre =
+            handler_linker
+                .instantiate_pre(component)
+                .map_err(|e| RuntimeError::WrongHandler {
+                    component: name.to_string(),
+                    reason: format!("{e:#}"),
+                })?;
+        let pre = ProxyPre::new(pre).map_err(|e| RuntimeError::WrongHandler {
+            component: name.to_string(),
+            reason: format!("{e:#}"),
+        })?;
+        return Ok(Code::Handler(pre));
+    }
+    let pre = linker.instantiate_pre(component).map_err(wrong)?;
+    Ok(Code::Particle(ParticlePre::new(pre).map_err(wrong)?))
 }
 
 /// Refuse what is neither a WebAssembly binary nor WAT text, in those

@@ -54,6 +54,7 @@ const ASYNC_STACK: usize = 1 << 20;
 pub struct EngineHandle {
     pub engine: Engine,
     pub linker: Linker<ParticleState>,
+    pub(crate) handler_linker: Linker<crate::handler::HandlerState>,
     stop: Arc<AtomicBool>,
 }
 
@@ -121,12 +122,15 @@ impl EngineHandle {
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
         let linker =
             crate::host::linker(&engine).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let handler_linker =
+            crate::handler::linker(&engine).map_err(|e| RuntimeError::Engine(e.to_string()))?;
 
         let stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), cfg.tick, stop.clone());
         Ok(EngineHandle {
             engine,
             linker,
+            handler_linker,
             stop,
         })
     }

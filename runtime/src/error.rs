@@ -14,9 +14,15 @@ pub enum RuntimeError {
     InvalidComponent { component: String, reason: String },
     #[error(
         "component `{component}` does not implement the plasmoid:runtime/particle world: {reason} \
-         (a particle imports only plasmoid:runtime/process and WASI, and exports `start: func(init: string) -> result<_, string>`)"
+         (a particle imports plasmoid:runtime/process, WASI p2 and wasi:http, and exports `start: func(init: string) -> result<_, string>`; \
+         a component that exports wasi:http/incoming-handler is served as an HTTP handler instead)"
     )]
     WrongWorld { component: String, reason: String },
+    #[error(
+        "component `{component}` exports wasi:http/incoming-handler but cannot be served as an HTTP handler: {reason} \
+         (a handler imports only WASI p2 and wasi:http 0.2, as the wasi:http/proxy world does)"
+    )]
+    WrongHandler { component: String, reason: String },
     #[error("{file}:{line}:{column}: {message}")]
     Policy {
         file: String,

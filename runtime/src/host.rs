@@ -40,10 +40,12 @@ pub struct PidRep {
     local: Weak<Process>,
 }
 
-/// The linker every component is checked against: WASI p2 plus `process`.
+/// The linker every particle is checked against: WASI p2, `wasi:http`'s
+/// types and outgoing handler, and `process`.
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<ParticleState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     Particle::add_to_linker::<_, HasSelf<ParticleState>>(&mut linker, |s| s)?;
     Ok(linker)
 }

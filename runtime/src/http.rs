@@ -196,6 +196,11 @@ const FRAMING: &[&str] = &[
     "proxy-connection",
 ];
 
+/// Whether `name` (lower case) frames the message, so only hyper may set it.
+pub(crate) fn is_framing_header(name: &str) -> bool {
+    FRAMING.contains(&name)
+}
+
 /// A response hyper can write: the limits, a real status, header names
 /// and values HTTP allows.
 fn check(r: &HttpResponse) -> Result<(), RespondError> {

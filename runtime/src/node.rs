@@ -470,6 +470,12 @@ impl NodeInner {
             .components
             .get(component)
             .ok_or_else(|| SpawnError::UnknownComponent(component.to_string()))?;
+        if comp.particle().is_none() {
+            return Err(SpawnError::Failed(format!(
+                "component `{component}` is a wasi:http handler (it exports wasi:http/incoming-handler): \
+                 route HTTP requests to it; it runs one instance per request and cannot be spawned"
+            )));
+        }
         let max = self.config.max_particles as usize;
         if self.live_particles.fetch_add(1, Ordering::AcqRel) >= max {
             self.live_particles.fetch_sub(1, Ordering::AcqRel);

@@ -7,6 +7,7 @@
 
 use crate::components::LoadedComponent;
 use crate::node::NodeInner;
+use crate::outgoing::OutgoingHttp;
 use crate::pid::Pid;
 use crate::policy::Action;
 use crate::process::Process;
@@ -15,11 +16,15 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// The host side of one particle, kept in its `Store`.
 pub struct ParticleState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
+    /// Outgoing `wasi:http`, each destination asked of Cedar.
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) outgoing: OutgoingHttp,
     pub(crate) proc: Arc<Process>,
     pub(crate) node: Arc<NodeInner>,
     pub(crate) component: Arc<LoadedComponent>,
@@ -47,10 +52,34 @@ impl WasiView for ParticleState {
     }
 }
 
+impl WasiHttpView for ParticleState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outgoing,
+        }
+    }
+}
+
 /// Caps linear memory growth at the component's limit.
 pub struct MemoryCap {
     limit: usize,
     exceeded: bool,
+}
+
+impl MemoryCap {
+    pub(crate) fn new(limit: usize) -> Self {
+        MemoryCap {
+            limit,
+            exceeded: false,
+        }
+    }
+
+    /// Whether a growth past the cap was refused (the reason of a trap).
+    pub(crate) fn exceeded(&self) -> bool {
+        self.exceeded
+    }
 }
 
 impl ResourceLimiter for MemoryCap {
@@ -240,13 +269,12 @@ async fn instance(
     let state = ParticleState {
         wasi: wasi_ctx(node, &comp.name),
         table: ResourceTable::new(),
+        http: WasiHttpCtx::new(),
+        outgoing: OutgoingHttp::new(node, comp.name.clone()),
         proc: proc.clone(),
         node: node.clone(),
         component: comp.clone(),
-        memory: MemoryCap {
-            limit: comp.limits.memory_bytes as usize,
-            exceeded: false,
-        },
+        memory: MemoryCap::new(comp.limits.memory_bytes as usize),
         cpu: CpuMeter {
             fresh: true,
             ticks: 0,
@@ -267,7 +295,13 @@ async fn instance(
 
     let outcome = {
         let work = async {
-            let bindings = comp.pre.instantiate_async(&mut store).await?;
+            let pre = comp.particle().ok_or_else(|| {
+                wasmtime::Error::msg(format!(
+                    "component `{}` is a wasi:http handler, not a particle",
+                    comp.name
+                ))
+            })?;
+            let bindings = pre.instantiate_async(&mut store).await?;
             bindings.call_start(&mut store, init).await
         };
         tokio::select! {
@@ -352,7 +386,7 @@ fn one_trap_prefix(text: &str, is_trap: bool) -> String {
 /// the component's configured environment and arguments, and outgoing TCP
 /// where Cedar permits it. No files, listening sockets, UDP or stdin.
 /// (`resolve` is decided when the instance starts; `connect` at each call.)
-fn wasi_ctx(node: &Arc<NodeInner>, component: &Arc<str>) -> WasiCtx {
+pub(crate) fn wasi_ctx(node: &Arc<NodeInner>, component: &Arc<str>) -> WasiCtx {
     let mut b = WasiCtx::builder();
     b.inherit_stdout().inherit_stderr().arg(&**component);
     if let Some(g) = node.guest_env.get(&**component) {

@@ -1,0 +1,108 @@
+//! Outgoing HTTP from guests (`wasi:http/outgoing-handler`), each
+//! destination authorized by Cedar.
+//!
+//! It owns the hooks wasmtime-wasi-http calls when a guest sends a request:
+//! the `connect` decision on `Host::"<authority>"`, the timeouts that bound a
+//! request the guest did not bound itself, and the warning on a denial. It
+//! does not own the HTTP client (wasmtime-wasi-http's `default_send_request`
+//! on hyper and rustls) nor incoming HTTP (plasmoid-http, and `handler.rs`
+//! for stock handler components).
+//!
+//! The authority is what Cedar sees, with its port made explicit:
+//! `Host::"api.example.com:443"`, `Host::"127.0.0.1:8080"`. A host name in an
+//! allowed authority is resolved by the host for that request only; this is
+//! narrower than `resolve`, which opens all name lookups to `wasi:sockets`.
+
+use crate::node::NodeInner;
+use crate::policy::Action;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// How long a connection may take when the guest set no timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the first byte, and each gap between bytes, may take when the
+/// guest set no timeout.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The hooks of one store: who is asking, and the node whose policy decides.
+pub struct OutgoingHttp {
+    node: Weak<NodeInner>,
+    principal: Arc<str>,
+}
+
+impl OutgoingHttp {
+    pub(crate) fn new(node: &Arc<NodeInner>, principal: Arc<str>) -> Self {
+        OutgoingHttp {
+            node: Arc::downgrade(node),
+            principal,
+        }
+    }
+
+    /// Whether this component may reach `uri`'s authority.
+    fn allowed(&self, uri: &http::Uri) -> Result<(), Error> {
+        let authority = uri.authority().ok_or(Error::HttpRequestUriInvalid)?;
+        let host = match authority.port() {
+            Some(_) => authority.to_string(),
+            None => {
+                let port = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+                    443
+                } else {
+                    80
+                };
+                format!("{}:{port}", authority.host())
+            }
+        };
+        let ok = self
+            .node
+            .upgrade()
+            .is_some_and(|n| n.policy.allowed(&self.principal, Action::Connect, &host));
+        if ok {
+            Ok(())
+        } else {
+            tracing::warn!(component = %self.principal, %host, "outgoing HTTP to {host} denied by policy");
+            Err(Error::HttpRequestDenied)
+        }
+    }
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
+                Error,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for OutgoingHttp {
+    fn send_request(
+        &mut self,
+        request: http::Request<HyperOutgoingBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> SendFuture {
+        _ = fut;
+        let verdict = self.allowed(request.uri());
+        let o = options.unwrap_or_default();
+        let options = RequestOptions {
+            connect_timeout: Some(o.connect_timeout.unwrap_or(CONNECT_TIMEOUT)),
+            first_byte_timeout: Some(o.first_byte_timeout.unwrap_or(READ_TIMEOUT)),
+            between_bytes_timeout: Some(o.between_bytes_timeout.unwrap_or(READ_TIMEOUT)),
+        };
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            verdict?;
+            let (res, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            Ok((
+                res.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
