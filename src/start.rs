@@ -51,7 +51,9 @@ pub struct StartArgs {
     #[arg(long, value_name = "IP:PORT")]
     pub http: Option<std::net::SocketAddr>,
     /// `PATH=NAME`: requests for PATH (or `/api/*` for everything under
-    /// /api) go to the process registered as NAME; repeatable.
+    /// /api) go to the process registered as NAME, or to the loaded
+    /// wasi:http handler component NAME; repeatable. A handler started
+    /// alone is served on `/*` by default.
     #[arg(long = "route", value_name = "PATH=NAME", requires = "http")]
     pub routes: Vec<String>,
 }
@@ -118,11 +120,20 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
         Some(path) => Some(plasmoid_release::load_tree(path, &names)?),
         None => None,
     };
-    let routes = routes(&args.routes)?;
+    let mut routes = routes(&args.routes)?;
     rt.block_on(async move {
         let stop = stop_signal();
         let node = Node::new(args.node_config())?;
         load::load_all(&node, &inputs)?;
+        // A route to a loaded wasi:http handler runs that component per
+        // request; any other name is a registered process.
+        for r in &mut routes {
+            if let plasmoid_http::Target::Name(n) = &r.to
+                && node.is_http_handler(n)
+            {
+                r.to = plasmoid_http::Target::Component(n.clone());
+            }
+        }
         let http = async |routes| -> Result<Option<plasmoid_http::HttpServer>> {
             let Some(addr) = args.http else {
                 return Ok(None);
@@ -148,6 +159,25 @@ pub fn run(args: StartArgs) -> Result<ExitCode> {
                 node.component_names().join(", ")
             ),
         };
+        if node.is_http_handler(&component) {
+            // A stock wasi:http component is served, not spawned: every
+            // path goes to it unless --route says otherwise.
+            if args.http.is_none() {
+                bail!(
+                    "`{component}` is a wasi:http handler (it exports wasi:http/incoming-handler); serve it with --http IP:PORT"
+                );
+            }
+            if routes.is_empty() {
+                routes.push(plasmoid_http::Route::new(
+                    "/*",
+                    plasmoid_http::Target::Component(component.clone()),
+                )?);
+            }
+            let _http = http(routes).await?;
+            stop.await;
+            node.shutdown(Duration::from_secs(5)).await;
+            return Ok(ExitCode::SUCCESS);
+        }
         let watcher = node.native("cli");
         let opts = SpawnOpts {
             name: args.name.clone(),

@@ -295,3 +295,40 @@ fn start_serves_http_routes_to_a_registered_particle() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("write PATH=NAME"), "{err}");
 }
+
+#[test]
+fn start_serves_a_stock_wasi_http_component_on_every_path() {
+    let mut node = common::Running::start(
+        plasmoid()
+            .arg("start")
+            .arg(common::wasm("hello_http"))
+            .args(["--http", "127.0.0.1:0"]),
+    );
+    assert!(
+        node.wait_for("HTTP on http://", std::time::Duration::from_secs(60)),
+        "{}",
+        node.seen
+    );
+    let addr: std::net::SocketAddr = node
+        .seen
+        .lines()
+        .find_map(|l| l.split("HTTP on http://").nth(1))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let r = common::web::once(addr, "GET", "/any/where", b"").await;
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "hello from wasi:http at /any/where")
+        );
+    });
+    let (code, _) = node.terminate();
+    assert_eq!(code, Some(0));
+    // Without --http it says how to serve it, instead of spawning it.
+    let (code, _, err) = run(plasmoid().arg("start").arg(common::wasm("hello_http")));
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("serve it with --http"), "{err}");
+}

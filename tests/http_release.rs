@@ -1,6 +1,8 @@
 //! HTTP from a real `plasmoid release run`: the manifest's routes to a
-//! registered name and to a pool, the component's configuration, and 256
-//! keep-alive clients through a hot swap and a handler that keeps crashing.
+//! registered name, to a pool and to a stock wasi:http component, the
+//! component's configuration, 256 keep-alive clients through a hot swap and
+//! a handler that keeps crashing, and the shop's notifier posting to a
+//! webhook the test serves.
 
 mod common;
 use common::web::{Client, once};
@@ -13,7 +15,20 @@ const SEC: Duration = Duration::from_secs(1);
 
 fn build(dir: &Path, manifest: &str) -> PathBuf {
     let path = dir.join("prod.toml");
-    let text = manifest.replace("{web}", &common::wasm("web").display().to_string());
+    let mut text = manifest.to_string();
+    for name in [
+        "web",
+        "hello_http",
+        "audit",
+        "ledger",
+        "notifier",
+        "gateway",
+    ] {
+        let key = format!("{{{name}}}");
+        if text.contains(&key) {
+            text = text.replace(&key, &common::wasm(name).display().to_string());
+        }
+    }
     std::fs::write(&path, text).unwrap();
     let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(&path));
     assert_eq!(code, 0, "{err}");
@@ -55,6 +70,9 @@ wasm = "{web}"
 env = { GREETING = "hi" }
 env_from = ["WEB_SECRET"]
 args = ["--mode", "test"]
+[components.hello]
+wasm = "{hello_http}"
+env = { TONE = "calm" }
 [supervisor]
 strategy = "one-for-one"
 max_restarts = 1000
@@ -72,6 +90,7 @@ routes = [
   { path = "/env", to = "web" },
   { path = "/args", to = "web" },
   { path = "/pool/*", pool = "webs" },
+  { path = "/stock/*", component = "hello" },
 ]
 "#;
 
@@ -100,6 +119,14 @@ async fn a_release_serves_its_routes_from_a_name_and_a_pool_with_its_configurati
     );
     let args = once(addr, "GET", "/args", b"").await.body;
     assert_eq!(args, r#"["web","--mode","test"]"#);
+    // A stock wasi:http component, one instance per request, configured too.
+    let r = once(addr, "GET", "/stock/x", b"").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "hello from wasi:http at /stock/x")
+    );
+    let r = once(addr, "GET", "/stock/env?name=TONE", b"").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "calm"));
     node.terminate();
     // The operator's secret is never written into the release folder.
     for entry in walk(&rel) {
@@ -234,4 +261,110 @@ async fn every_one_of_256_clients_gets_answers_through_a_hot_swap_and_crashes() 
     // After the swap every answer is the new version's.
     assert_eq!(once(addr, "GET", "/version", b"").await.body, "2");
     node.terminate();
+}
+
+/// A webhook receiver on 127.0.0.1: answers 204 and keeps each body.
+async fn receiver() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use http_body_util::BodyExt;
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let keep = got.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let keep = keep.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let keep = keep.clone();
+                        async move {
+                            let body = req.into_body().collect().await?.to_bytes();
+                            keep.lock()
+                                .unwrap()
+                                .push(String::from_utf8_lossy(&body).into_owned());
+                            let mut r =
+                                hyper::Response::new(http_body_util::Empty::<bytes::Bytes>::new());
+                            *r.status_mut() = hyper::StatusCode::NO_CONTENT;
+                            Ok::<_, hyper::Error>(r)
+                        }
+                    },
+                );
+                let io = hyper_util::rt::TokioIo::new(s);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    (addr, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notifier_posts_to_a_webhook_its_policy_allows_and_not_to_another() {
+    let (allowed, got) = receiver().await;
+    let (other, other_got) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    let shop =
+        std::fs::read_to_string(common::repo().join("apps/demo/policies/shop.cedar")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/shop.cedar"),
+        format!("{shop}\npermit (principal == Particle::\"notifier\", action == Action::\"connect\", resource == Host::\"{allowed}\");\n"),
+    )
+    .unwrap();
+    let manifest = format!(
+        r#"
+[release]
+name = "hooked"
+version = "1"
+policies = "policies"
+[components.audit]
+wasm = "{{audit}}"
+[components.ledger]
+wasm = "{{ledger}}"
+depends = ["audit"]
+[components.notifier]
+wasm = "{{notifier}}"
+depends = ["ledger"]
+[components.gateway]
+wasm = "{{gateway}}"
+depends = ["ledger"]
+[supervisor]
+strategy = "one-for-one"
+children = ["audit", "ledger",
+  {{ id = "notifier", component = "notifier", init = {{ webhook = "http://{allowed}/hook" }} }},
+  {{ id = "stray", component = "notifier", init = {{ webhook = "http://{other}/hook" }} }},
+  {{ component = "gateway", init = {{ region = "eu", interval_ms = 50 }} }}]
+"#
+    );
+    let rel = build(dir.path(), &manifest);
+    let mut node = Running::start(plasmoid().args(["release", "run"]).arg(&rel));
+    assert!(
+        node.wait_for("release hooked-1 is up", 120 * SEC),
+        "{}",
+        node.seen
+    );
+    let deadline = Instant::now() + 30 * SEC;
+    while got.lock().unwrap().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the webhook got {:?}",
+            got.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first: serde_json::Value = serde_json::from_str(&got.lock().unwrap()[0]).unwrap();
+    assert!(
+        first["order"].is_u64() && first["to"].is_string(),
+        "{first}"
+    );
+    let (_, log) = node.terminate();
+    assert!(
+        other_got.lock().unwrap().is_empty(),
+        "a denied host was posted to"
+    );
+    assert!(
+        log.contains(&format!("outgoing HTTP to {other} denied by policy")),
+        "{log}"
+    );
 }

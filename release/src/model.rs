@@ -61,6 +61,8 @@ pub enum RouteTo {
         supervisor: String,
         least_loaded: bool,
     },
+    /// A stock `wasi:http` handler component, one instance per request.
+    Component(String),
 }
 
 #[derive(Clone, Debug)]

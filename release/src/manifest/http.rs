@@ -107,36 +107,55 @@ impl Cx<'_> {
             }
             methods.push(upper);
         }
-        let to = match (&route.to, &route.pool) {
-            (Some(to), None) => {
-                let name = to.get_ref();
-                if name.is_empty() || name.contains('@') || name.len() > 255 {
-                    return Err(self.err(
-                        to.span(),
-                        format!("`to = \"{name}\"`: name a process registered on the node that listens (requests do not cross nodes); give that node its own `http` listener"),
-                    ));
-                }
-                if route.balance.is_some() {
-                    return Err(self.err(
-                        to.span(),
-                        "`balance` goes with `pool`; a route `to` one name has nothing to balance",
-                    ));
-                }
-                RouteTo::Name(name.clone())
-            }
-            (None, Some(pool)) => self.pool(pool, route.balance.as_ref(), raw)?,
-            (Some(_), Some(pool)) => {
+        let given: Vec<&Spanned<String>> = [&route.to, &route.pool, &route.component]
+            .into_iter()
+            .flatten()
+            .collect();
+        if given.len() > 1 {
+            return Err(self.err(
+                given[1].span(),
+                "a route has one of `to` (a registered name), `pool` (a supervisor's instances) or `component` (a wasi:http handler), not several",
+            ));
+        }
+        if let (Some(b), None) = (&route.balance, &route.pool) {
+            return Err(self.err(
+                b.span(),
+                "`balance` goes with `pool`; a route to one name or component has nothing to balance",
+            ));
+        }
+        let to = if let Some(to) = &route.to {
+            let name = to.get_ref();
+            if name.is_empty() || name.contains('@') || name.len() > 255 {
                 return Err(self.err(
-                    pool.span(),
-                    "a route has `to` (a registered name) or `pool` (a supervisor's instances), not both",
+                    to.span(),
+                    format!("`to = \"{name}\"`: name a process registered on the node that listens (requests do not cross nodes); give that node its own `http` listener"),
                 ));
             }
-            (None, None) => {
+            RouteTo::Name(name.clone())
+        } else if let Some(pool) = &route.pool {
+            self.pool(pool, route.balance.as_ref(), raw)?
+        } else if let Some(c) = &route.component {
+            let name = c.get_ref();
+            if !raw.components.iter().any(|(k, _)| k.get_ref() == name) {
+                let known: Vec<&str> = raw
+                    .components
+                    .keys()
+                    .map(|k| k.get_ref().as_str())
+                    .collect();
                 return Err(self.err(
-                    r.span(),
-                    format!("route `{path}` says nobody answers it; add `to = \"name\"` (a registered name) or `pool = \"supervisor\"`"),
+                    c.span(),
+                    format!(
+                        "{}; `component` names a [components.NAME] that exports wasi:http/incoming-handler",
+                        super::unknown("component", name, &known)
+                    ),
                 ));
             }
+            RouteTo::Component(name.clone())
+        } else {
+            return Err(self.err(
+                r.span(),
+                format!("route `{path}` says nobody answers it; add `to = \"name\"` (a registered name), `pool = \"supervisor\"` or `component = \"handler\"`"),
+            ));
         };
         if let Some(t) = &route.timeout_ms
             && !(1..=3_600_000).contains(t.get_ref())

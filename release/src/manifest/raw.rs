@@ -42,6 +42,8 @@ pub struct RawRoute {
     pub to: Option<Spanned<String>>,
     /// A simple-one-for-one `[supervisors.NAME]`: its instances.
     pub pool: Option<Spanned<String>>,
+    /// A `[components.NAME]` that exports `wasi:http/incoming-handler`.
+    pub component: Option<Spanned<String>>,
     /// `round-robin` (default) or `least-loaded`.
     pub balance: Option<Spanned<String>>,
     pub timeout_ms: Option<Spanned<u64>>,

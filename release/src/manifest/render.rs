@@ -276,6 +276,9 @@ fn http_table(h: &crate::model::HttpDef) -> toml::Table {
                 RouteTo::Name(n) => {
                     rt.insert("to".into(), n.clone().into());
                 }
+                RouteTo::Component(c) => {
+                    rt.insert("component".into(), c.clone().into());
+                }
                 RouteTo::Pool {
                     supervisor,
                     least_loaded,

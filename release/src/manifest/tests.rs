@@ -347,14 +347,15 @@ fn http_manifest(rest: &str) -> String {
 #[test]
 fn http_routes_and_configuration_resolve() {
     let m = parse(&http_manifest(
-        "[http]\nlisten = \"127.0.0.1:8080\"\nroutes = [\n  { path = \"/orders\", methods = [\"post\"], to = \"a\" },\n  { path = \"/api/*\", pool = \"p\", balance = \"least-loaded\", timeout_ms = 500 },\n]\n",
+        "[http]\nlisten = \"127.0.0.1:8080\"\nroutes = [\n  { path = \"/orders\", methods = [\"post\"], to = \"a\" },\n  { path = \"/stock\", component = \"a\" },\n  { path = \"/api/*\", pool = \"p\", balance = \"least-loaded\", timeout_ms = 500 },\n]\n",
     ))
     .expect("valid");
     let h = m.http.expect("[http]");
     assert_eq!(h.listen, Some("127.0.0.1:8080".parse().unwrap()));
     assert_eq!(h.routes[0].methods, ["POST"]);
+    assert_eq!(h.routes[1].to, crate::model::RouteTo::Component("a".into()));
     assert_eq!(
-        h.routes[1].to,
+        h.routes[2].to,
         crate::model::RouteTo::Pool {
             supervisor: "p".into(),
             least_loaded: true
@@ -387,7 +388,15 @@ fn http_mistakes_say_what_to_write() {
         ),
         (
             "[http]\nroutes = [{ path = \"/a\", to = \"a\", pool = \"p\" }]\n",
-            "not both",
+            "not several",
+        ),
+        (
+            "[http]\nroutes = [{ path = \"/a\", component = \"b\" }]\n",
+            "unknown component `b`",
+        ),
+        (
+            "[http]\nroutes = [{ path = \"/a\", component = \"a\", balance = \"least-loaded\" }]\n",
+            "`balance` goes with `pool`",
         ),
         (
             "[http]\nroutes = [{ path = \"/a\", to = \"a@b\" }]\n",

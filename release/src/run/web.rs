@@ -74,6 +74,13 @@ fn routes(
     for r in &def.routes {
         let to = match &r.to {
             RouteTo::Name(n) => Target::Name(n.clone()),
+            RouteTo::Component(c) if !node.is_http_handler(c) => {
+                return Err(ReleaseError::Node(format!(
+                    "route `{}`: component `{c}` is a particle, not a wasi:http handler (it does not export wasi:http/incoming-handler); route to the name it registers with `to`",
+                    r.path
+                )));
+            }
+            RouteTo::Component(c) => Target::Component(c.clone()),
             RouteTo::Pool {
                 supervisor,
                 least_loaded,

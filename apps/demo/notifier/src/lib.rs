@@ -2,22 +2,31 @@
 //! ledger when it starts (so it depends on the ledger, and its supervisor is
 //! rest-for-one: a new ledger needs a new subscription), and it crashes now
 //! and then on purpose (`crash_every`) so the supervisors visibly work.
+//!
+//! With `webhook = "http://…"` in its init it also POSTs each notification,
+//! as JSON, to that URL through `wasi:http/outgoing-handler` (wstd's client).
+//! It is off by default, and the release's policy must permit `connect` to
+//! the webhook's host; a failed or denied post is a warning, and the
+//! notification counts as sent all the same.
 
 use plasmoid_sdk::cast;
 use plasmoid_sdk::prelude::*;
 use serde::Deserialize;
-use shop_proto::{LEDGER, LedgerCast, Notify};
+use shop_proto::{LEDGER, LedgerCast, Notify, Order};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct Init {
     /// Crash on every this many notifications (0: never).
     crash_every: u64,
+    /// POST each notification here (none: no webhook).
+    webhook: Option<String>,
 }
 
 struct Notifier {
     crash_every: u64,
     sent: u64,
+    webhook: Option<String>,
 }
 
 #[plasmoid_sdk::gen_server]
@@ -37,6 +46,7 @@ impl Notifier {
         Notifier {
             crash_every: args.crash_every,
             sent: 0,
+            webhook: args.webhook.filter(|w| !w.is_empty()),
         }
     }
 
@@ -53,6 +63,11 @@ impl Notifier {
             )));
         }
         self.sent += 1;
+        if let Some(url) = &self.webhook
+            && let Err(e) = post(url, &order)
+        {
+            warn!("webhook {url}: {e}");
+        }
         if self.sent.is_multiple_of(10) {
             info!(
                 "notified {} of {} received (order #{}, {} sent)",
@@ -61,4 +76,28 @@ impl Notifier {
         }
         CastResult::Continue
     }
+}
+
+/// POST `order` as JSON to `url`, bounded (2 s to connect, 5 s to answer).
+fn post(url: &str, order: &Order) -> Result<(), String> {
+    use wstd::http::{Body, Client, Request};
+    let body = format!(
+        r#"{{"order":{},"gateway":"{}","from":"{}","to":"{}","amount":{}}}"#,
+        order.id, order.gateway, order.from, order.to, order.amount
+    );
+    wstd::runtime::block_on(async {
+        let req = Request::post(url)
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .map_err(|e| e.to_string())?;
+        let mut client = Client::new();
+        client.set_connect_timeout(std::time::Duration::from_secs(2));
+        client.set_first_byte_timeout(std::time::Duration::from_secs(5));
+        let resp = client.send(req).await.map_err(|e| format!("{e:?}"))?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("answered {}", resp.status()))
+        }
+    })
 }
