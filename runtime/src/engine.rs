@@ -115,6 +115,13 @@ impl EngineHandle {
             // Keep a little of each slot resident on reuse: cheaper respawns.
             .linear_memory_keep_resident(64 << 10)
             .async_stack_keep_resident(16 << 10)
+            .table_keep_resident(16 << 10)
+            // Freed slots are decommitted in batches: one TLB shootdown
+            // per batch, not per instance (a wasi:http handler frees one
+            // per request).
+            .decommit_batch_size(32)
+            // Reset only the pages an instance dirtied (Linux 6.7+).
+            .pagemap_scan(wasmtime::Enabled::Auto)
             .max_unused_warm_slots(256);
 
         let mut config = compile_config(cfg);

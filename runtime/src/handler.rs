@@ -11,7 +11,8 @@
 //! A handler is not a process: it has no pid, mailbox or supervisor. Each
 //! request gets a fresh instance from the pooling allocator, so a trap,
 //! a loop or a memory bomb ends that request only; the next request runs
-//! clean. Its component's current version is read per request, so a hot
+//! clean. Handlers hold at most a quarter of the node's instance slots at
+//! once; further requests wait for one within their route's timeout. Its component's current version is read per request, so a hot
 //! swap takes effect at the next request.
 
 use crate::http::{HttpRequest, HttpResponse, MAX_RESPONSE_BODY, MAX_RESPONSE_HEADERS};
@@ -135,6 +136,14 @@ async fn serve(
             "component `{component}` is a particle, not a wasi:http handler"
         ))
     })?;
+    // Wait for a slot (the caller's timeout bounds the wait): requests past
+    // the handlers' share of the pool queue here instead of failing.
+    let _slot = node
+        .handler_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| HandlerFailure::Busy("the node is shutting down".into()))?;
     let tick_ms = node.config.tick.as_millis().max(1) as u64;
     let budget = comp.limits.cpu_ms;
     let state = HandlerState {

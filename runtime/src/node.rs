@@ -182,6 +182,10 @@ pub(crate) struct NodeInner {
     /// WASI environment and arguments per component (the manifest's
     /// `env`, `env_from` and `args`); none: an empty environment.
     pub(crate) guest_env: DashMap<String, Arc<GuestEnv>>,
+    /// Instances wasi:http handlers may hold at once (handler.rs): a
+    /// quarter of the instance pool, so a flood of requests never takes
+    /// the slots a supervisor needs to restart a particle.
+    pub(crate) handler_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// What a component's particles see as their WASI environment.
@@ -224,7 +228,6 @@ impl Node {
                 components: Components::default(),
                 engine,
                 policy,
-                config,
                 live_particles: AtomicUsize::new(0),
                 started: AtomicUsize::new(0),
                 rt,
@@ -236,6 +239,10 @@ impl Node {
                 abandoned: DashMap::new(),
                 peer_starts: DashMap::new(),
                 guest_env: DashMap::new(),
+                handler_slots: Arc::new(tokio::sync::Semaphore::new(
+                    (config.max_particles as usize / 4).max(1),
+                )),
+                config,
             }),
         })
     }

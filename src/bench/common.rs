@@ -46,7 +46,11 @@ pub fn app_wasm(given: Option<PathBuf>, app: &str, flag: &str) -> Result<PathBuf
     if let Some(p) = given {
         return Ok(p);
     }
-    let dir = PathBuf::from("apps").join(app);
+    // The crate folder may spell the component's `_` as `-` (hello-http).
+    let mut dir = PathBuf::from("apps").join(app);
+    if !dir.join("Cargo.toml").is_file() {
+        dir = PathBuf::from("apps").join(app.replace('_', "-"));
+    }
     if !dir.join("Cargo.toml").is_file() {
         bail!(
             "apps/{app} not found here: run from the plasmoid checkout or pass {flag} {app}.wasm"

@@ -1,6 +1,7 @@
 //! `plasmoid bench http`: requests/s and p50/p99 latency through the HTTP
 //! listener at 64 and 256 concurrent keep-alive connections, to one
-//! gen_server particle and to a pool of 4, against a plain hyper handler
+//! gen_server particle, to a pool of 4 and to a stock wasi:http component
+//! (one instance per request), against a plain hyper handler
 //! doing the same work natively (the limit; each figure also as a ratio).
 //!
 //! The load generator runs in the same process, on the same scheduler, for
@@ -22,12 +23,15 @@ use std::time::{Duration, Instant};
 /// How long each measurement sends requests (after a warm-up of a tenth).
 const DURATION: Duration = Duration::from_secs(3);
 
-pub async fn run(web: std::path::PathBuf, runs: usize) -> Result<()> {
+pub async fn run(web: std::path::PathBuf, handler: std::path::PathBuf, runs: usize) -> Result<()> {
+    // 1,024 slots: a quarter (256) may hold handler instances at once, one
+    // per connection at the most.
     let node = Node::new(NodeConfig {
-        max_particles: 64,
+        max_particles: 1024,
         ..NodeConfig::default()
     })?;
     node.load_component("web", &web, None)?;
+    node.load_component("hello", &handler, None)?;
     let one = node.spawn("web", "null", named("web"))?;
     let pool: Vec<_> = (0..4)
         .map(|_| node.spawn("web", "null", SpawnOpts::default()))
@@ -36,6 +40,7 @@ pub async fn run(web: std::path::PathBuf, runs: usize) -> Result<()> {
     let members = pool.clone();
     let routes = vec![
         Route::new("/one/*", Target::Name("web".into()))?,
+        Route::new("/stock/*", Target::Component("hello".into()))?,
         Route::new(
             "/pool/*",
             Target::Pool(Arc::new(Pool::new("web", Balance::RoundRobin, move || {
@@ -50,6 +55,7 @@ pub async fn run(web: std::path::PathBuf, runs: usize) -> Result<()> {
             ("native", native, "/hello"),
             ("gen_server", server.local_addr(), "/one/hello"),
             ("pool4", server.local_addr(), "/pool/hello"),
+            ("wasi_http", server.local_addr(), "/stock/hello"),
         ];
         let mut rps: std::collections::HashMap<&str, Vec<f64>> = Default::default();
         let mut p50: std::collections::HashMap<&str, Vec<f64>> = Default::default();

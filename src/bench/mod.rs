@@ -92,12 +92,16 @@ enum Which {
         peer: String,
     },
     /// HTTP through the listener at 64 and 256 keep-alive connections, to
-    /// one gen_server particle and a pool of 4, against a native hyper
-    /// handler: requests/s, p50/p99 µs, ratio to native.
+    /// one gen_server particle, a pool of 4 and a stock wasi:http component
+    /// (an instance per request), against a native hyper handler:
+    /// requests/s, p50/p99 µs, ratio to native.
     Http {
         /// The web component (default: build apps/web of this checkout).
         #[arg(long)]
         web: Option<PathBuf>,
+        /// The wasi:http component (default: build apps/hello-http).
+        #[arg(long)]
+        handler: Option<PathBuf>,
     },
     /// A send to self followed by its recv, inside one particle: ns per pair.
     Call {
@@ -135,13 +139,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
         return boot::run(manifest, args.runs.max(1), args.threads, emit);
     }
-    if let Which::Http { web } = &args.which {
+    if let Which::Http { web, handler } = &args.which {
         let web = app_wasm(web.clone(), "web", "--web")?;
+        let handler = app_wasm(handler.clone(), "hello_http", "--handler")?;
         let rt = crate::start::scheduler(args.threads)?;
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
         let runs = args.runs.max(1);
         return rt.block_on(async move {
-            tokio::spawn(http::run(web, runs))
+            tokio::spawn(http::run(web, handler, runs))
                 .await
                 .context("the HTTP bench failed")?
         });
