@@ -108,6 +108,55 @@ async fn a_gen_server_answers_and_every_failure_is_its_status() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_with_prior_knowledge_multiplexes_requests_on_one_connection() {
+    use http_body_util::{BodyExt, Full};
+    let (_h, server) = serving(vec![Route::new("/hello", to("web")).unwrap()]).await;
+    let stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    // Four streams at once on the one connection (the mailbox holds 4).
+    let asks = (0..4).map(|_| {
+        let mut send = send.clone();
+        async move {
+            let req = hyper::Request::get("http://127.0.0.1/hello")
+                .body(Full::new(bytes::Bytes::new()))
+                .unwrap();
+            let resp = send.send_request(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let h2 = resp.version() == hyper::Version::HTTP_2;
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, h2, String::from_utf8_lossy(&body).into_owned())
+        }
+    });
+    for (status, h2, body) in futures_join(asks).await {
+        assert_eq!(status, 200, "{body}");
+        assert!(h2, "answered over HTTP/2");
+        assert!(body.starts_with("hello from "), "{body}");
+    }
+}
+
+/// Run every future as its own task; their outputs in order.
+async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: Send + 'static,
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = fs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_http_closes_one_connection_and_the_listener_serves_on() {
     let (_h, server) = serving(vec![Route::new("/hello", to("web")).unwrap()]).await;
     let addr = server.local_addr();

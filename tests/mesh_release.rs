@@ -141,3 +141,76 @@ children = [{{ id = "far", component = "echo", node = "b" }}]
     let (code, log) = b.terminate();
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// A route on node a's listener to `web@b`: the request crosses the mesh to
+/// the particle registered on b and its answer comes back; once b is gone
+/// the route answers 503 at once instead of hanging.
+#[test]
+fn a_route_to_a_name_on_another_node_crosses_the_mesh() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = (common::free_udp_port(), common::free_udp_port());
+    let manifest = dir.path().join("prod.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[release]\nname = \"far\"\nversion = \"1\"\n[node]\nmax_particles = 64\n\
+             [nodes]\na = {{ listen = \"127.0.0.1:{}\" }}\nb = {{ listen = \"127.0.0.1:{}\" }}\n\
+             [components.web]\nwasm = \"{}\"\n\
+             [supervisor]\nstrategy = \"one-for-one\"\n\
+             children = [{{ id = \"web\", component = \"web\", init = {{ name = \"web\" }}, node = [\"b\", \"a\"] }}]\n\
+             [http]\nroutes = [{{ path = \"/far/*\", to = \"web@b\", timeout_ms = 5000 }}]\n",
+            ports.0,
+            ports.1,
+            common::wasm("web").display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(&manifest));
+    assert_eq!(code, 0, "{err}");
+    let rel = std::path::PathBuf::from(out.trim());
+    let b_id = std::fs::read_to_string(rel.join("nodes/b/id")).unwrap()[..8].to_string();
+    let mut b = Running::start(
+        plasmoid()
+            .args(["release", "run"])
+            .arg(&rel)
+            .args(["--node", "b"]),
+    );
+    assert!(b.wait_for("node up", Duration::from_secs(60)), "{}", b.seen);
+    let mut a = Running::start(
+        plasmoid()
+            .args(["release", "run", "--http", "127.0.0.1:0"])
+            .arg(&rel)
+            .args(["--node", "a"]),
+    );
+    assert!(
+        a.wait_for("release far-1 is up", Duration::from_secs(60)),
+        "{}",
+        a.seen
+    );
+    let addr: std::net::SocketAddr = std::fs::read_to_string(rel.join("nodes/a/http"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let r = common::web::once(addr, "GET", "/far/hello", b"").await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(r.body.contains(&b_id), "answered on b ({b_id}): {}", r.body);
+        let r = common::web::once(addr, "POST", "/far/echo", b"across").await;
+        assert_eq!((r.status, r.body.as_str()), (200, "across"));
+    });
+    b.kill();
+    rt.block_on(async {
+        let t = Instant::now();
+        let r = common::web::once(addr, "GET", "/far/hello", b"").await;
+        assert_eq!(r.status, 503, "{r:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            t.elapsed()
+        );
+    });
+    let (code, log) = a.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}

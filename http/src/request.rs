@@ -9,6 +9,7 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use plasmoid_runtime::handler::HandlerFailure;
 use plasmoid_runtime::http::{HttpRequest, HttpResponse, Unanswered};
+use plasmoid_runtime::remote_http::RemoteAnswer;
 use plasmoid_runtime::{Node, SendError};
 
 pub(crate) type Answer = Response<Full<Bytes>>;
@@ -104,6 +105,9 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
             Err(_) => timed_out(&path, route),
         };
     }
+    if let Target::Remote { name, node } = &route.to {
+        return remote(shared, route, &path, name, node, request, deadline).await;
+    }
     let mut returned = 0;
     let answer = loop {
         // A request handed back by a handler that ended before it took it
@@ -186,6 +190,39 @@ fn answer_from(r: HttpResponse) -> Answer {
     answer
 }
 
+/// A `name@node` route: the request crosses the mesh, and each
+/// [`RemoteAnswer`] is its status.
+async fn remote(
+    shared: &Shared,
+    route: &Route,
+    path: &str,
+    name: &str,
+    node: &str,
+    request: HttpRequest,
+    deadline: tokio::time::Instant,
+) -> Answer {
+    let Some(id) = shared.node.node_named(node) else {
+        return unavailable(&format!(
+            "the handler of {path} is on node `{node}`, which this node does not know"
+        ));
+    };
+    let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let ask = shared.node.http_request_on(id, name, request, within);
+    match tokio::time::timeout_at(deadline, ask).await {
+        Ok(RemoteAnswer::Response(r)) => answer_from(r),
+        Ok(RemoteAnswer::Unavailable(why)) => {
+            unavailable(&format!("nothing answers {path} right now: {why}"))
+        }
+        Ok(RemoteAnswer::Failed(why)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the handler of {path} failed: {why}"),
+        ),
+        Ok(RemoteAnswer::Denied(why)) => text(StatusCode::FORBIDDEN, &why),
+        Ok(RemoteAnswer::TooLarge(why)) => text(StatusCode::PAYLOAD_TOO_LARGE, &why),
+        Err(_) => timed_out(path, route),
+    }
+}
+
 /// How many times one request may come back from handlers that ended
 /// before taking it (10); then 503. (The route's timeout bounds it too.)
 const MAX_RETURNS: u32 = 10;
@@ -213,7 +250,7 @@ fn pick(shared: &Shared, to: &Target) -> Option<plasmoid_runtime::Pid> {
     match to {
         Target::Name(name) => shared.node.whereis(name),
         Target::Pool(pool) => pool.choose(|p| shared.node.mailbox_len(p)),
-        Target::Component(_) => None,
+        Target::Component(_) | Target::Remote { .. } => None,
     }
 }
 

@@ -34,6 +34,9 @@ pub enum Target {
     Pool(Arc<Pool>),
     /// A stock `wasi:http` handler component, one instance per request.
     Component(String),
+    /// The process registered as `name` on the mesh node `node` (a node
+    /// name the release gave, or a node id); the request crosses the mesh.
+    Remote { name: String, node: String },
 }
 
 impl std::fmt::Debug for Target {
@@ -42,6 +45,7 @@ impl std::fmt::Debug for Target {
             Target::Name(n) => write!(f, "{n}"),
             Target::Pool(p) => write!(f, "pool {}", p.name),
             Target::Component(c) => write!(f, "component {c}"),
+            Target::Remote { name, node } => write!(f, "{name}@{node}"),
         }
     }
 }
@@ -128,8 +132,13 @@ impl Route {
             && (n.is_empty() || n.contains('@'))
         {
             return Err(bad(
-                "`to` names a process registered on this node; requests do not cross nodes (serve them from a listener on that node)",
+                "`to` names a process registered on this node; for one on another node use Target::Remote (`name@node`)",
             ));
+        }
+        if let Target::Remote { name, node } = &to
+            && (name.is_empty() || node.is_empty())
+        {
+            return Err(bad("a remote target is `name@node`, both non-empty"));
         }
         Ok(Route {
             path: path.to_string(),

@@ -4,6 +4,8 @@
 //! postcard-encoded [`Frame`]. A length over the limit, or bytes that do not
 //! decode, are a protocol error: the connection is closed, the node goes on.
 
+use plasmoid_runtime::http::{HttpRequest, HttpResponse};
+use plasmoid_runtime::remote_http::RemoteAnswer;
 use plasmoid_runtime::{ExitReason, Msg, NodeId, Pid, RemoteOp};
 use serde::{Deserialize, Serialize};
 
@@ -21,8 +23,8 @@ pub enum Frame {
     Op(WireOp),
 }
 
-/// 2: `Lookup` and `Found` (name@node).
-pub const VERSION: u32 = 3;
+/// 2: `Lookup` and `Found` (name@node). 4: `HttpRequest`, `HttpAnswer`.
+pub const VERSION: u32 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WirePid(pub [u8; 32], pub u64);
@@ -103,6 +105,72 @@ pub enum WireOp {
         parent: WirePid,
         reference: u64,
     },
+    HttpRequest {
+        node: [u8; 32],
+        from: [u8; 32],
+        name: String,
+        method: String,
+        path: String,
+        query: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        reference: u64,
+        timeout_ms: u64,
+    },
+    HttpAnswer {
+        node: [u8; 32],
+        reference: u64,
+        answer: WireAnswer,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireAnswer {
+    Response {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    Unavailable(String),
+    Failed(String),
+    Denied(String),
+    TooLarge(String),
+}
+
+fn wa(a: RemoteAnswer) -> WireAnswer {
+    match a {
+        RemoteAnswer::Response(r) => WireAnswer::Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        },
+        RemoteAnswer::Unavailable(s) => WireAnswer::Unavailable(cut(s)),
+        RemoteAnswer::Failed(s) => WireAnswer::Failed(cut(s)),
+        RemoteAnswer::Denied(s) => WireAnswer::Denied(cut(s)),
+        RemoteAnswer::TooLarge(s) => WireAnswer::TooLarge(cut(s)),
+    }
+}
+
+fn answer(a: WireAnswer) -> RemoteAnswer {
+    match a {
+        WireAnswer::Response {
+            status,
+            headers,
+            body,
+        } => RemoteAnswer::Response(HttpResponse {
+            status,
+            headers,
+            body,
+        }),
+        WireAnswer::Unavailable(s) => RemoteAnswer::Unavailable(s),
+        WireAnswer::Failed(s) => RemoteAnswer::Failed(s),
+        WireAnswer::Denied(s) => RemoteAnswer::Denied(s),
+        WireAnswer::TooLarge(s) => RemoteAnswer::TooLarge(s),
+    }
+}
+
+fn fields_len(headers: &[(String, String)]) -> usize {
+    headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum()
 }
 
 fn wp(p: Pid) -> WirePid {
@@ -165,6 +233,29 @@ impl WireOp {
                 component, init, ..
             } => component.len() + init.len(),
             WireOp::Lookup { name, .. } => name.len(),
+            WireOp::HttpRequest {
+                name,
+                method,
+                path,
+                query,
+                headers,
+                body,
+                ..
+            } => {
+                name.len()
+                    + method.len()
+                    + path.len()
+                    + query.len()
+                    + fields_len(headers)
+                    + body.len()
+            }
+            WireOp::HttpAnswer { answer, .. } => match answer {
+                WireAnswer::Response { headers, body, .. } => fields_len(headers) + body.len(),
+                WireAnswer::Unavailable(s)
+                | WireAnswer::Failed(s)
+                | WireAnswer::Denied(s)
+                | WireAnswer::TooLarge(s) => s.len(),
+            },
             WireOp::Exit { reason, .. } | WireOp::Down { reason, .. } => match reason {
                 WireReason::Shutdown(s) | WireReason::Exception(s) => s.len(),
                 _ => 0,
@@ -285,6 +376,44 @@ impl WireOp {
                 reference,
                 pid: pid.map(wp),
             },
+            RemoteOp::HttpRequest {
+                node,
+                from,
+                name,
+                request,
+                reference,
+                timeout_ms,
+            } => {
+                let HttpRequest {
+                    method,
+                    path,
+                    query,
+                    headers,
+                    body,
+                    ..
+                } = *request;
+                WireOp::HttpRequest {
+                    node: node.0,
+                    from: from.0,
+                    name,
+                    method,
+                    path,
+                    query,
+                    headers,
+                    body,
+                    reference,
+                    timeout_ms,
+                }
+            }
+            RemoteOp::HttpAnswer {
+                node,
+                reference,
+                answer,
+            } => WireOp::HttpAnswer {
+                node: node.0,
+                reference,
+                answer: wa(*answer),
+            },
         })
     }
 
@@ -397,6 +526,41 @@ impl WireOp {
                 parent: pid(parent),
                 reference,
             },
+            WireOp::HttpRequest {
+                node,
+                from,
+                name,
+                method,
+                path,
+                query,
+                headers,
+                body,
+                reference,
+                timeout_ms,
+            } => RemoteOp::HttpRequest {
+                node: NodeId(node),
+                from: NodeId(from),
+                name,
+                request: Box::new(HttpRequest {
+                    method,
+                    path,
+                    query,
+                    headers,
+                    body,
+                    reference: 0,
+                }),
+                reference,
+                timeout_ms,
+            },
+            WireOp::HttpAnswer {
+                node,
+                reference,
+                answer: a,
+            } => RemoteOp::HttpAnswer {
+                node: NodeId(node),
+                reference,
+                answer: Box::new(answer(a)),
+            },
         }
     }
 }
@@ -477,6 +641,35 @@ mod tests {
                 watcher: a,
                 reference: 3,
                 reason: ExitReason::Noproc,
+            },
+            RemoteOp::HttpRequest {
+                node: b.node,
+                from: a.node,
+                name: "web".into(),
+                request: Box::new(HttpRequest {
+                    method: "POST".into(),
+                    path: "/orders".into(),
+                    query: "x=1".into(),
+                    headers: vec![("host".into(), "h".into())],
+                    body: b"{}".to_vec(),
+                    reference: 0,
+                }),
+                reference: 4,
+                timeout_ms: 30_000,
+            },
+            RemoteOp::HttpAnswer {
+                node: a.node,
+                reference: 4,
+                answer: Box::new(RemoteAnswer::Response(HttpResponse {
+                    status: 201,
+                    headers: vec![("x".into(), "y".into())],
+                    body: b"ok".to_vec(),
+                })),
+            },
+            RemoteOp::HttpAnswer {
+                node: a.node,
+                reference: 5,
+                answer: Box::new(RemoteAnswer::Denied("no".into())),
             },
         ];
         for op in ops {

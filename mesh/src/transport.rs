@@ -491,5 +491,8 @@ fn sent_by(op: &RemoteOp, peer: NodeId) -> bool {
         }
         RemoteOp::Lookup { from, .. } => *from == peer,
         RemoteOp::Found { pid, .. } => pid.is_none_or(|p| p.node == peer),
+        RemoteOp::HttpRequest { from, .. } => *from == peer,
+        // Matched against the node the request went to (remote_http.rs).
+        RemoteOp::HttpAnswer { .. } => true,
     }
 }

@@ -25,6 +25,7 @@ mod policy;
 mod process;
 mod reason;
 mod remote;
+pub mod remote_http;
 mod signals;
 mod start;
 mod supervision;

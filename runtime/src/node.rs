@@ -174,6 +174,8 @@ pub(crate) struct NodeInner {
     pub(crate) peers: parking_lot::RwLock<std::collections::HashMap<String, NodeId>>,
     /// `name@node` lookups waiting for the other node's answer.
     pub(crate) lookups: DashMap<u64, crate::names::PendingLookup>,
+    /// HTTP requests sent to other nodes, waiting for their answers.
+    pub(crate) http_pending: DashMap<u64, crate::remote_http::PendingHttp>,
     /// References of starts this node gave up on, and when (start.rs).
     pub(crate) abandoned: DashMap<u64, std::time::Instant>,
     /// Particles started for a parent on another node that have not
@@ -236,6 +238,7 @@ impl Node {
                 remote: parking_lot::RwLock::new(None),
                 peers: parking_lot::RwLock::new(Default::default()),
                 lookups: DashMap::new(),
+                http_pending: DashMap::new(),
                 abandoned: DashMap::new(),
                 peer_starts: DashMap::new(),
                 guest_env: DashMap::new(),

@@ -81,6 +81,22 @@ pub enum RemoteOp {
         reference: u64,
         pid: Option<Pid>,
     },
+    /// An HTTP request for the process registered as `name` on `node`,
+    /// from a listener on `from` (remote_http.rs).
+    HttpRequest {
+        node: NodeId,
+        from: NodeId,
+        name: String,
+        request: Box<crate::http::HttpRequest>,
+        reference: u64,
+        timeout_ms: u64,
+    },
+    /// The answer to an `HttpRequest`, for `node`.
+    HttpAnswer {
+        node: NodeId,
+        reference: u64,
+        answer: Box<crate::remote_http::RemoteAnswer>,
+    },
 }
 
 impl RemoteOp {
@@ -96,7 +112,9 @@ impl RemoteOp {
             RemoteOp::Spawn { node, .. }
             | RemoteOp::CancelSpawn { node, .. }
             | RemoteOp::Lookup { node, .. }
-            | RemoteOp::Found { node, .. } => *node,
+            | RemoteOp::Found { node, .. }
+            | RemoteOp::HttpRequest { node, .. }
+            | RemoteOp::HttpAnswer { node, .. } => *node,
         }
     }
 }
@@ -413,6 +431,18 @@ impl Node {
                 ..
             } => self.answer_lookup(asker, &name, reference, true),
             RemoteOp::Found { reference, pid, .. } => self.lookup_answered(from, reference, pid),
+            // Authorized against the particle its name resolves to, once
+            // resolved (remote_http.rs).
+            RemoteOp::HttpRequest {
+                name,
+                request,
+                reference,
+                timeout_ms,
+                ..
+            } => self.serve_remote_http(from, name, request, reference, timeout_ms),
+            RemoteOp::HttpAnswer {
+                reference, answer, ..
+            } => self.http_answered(from, reference, *answer),
             RemoteOp::Down {
                 target,
                 watcher,
@@ -490,6 +520,7 @@ impl Node {
     /// fires with `noconnection`.
     pub fn peer_lost(&self, node: NodeId) {
         self.lookups_lost(node);
+        self.http_lost(node);
         let inner = &self.inner;
         let procs: Vec<_> = inner.procs.iter().map(|p| p.value().clone()).collect();
         for p in procs {

@@ -124,14 +124,30 @@ impl Cx<'_> {
             ));
         }
         let to = if let Some(to) = &route.to {
-            let name = to.get_ref();
-            if name.is_empty() || name.contains('@') || name.len() > 255 {
+            let full = to.get_ref();
+            let (name, node) = match full.split_once('@') {
+                Some((n, node)) => (n, Some(node)),
+                None => (full.as_str(), None),
+            };
+            if name.is_empty() || name.len() > 255 || node.is_some_and(|n| n.contains('@')) {
                 return Err(self.err(
                     to.span(),
-                    format!("`to = \"{name}\"`: name a process registered on the node that listens (requests do not cross nodes); give that node its own `http` listener"),
+                    format!("`to = \"{full}\"`: write a registered name (\"gateway\") or a name on another node (\"gateway@b\")"),
                 ));
             }
-            RouteTo::Name(name.clone())
+            if let Some(node) = node
+                && !raw.nodes.keys().any(|k| k.get_ref() == node)
+            {
+                let known: Vec<&str> = raw.nodes.keys().map(|k| k.get_ref().as_str()).collect();
+                return Err(self.err(
+                    to.span(),
+                    format!(
+                        "{}; `name@node` names one of the release's [nodes]",
+                        super::unknown("node", node, &known)
+                    ),
+                ));
+            }
+            RouteTo::Name(full.clone())
         } else if let Some(pool) = &route.pool {
             self.pool(pool, route.balance.as_ref(), raw)?
         } else if let Some(c) = &route.component {

@@ -400,7 +400,7 @@ fn http_mistakes_say_what_to_write() {
         ),
         (
             "[http]\nroutes = [{ path = \"/a\", to = \"a@b\" }]\n",
-            "do not cross nodes",
+            "unknown node `b`",
         ),
         (
             "[http]\nroutes = [{ path = \"/a\", pool = \"q\" }]\n",

@@ -73,7 +73,13 @@ fn routes(
     let mut out = Vec::new();
     for r in &def.routes {
         let to = match &r.to {
-            RouteTo::Name(n) => Target::Name(n.clone()),
+            RouteTo::Name(n) => match n.split_once('@') {
+                Some((name, at)) => Target::Remote {
+                    name: name.to_string(),
+                    node: at.to_string(),
+                },
+                None => Target::Name(n.clone()),
+            },
             RouteTo::Component(c) if !node.is_http_handler(c) => {
                 return Err(ReleaseError::Node(format!(
                     "route `{}`: component `{c}` is a particle, not a wasi:http handler (it does not export wasi:http/incoming-handler); route to the name it registers with `to`",
