@@ -143,9 +143,9 @@ async fn http2_with_prior_knowledge_multiplexes_requests_on_one_connection() {
 }
 
 /// Run every future as its own task; their outputs in order.
-async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join<F>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let tasks: Vec<_> = fs.map(tokio::spawn).collect();

@@ -105,23 +105,27 @@ pub enum WireOp {
         parent: WirePid,
         reference: u64,
     },
-    HttpRequest {
-        node: [u8; 32],
-        from: [u8; 32],
-        name: String,
-        method: String,
-        path: String,
-        query: String,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-        reference: u64,
-        timeout_ms: u64,
-    },
+    /// Boxed: the largest op by far, and a rare one.
+    HttpRequest(Box<WireHttpRequest>),
     HttpAnswer {
         node: [u8; 32],
         reference: u64,
-        answer: WireAnswer,
+        answer: Box<WireAnswer>,
     },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireHttpRequest {
+    pub node: [u8; 32],
+    pub from: [u8; 32],
+    pub name: String,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub reference: u64,
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,23 +237,15 @@ impl WireOp {
                 component, init, ..
             } => component.len() + init.len(),
             WireOp::Lookup { name, .. } => name.len(),
-            WireOp::HttpRequest {
-                name,
-                method,
-                path,
-                query,
-                headers,
-                body,
-                ..
-            } => {
-                name.len()
-                    + method.len()
-                    + path.len()
-                    + query.len()
-                    + fields_len(headers)
-                    + body.len()
+            WireOp::HttpRequest(r) => {
+                r.name.len()
+                    + r.method.len()
+                    + r.path.len()
+                    + r.query.len()
+                    + fields_len(&r.headers)
+                    + r.body.len()
             }
-            WireOp::HttpAnswer { answer, .. } => match answer {
+            WireOp::HttpAnswer { answer, .. } => match &**answer {
                 WireAnswer::Response { headers, body, .. } => fields_len(headers) + body.len(),
                 WireAnswer::Unavailable(s)
                 | WireAnswer::Failed(s)
@@ -392,7 +388,7 @@ impl WireOp {
                     body,
                     ..
                 } = *request;
-                WireOp::HttpRequest {
+                WireOp::HttpRequest(Box::new(WireHttpRequest {
                     node: node.0,
                     from: from.0,
                     name,
@@ -403,7 +399,7 @@ impl WireOp {
                     body,
                     reference,
                     timeout_ms,
-                }
+                }))
             }
             RemoteOp::HttpAnswer {
                 node,
@@ -412,7 +408,7 @@ impl WireOp {
             } => WireOp::HttpAnswer {
                 node: node.0,
                 reference,
-                answer: wa(*answer),
+                answer: Box::new(wa(*answer)),
             },
         })
     }
@@ -526,32 +522,35 @@ impl WireOp {
                 parent: pid(parent),
                 reference,
             },
-            WireOp::HttpRequest {
-                node,
-                from,
-                name,
-                method,
-                path,
-                query,
-                headers,
-                body,
-                reference,
-                timeout_ms,
-            } => RemoteOp::HttpRequest {
-                node: NodeId(node),
-                from: NodeId(from),
-                name,
-                request: Box::new(HttpRequest {
+            WireOp::HttpRequest(r) => {
+                let WireHttpRequest {
+                    node,
+                    from,
+                    name,
                     method,
                     path,
                     query,
                     headers,
                     body,
-                    reference: 0,
-                }),
-                reference,
-                timeout_ms,
-            },
+                    reference,
+                    timeout_ms,
+                } = *r;
+                RemoteOp::HttpRequest {
+                    node: NodeId(node),
+                    from: NodeId(from),
+                    name,
+                    request: Box::new(HttpRequest {
+                        method,
+                        path,
+                        query,
+                        headers,
+                        body,
+                        reference: 0,
+                    }),
+                    reference,
+                    timeout_ms,
+                }
+            }
             WireOp::HttpAnswer {
                 node,
                 reference,
@@ -559,7 +558,7 @@ impl WireOp {
             } => RemoteOp::HttpAnswer {
                 node: NodeId(node),
                 reference,
-                answer: Box::new(answer(a)),
+                answer: Box::new(answer(*a)),
             },
         }
     }
