@@ -262,7 +262,7 @@ mod tests {
         };
         assert!(err("orders", "o").contains("starts with `/`"));
         assert!(err("/a/*/b", "o").contains("`*` may only end"));
-        assert!(err("/a", "o@b").contains("do not cross nodes"));
+        assert!(err("/a", "o@b").contains("Target::Remote"));
     }
 
     fn pid(seq: u64) -> Pid {
