@@ -121,3 +121,22 @@ async fn outgoing_http_reaches_an_allowed_destination_and_a_denied_one_is_an_err
     assert_eq!(r.status, 502, "{r:?}");
     assert!(r.body.contains("HttpRequestDenied"), "{}", r.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_host_header_cannot_change_the_path_the_handler_sees() {
+    let (_h, server) = serving(common::config()).await;
+    let mut raw = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    raw.write_all(b"GET /hi/ok HTTP/1.1\r\nhost: x/admin?\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(5 * SEC, raw.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.ends_with("hello from wasi:http at /hi/ok"),
+        "{answer}"
+    );
+}

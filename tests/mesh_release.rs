@@ -158,7 +158,8 @@ fn a_route_to_a_name_on_another_node_crosses_the_mesh() {
              [components.web]\nwasm = \"{}\"\n\
              [supervisor]\nstrategy = \"one-for-one\"\n\
              children = [{{ id = \"web\", component = \"web\", init = {{ name = \"web\" }}, node = [\"b\", \"a\"] }}]\n\
-             [http]\nroutes = [{{ path = \"/far/*\", to = \"web@b\", timeout_ms = 5000 }}]\n",
+             [http]\nroutes = [{{ path = \"/far/*\", to = \"web@b\", timeout_ms = 5000 }},\n\
+               {{ path = \"/here/*\", to = \"web@a\" }}]\n",
             ports.0,
             ports.1,
             common::wasm("web").display()

@@ -58,11 +58,17 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         return too_large();
     }
     let query = req.uri().query().unwrap_or("").to_string();
-    let headers = req
+    let mut headers: Vec<(String, String)> = req
         .headers()
         .iter()
         .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
+    // HTTP/2 carries the host as the `:authority` pseudo-header, in the URI.
+    if !headers.iter().any(|(n, _)| n == "host")
+        && let Some(a) = req.uri().authority()
+    {
+        headers.push(("host".into(), a.to_string()));
+    }
     // The route's timeout covers reading the body too: a client that
     // trickles it in does not hold its connection past it.
     let deadline = tokio::time::Instant::now() + route.timeout;
@@ -105,9 +111,18 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
             Err(_) => timed_out(&path, route),
         };
     }
-    if let Target::Remote { name, node } = &route.to {
-        return remote(shared, route, &path, name, node, request, deadline).await;
-    }
+    // A `name@node` naming this very node is a local name.
+    let local;
+    let to = match &route.to {
+        Target::Remote { name, node } => match shared.node.node_named(node) {
+            Some(id) if id == shared.node.id() => {
+                local = Target::Name(name.clone());
+                &local
+            }
+            _ => return remote(shared, route, &path, name, node, request, deadline).await,
+        },
+        other => other,
+    };
     let mut returned = 0;
     let answer = loop {
         // A request handed back by a handler that ended before it took it
@@ -117,9 +132,9 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         // restarting); a name never seen is 503 at once.
         let seen = route.seen.load(std::sync::atomic::Ordering::Relaxed);
         let pid = if returned == 0 && !seen {
-            pick(shared, &route.to)
+            pick(shared, to)
         } else {
-            pick_within(shared, &route.to, deadline).await
+            pick_within(shared, to, deadline).await
         };
         if pid.is_some() && !seen {
             route.seen.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -127,7 +142,7 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         let Some(pid) = pid else {
             return unavailable(&format!(
                 "nothing answers {path} right now ({:?} is not running; it may be restarting)",
-                route.to
+                to
             ));
         };
         let mut pending = match shared.node.http_request(pid, request) {

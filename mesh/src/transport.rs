@@ -106,7 +106,10 @@ impl Remote for Route {
         // Requests that have an error to return are bounded; signals are not.
         let bounded = matches!(
             op,
-            RemoteOp::Send { .. } | RemoteOp::Spawn { .. } | RemoteOp::Lookup { .. }
+            RemoteOp::Send { .. }
+                | RemoteOp::Spawn { .. }
+                | RemoteOp::Lookup { .. }
+                | RemoteOp::HttpRequest { .. }
         );
         let Some(wire) = WireOp::from_op(op) else {
             return Ok(());

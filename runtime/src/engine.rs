@@ -43,9 +43,20 @@ pub const MAPS_PER_PARTICLE: u64 = 6;
 /// Maps of the process itself (code, heap arenas, thread stacks, the pools).
 const MAPS_BASE: u64 = 2_048;
 
+/// Instance slots kept for wasi:http handlers beyond `particles` (a
+/// quarter, from 1 to 256), so handlers never take a particle's slot.
+pub fn handler_slots(particles: u32) -> u32 {
+    (particles / 4).clamp(1, 256)
+}
+
+/// Pool slots of a node with room for `particles` (and its handlers).
+fn slots(particles: u32) -> u32 {
+    particles.max(1).saturating_add(handler_slots(particles))
+}
+
 /// Memory maps a node with room for `particles` needs at most.
 pub fn maps_needed(particles: u32) -> u64 {
-    MAPS_BASE + particles as u64 * MAPS_PER_PARTICLE
+    MAPS_BASE + slots(particles) as u64 * MAPS_PER_PARTICLE
 }
 
 const WASM_STACK: usize = 512 << 10;
@@ -76,19 +87,22 @@ pub fn max_map_count() -> Option<u64> {
 /// How many particles fit under the kernel's map limit.
 pub fn particles_within_map_limit() -> Option<u32> {
     let have = max_map_count()?;
-    Some((have.saturating_sub(MAPS_BASE) / MAPS_PER_PARTICLE).min(u32::MAX as u64) as u32)
+    let fit = (have.saturating_sub(MAPS_BASE) / MAPS_PER_PARTICLE).min(u32::MAX as u64) as u32;
+    // `fit` slots hold the particles and their handlers' slots.
+    Some(fit.saturating_sub(handler_slots(fit)))
 }
 
 impl EngineHandle {
     pub fn new(cfg: &NodeConfig) -> Result<Self> {
-        let n = cfg.max_particles.max(1);
+        let particles = cfg.max_particles.max(1);
+        let n = slots(particles);
         if let Some(have) = max_map_count() {
-            let needed = maps_needed(n);
+            let needed = maps_needed(particles);
             if needed > have {
                 return Err(RuntimeError::MapCount {
                     have,
                     needed,
-                    particles: n,
+                    particles,
                 });
             }
         }

@@ -11,8 +11,10 @@
 //! A handler is not a process: it has no pid, mailbox or supervisor. Each
 //! request gets a fresh instance from the pooling allocator, so a trap,
 //! a loop or a memory bomb ends that request only; the next request runs
-//! clean. Handlers hold at most a quarter of the node's instance slots at
-//! once; further requests wait for one within their route's timeout. Its component's current version is read per request, so a hot
+//! clean. Handlers have slots of their own in the node's instance pool (a
+//! quarter of `max_particles`, at most 256), so they never take the slot
+//! a supervisor needs for a restart; further requests wait for one within
+//! their route's timeout. Its component's current version is read per request, so a hot
 //! swap takes effect at the next request.
 
 use crate::http::{HttpRequest, HttpResponse, MAX_RESPONSE_BODY, MAX_RESPONSE_HEADERS};
@@ -37,6 +39,9 @@ pub struct HandlerState {
     http: WasiHttpCtx,
     outgoing: OutgoingHttp,
     memory: MemoryCap,
+    /// For `wasi:keyvalue`: the node's store and policy, and who asks.
+    node: Arc<NodeInner>,
+    principal: Arc<str>,
     /// Epoch ticks left before the request's CPU budget is spent.
     ticks_left: u64,
 }
@@ -60,15 +65,20 @@ impl WasiHttpView for HandlerState {
     }
 }
 
-/// The linker handler components are checked against: WASI p2 and
+/// The linker handler components are checked against: WASI p2,
 /// `wasi:http` (the `wasi:http/proxy` world and the CLI imports that
-/// toolchains add).
+/// toolchains add) and `wasi:keyvalue`.
 pub(crate) fn linker(
     engine: &wasmtime::Engine,
 ) -> wasmtime::Result<wasmtime::component::Linker<HandlerState>> {
     let mut linker = wasmtime::component::Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::kv::add_to_linker(&mut linker, |s: &mut HandlerState| crate::kv::KvView {
+        table: &mut s.table,
+        node: &s.node,
+        principal: &s.principal,
+    })?;
     Ok(linker)
 }
 
@@ -152,6 +162,8 @@ async fn serve(
         http: WasiHttpCtx::new(),
         outgoing: OutgoingHttp::new(node, comp.name.clone()),
         memory: MemoryCap::new(comp.limits.memory_bytes as usize),
+        node: node.clone(),
+        principal: comp.name.clone(),
         ticks_left: if budget == 0 {
             u64::MAX
         } else {
@@ -187,7 +199,7 @@ async fn serve(
     let work = async move {
         let proxy = pre.instantiate_async(&mut store).await.map_err(|e| {
             let why = format!("{e:#}");
-            if why.contains("concurrent") || why.contains("limit") {
+            if e.is::<wasmtime::PoolConcurrencyLimitError>() {
                 HandlerFailure::Busy(format!("no instance is free for `{}`: {why}", comp.name))
             } else {
                 HandlerFailure::Failed(why)
@@ -270,17 +282,28 @@ fn to_hyper(
     authority: &str,
     req: HttpRequest,
 ) -> Result<http::Request<Full<Bytes>>, HandlerFailure> {
+    // The client's Host if it is a plain host[:port] (anything else could
+    // change the path the guest sees); else the listener's address.
     let host = req
         .headers
         .iter()
         .find(|(n, _)| n == "host")
         .map(|(_, v)| v.as_str())
-        .unwrap_or(authority);
-    let uri = if req.query.is_empty() {
-        format!("http://{host}{}", req.path)
+        .filter(|v| is_host(v))
+        .and_then(|v| v.parse::<http::uri::Authority>().ok())
+        .or_else(|| authority.parse().ok())
+        .ok_or_else(|| HandlerFailure::Invalid(format!("`{authority}` is not an authority")))?;
+    let path_and_query = if req.query.is_empty() {
+        req.path.clone()
     } else {
-        format!("http://{host}{}?{}", req.path, req.query)
+        format!("{}?{}", req.path, req.query)
     };
+    let uri = http::Uri::builder()
+        .scheme("http")
+        .authority(host)
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|e| HandlerFailure::Invalid(format!("the request's URI is not valid: {e}")))?;
     let mut b = http::Request::builder()
         .method(req.method.as_str())
         .uri(uri);
@@ -289,6 +312,13 @@ fn to_hyper(
     }
     b.body(Full::new(Bytes::from(req.body)))
         .map_err(|e| HandlerFailure::Invalid(format!("the request cannot be passed on: {e}")))
+}
+
+/// A host and optional port, nothing else (no path, query, userinfo).
+fn is_host(v: &str) -> bool {
+    !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']' | '_'))
 }
 
 fn from_hyper(parts: http::response::Parts, body: Bytes) -> Result<HttpResponse, HandlerFailure> {

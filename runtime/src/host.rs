@@ -46,6 +46,11 @@ pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<ParticleStat
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::kv::add_to_linker(&mut linker, |s: &mut ParticleState| crate::kv::KvView {
+        table: &mut s.table,
+        node: &s.node,
+        principal: &s.component.name,
+    })?;
     Particle::add_to_linker::<_, HasSelf<ParticleState>>(&mut linker, |s| s)?;
     Ok(linker)
 }

@@ -14,6 +14,7 @@ pub mod handler;
 mod host;
 mod host_recv;
 pub mod http;
+pub mod kv;
 mod mailbox;
 mod names;
 mod native;

@@ -176,6 +176,8 @@ pub(crate) struct NodeInner {
     pub(crate) lookups: DashMap<u64, crate::names::PendingLookup>,
     /// HTTP requests sent to other nodes, waiting for their answers.
     pub(crate) http_pending: DashMap<u64, crate::remote_http::PendingHttp>,
+    /// HTTP requests this node serves for other nodes right now.
+    pub(crate) http_serving: AtomicUsize,
     /// References of starts this node gave up on, and when (start.rs).
     pub(crate) abandoned: DashMap<u64, std::time::Instant>,
     /// Particles started for a parent on another node that have not
@@ -184,10 +186,12 @@ pub(crate) struct NodeInner {
     /// WASI environment and arguments per component (the manifest's
     /// `env`, `env_from` and `args`); none: an empty environment.
     pub(crate) guest_env: DashMap<String, Arc<GuestEnv>>,
-    /// Instances wasi:http handlers may hold at once (handler.rs): a
-    /// quarter of the instance pool, so a flood of requests never takes
-    /// the slots a supervisor needs to restart a particle.
+    /// Instances wasi:http handlers may hold at once (handler.rs): the
+    /// pool has this many slots beyond `max_particles`, so a flood of
+    /// requests never takes the slots a supervisor needs for a restart.
     pub(crate) handler_slots: Arc<tokio::sync::Semaphore>,
+    /// Where `wasi:keyvalue` calls go (kv.rs); none: no store.
+    pub(crate) store: parking_lot::RwLock<Option<Arc<dyn crate::kv::KvStore>>>,
 }
 
 /// What a component's particles see as their WASI environment.
@@ -239,12 +243,14 @@ impl Node {
                 peers: parking_lot::RwLock::new(Default::default()),
                 lookups: DashMap::new(),
                 http_pending: DashMap::new(),
+                http_serving: AtomicUsize::new(0),
                 abandoned: DashMap::new(),
                 peer_starts: DashMap::new(),
                 guest_env: DashMap::new(),
-                handler_slots: Arc::new(tokio::sync::Semaphore::new(
-                    (config.max_particles as usize / 4).max(1),
-                )),
+                store: parking_lot::RwLock::new(None),
+                handler_slots: Arc::new(tokio::sync::Semaphore::new(crate::engine::handler_slots(
+                    config.max_particles,
+                ) as usize)),
                 config,
             }),
         })

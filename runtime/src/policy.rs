@@ -39,6 +39,10 @@ pub enum Action {
     Connect,
     /// Resolve host names (`wasi:sockets/ip-name-lookup`), on `Node::"local"`.
     Resolve,
+    /// Read a `wasi:keyvalue` bucket, `Bucket::"<name>"`.
+    Read,
+    /// Write a `wasi:keyvalue` bucket.
+    Write,
 }
 
 impl Action {
@@ -55,6 +59,8 @@ impl Action {
             Action::Supervise => "supervise",
             Action::Connect => "connect",
             Action::Resolve => "resolve",
+            Action::Read => "read",
+            Action::Write => "write",
         }
     }
 
@@ -65,6 +71,7 @@ impl Action {
             Action::Register | Action::Lookup => "Name",
             Action::Log | Action::Resolve => "Node",
             Action::Connect => "Host",
+            Action::Read | Action::Write => "Bucket",
             _ => "Particle",
         }
     }
@@ -238,7 +245,19 @@ impl PolicyGate {
         ) else {
             return false;
         };
-        let Ok(request) = Request::new(p, a, r, Context::empty(), Some(&loaded.schema)) else {
+        // A bucket access says whether the bucket is the component's own
+        // (named after it): the default policies allow exactly that.
+        let context = match action {
+            Action::Read | Action::Write => {
+                let owned = cedar_policy::RestrictedExpression::new_bool(principal == resource);
+                match Context::from_pairs([("owned".to_string(), owned)]) {
+                    Ok(c) => c,
+                    Err(_) => return false,
+                }
+            }
+            _ => Context::empty(),
+        };
+        let Ok(request) = Request::new(p, a, r, context, Some(&loaded.schema)) else {
             return false;
         };
         let response =

@@ -15,10 +15,12 @@
 //! mesh frame ([`MAX_CROSSING`]) is refused, not split.
 
 use crate::http::{HttpRequest, HttpResponse, MAX_WAITING, Unanswered};
-use crate::node::Node;
+use crate::node::{Node, NodeInner};
 use crate::pid::NodeId;
 use crate::policy::Action;
 use crate::remote::RemoteOp;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -47,12 +49,23 @@ pub(crate) struct PendingHttp {
     answer: oneshot::Sender<RemoteAnswer>,
 }
 
+/// The bytes a request or response adds to a mesh frame (as the mesh
+/// counts them).
 fn size(headers: &[(String, String)], body: &[u8]) -> usize {
     body.len()
         + headers
             .iter()
-            .map(|(n, v)| n.len() + v.len())
+            .map(|(n, v)| n.len() + v.len() + 2)
             .sum::<usize>()
+}
+
+/// Releases one of [`MAX_WAITING`] slots for requests served for others.
+struct Serving(Arc<NodeInner>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.http_serving.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Removes a request's entry when its wait ends (answered, timed out or
@@ -77,7 +90,11 @@ impl Node {
         within: Duration,
     ) -> RemoteAnswer {
         let inner = &self.inner;
-        let n = size(&request.headers, &request.body);
+        let n = size(&request.headers, &request.body)
+            + name.len()
+            + request.method.len()
+            + request.path.len()
+            + request.query.len();
         if n > MAX_CROSSING {
             return RemoteAnswer::TooLarge(format!(
                 "a request to another node carries at most {} KiB of body and headers; this one has {} KiB",
@@ -126,8 +143,24 @@ impl Node {
         reference: u64,
         timeout_ms: u64,
     ) {
+        // Requests served for other nodes are bounded like the ones sent.
+        if self.inner.http_serving.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+            self.inner.http_serving.fetch_sub(1, Ordering::AcqRel);
+            let answer = RemoteAnswer::Unavailable(format!(
+                "node {} is serving {MAX_WAITING} requests for other nodes",
+                self.inner.id.short()
+            ));
+            let _ = self.inner.route(RemoteOp::HttpAnswer {
+                node: from,
+                reference,
+                answer: Box::new(answer),
+            });
+            return;
+        }
+        let slot = Serving(self.inner.clone());
         let node = self.clone();
         self.inner.rt.spawn(async move {
+            let _slot = slot;
             let within = Duration::from_millis(timeout_ms.min(3_600_000));
             let answer = tokio::time::timeout(within, node.answer_here(from, &name, *request))
                 .await

@@ -1,0 +1,262 @@
+//! The embedded backend: redb, one file per node.
+//!
+//! Every bucket lives in one table keyed by `(bucket, key)`, so a bucket
+//! needs no set-up and lists in key order. Reads run on tokio's blocking
+//! pool in their own read transactions (redb's MVCC: they never wait for a
+//! writer). Writes go, through a bounded queue, to one writer thread that
+//! applies whatever is waiting (up to [`GROUP`] operations) in one write
+//! transaction and commits it with fsync (`Durability::Immediate`) before it
+//! answers any of them: a write is on disk when its call returns, and
+//! concurrent writers share the cost of one fsync.
+
+use crate::StoreError;
+use plasmoid_runtime::kv::{KvError, KvFuture, KvOp, KvReply, KvStore, LIST_PAGE};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+const TABLE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv");
+/// Writes waiting for the writer at most (10,000); past it a write fails.
+pub const QUEUE: usize = 10_000;
+/// Operations one commit takes at most (256).
+pub const GROUP: usize = 256;
+
+type Reply = oneshot::Sender<Result<KvReply, KvError>>;
+
+struct Write {
+    bucket: String,
+    op: KvOp,
+    reply: Reply,
+}
+
+/// A redb file and its writer.
+pub struct Embedded {
+    db: Arc<Database>,
+    /// `None` once dropped: the writer sees the queue close and ends.
+    writes: Option<mpsc::SyncSender<Write>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Embedded {
+    /// Let the writer finish what is queued, so the file is closed (and can
+    /// be opened again) when this returns.
+    fn drop(&mut self) {
+        self.writes.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> KvError {
+    KvError::Other(format!("the store failed: {e}"))
+}
+
+impl Embedded {
+    /// Open (or create) the store at `path`, creating its folder.
+    pub fn open(path: &Path) -> Result<Embedded, StoreError> {
+        let open_err = |why: String| StoreError::Open {
+            path: path.display().to_string(),
+            why,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        }
+        let db = Database::create(path).map_err(|e| open_err(e.to_string()))?;
+        // Create the table once, so reads of a fresh store find it.
+        let txn = db.begin_write().map_err(|e| open_err(e.to_string()))?;
+        txn.open_table(TABLE).map_err(|e| open_err(e.to_string()))?;
+        txn.commit().map_err(|e| open_err(e.to_string()))?;
+        let db = Arc::new(db);
+        let (writes, queue) = mpsc::sync_channel(QUEUE);
+        let writer = db.clone();
+        let writer = std::thread::Builder::new()
+            .name("plasmoid-store".into())
+            .spawn(move || write_loop(&writer, &queue))
+            .map_err(StoreError::Thread)?;
+        Ok(Embedded {
+            db,
+            writes: Some(writes),
+            writer: Some(writer),
+        })
+    }
+}
+
+impl KvStore for Embedded {
+    fn call(&self, bucket: &str, op: KvOp) -> KvFuture {
+        let bucket = bucket.to_string();
+        match op {
+            KvOp::Get(_) | KvOp::Exists(_) | KvOp::ListKeys(_) | KvOp::GetMany(_) => {
+                let db = self.db.clone();
+                Box::pin(async move {
+                    tokio::task::spawn_blocking(move || read(&db, &bucket, op))
+                        .await
+                        .map_err(failed)?
+                })
+            }
+            op => {
+                let (reply, answer) = oneshot::channel();
+                let queued = match &self.writes {
+                    Some(w) => w.try_send(Write { bucket, op, reply }),
+                    None => Err(mpsc::TrySendError::Disconnected(Write {
+                        bucket,
+                        op,
+                        reply,
+                    })),
+                };
+                Box::pin(async move {
+                    match queued {
+                        Ok(()) => answer
+                            .await
+                            .unwrap_or_else(|_| Err(failed("the writer stopped"))),
+                        Err(mpsc::TrySendError::Full(_)) => Err(KvError::Other(format!(
+                            "the store is overloaded: {QUEUE} writes are waiting"
+                        ))),
+                        Err(mpsc::TrySendError::Disconnected(_)) => {
+                            Err(failed("the writer stopped"))
+                        }
+                    }
+                })
+            }
+        }
+    }
+}
+
+fn read(db: &Database, bucket: &str, op: KvOp) -> Result<KvReply, KvError> {
+    let txn = db.begin_read().map_err(failed)?;
+    let table = txn.open_table(TABLE).map_err(failed)?;
+    let get = |k: &str| -> Result<Option<Vec<u8>>, KvError> {
+        Ok(table
+            .get((bucket, k))
+            .map_err(failed)?
+            .map(|v| v.value().to_vec()))
+    };
+    match op {
+        KvOp::Get(k) => Ok(KvReply::Value(get(&k)?)),
+        KvOp::Exists(k) => Ok(KvReply::Exists(get(&k)?.is_some())),
+        KvOp::GetMany(ks) => Ok(KvReply::Values(
+            ks.iter().map(|k| get(k)).collect::<Result<_, _>>()?,
+        )),
+        KvOp::ListKeys(cursor) => {
+            let skip = cursor.unwrap_or(0) as usize;
+            let mut keys = Vec::new();
+            let mut more = false;
+            for entry in table.range((bucket, "")..).map_err(failed)? {
+                let (k, _) = entry.map_err(failed)?;
+                let (b, key) = k.value();
+                if b != bucket {
+                    break;
+                }
+                if keys.len() == skip + LIST_PAGE {
+                    more = true;
+                    break;
+                }
+                keys.push(key.to_string());
+            }
+            let page: Vec<String> = keys.into_iter().skip(skip).collect();
+            let next = more.then(|| (skip + LIST_PAGE) as u64);
+            Ok(KvReply::Keys(page, next))
+        }
+        other => Err(failed(format!("{other:?} is not a read"))),
+    }
+}
+
+/// The writer: take what waits, apply it in one transaction, commit, answer.
+fn write_loop(db: &Database, queue: &mpsc::Receiver<Write>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP {
+            match queue.try_recv() {
+                Ok(w) => group.push(w),
+                Err(_) => break,
+            }
+        }
+        let results = commit(db, &group);
+        for (w, r) in group.into_iter().zip(results) {
+            let _ = w.reply.send(r);
+        }
+    }
+}
+
+/// Apply `group` in one durable commit; one result per write. A write
+/// that fails on its own (an increment of a non-number) changes nothing
+/// and fails alone; a failed commit fails them all.
+fn commit(db: &Database, group: &[Write]) -> Vec<Result<KvReply, KvError>> {
+    let all = |e: KvError| group.iter().map(|_| Err(e.clone())).collect();
+    let txn = match db.begin_write() {
+        Ok(t) => t,
+        Err(e) => return all(failed(e)),
+    };
+    let mut results = Vec::with_capacity(group.len());
+    {
+        let mut table = match txn.open_table(TABLE) {
+            Ok(t) => t,
+            Err(e) => return all(failed(e)),
+        };
+        for w in group {
+            results.push(apply(&mut table, &w.bucket, &w.op));
+        }
+    }
+    match txn.commit() {
+        Ok(()) => results,
+        Err(e) => all(failed(e)),
+    }
+}
+
+fn apply(
+    table: &mut redb::Table<(&str, &str), &[u8]>,
+    bucket: &str,
+    op: &KvOp,
+) -> Result<KvReply, KvError> {
+    match op {
+        KvOp::Set(k, v) => {
+            table
+                .insert((bucket, k.as_str()), v.as_slice())
+                .map_err(failed)?;
+        }
+        KvOp::Delete(k) => {
+            table.remove((bucket, k.as_str())).map_err(failed)?;
+        }
+        KvOp::SetMany(kvs) => {
+            for (k, v) in kvs {
+                table
+                    .insert((bucket, k.as_str()), v.as_slice())
+                    .map_err(failed)?;
+            }
+        }
+        KvOp::DeleteMany(ks) => {
+            for k in ks {
+                table.remove((bucket, k.as_str())).map_err(failed)?;
+            }
+        }
+        KvOp::Increment(k, delta) => {
+            let now = match table.get((bucket, k.as_str())).map_err(failed)? {
+                None => 0,
+                Some(v) => parse_count(k, v.value())?,
+            };
+            let next = now.checked_add(*delta).ok_or_else(|| {
+                KvError::Other(format!("incrementing `{k}` by {delta} overflows a u64"))
+            })?;
+            table
+                .insert((bucket, k.as_str()), next.to_string().as_bytes())
+                .map_err(failed)?;
+            return Ok(KvReply::Count(next));
+        }
+        other => return Err(failed(format!("{other:?} is not a write"))),
+    }
+    Ok(KvReply::Done)
+}
+
+/// A counter is stored as decimal text, as Redis's INCRBY keeps it.
+fn parse_count(key: &str, v: &[u8]) -> Result<u64, KvError> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            KvError::Other(format!(
+                "`{key}` does not hold a counter (a decimal u64), so it cannot be incremented"
+            ))
+        })
+}

@@ -1,0 +1,65 @@
+//! plasmoid-store: the backends behind particles' `wasi:keyvalue` buckets.
+//!
+//! It owns where durable state lives and how a write becomes durable: the
+//! embedded backend (redb, one file per node, every write committed with
+//! fsync before its call returns, concurrent writes grouped into one
+//! commit). It does not own the guest interface, Cedar's decisions or the
+//! size caps (plasmoid-runtime's `kv` module, which calls a backend through
+//! [`plasmoid_runtime::kv::KvStore`]), nor where the file goes (the
+//! release puts it in its data folder, outside the hashed part).
+//!
+//! - `embedded`: the redb backend.
+
+mod embedded;
+
+pub use embedded::Embedded;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store {path}: {why} (is another node using it?)")]
+    Open { path: String, why: String },
+    #[error("cannot start the store's writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+#[cfg(test)]
+mod suite;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_embedded_backend_passes_the_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Embedded::open(&dir.path().join("node/store.redb")).unwrap();
+        suite::basics(&s).await;
+        suite::listing(&s).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_are_grouped_and_all_durable() {
+        use plasmoid_runtime::kv::{KvOp, KvReply, KvStore};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let s = std::sync::Arc::new(Embedded::open(&path).unwrap());
+        let writes: Vec<_> = (0..200)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(
+                    async move { s.call("c", KvOp::Set(format!("k{i}"), vec![i as u8])).await },
+                )
+            })
+            .collect();
+        for w in writes {
+            assert_eq!(w.await.unwrap(), Ok(KvReply::Done));
+        }
+        drop(s);
+        // Reopened, every acknowledged write is there.
+        let s = Embedded::open(&path).unwrap();
+        for i in 0..200 {
+            let got = s.call("c", KvOp::Get(format!("k{i}"))).await.unwrap();
+            assert_eq!(got, KvReply::Value(Some(vec![i as u8])));
+        }
+    }
+}
