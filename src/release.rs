@@ -68,6 +68,10 @@ pub enum ReleaseCommand {
         /// address is written to the node's folder, file `http`).
         #[arg(long, value_name = "IP:PORT")]
         http: Option<std::net::SocketAddr>,
+        /// The release's data folder (its nodes' stores), default
+        /// `<name>.data` beside the release folder, kept across versions.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
     },
 }
 
@@ -106,6 +110,7 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             discovery,
             peer_wait_ms,
             http,
+            data,
         } => {
             let dir = release_dir(&release, out)?;
             let swap = (!no_watch).then(|| plasmoid_release::SwapOptions {
@@ -121,6 +126,7 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
                 swap,
                 peer_wait: std::time::Duration::from_millis(peer_wait_ms),
                 http,
+                data,
             };
             run_release(&dir, opts)
         }

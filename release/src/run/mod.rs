@@ -56,6 +56,21 @@ pub struct RunOptions {
     /// Serve the manifest's `[http]` routes here instead of the address the
     /// manifest gives this node (`release run --http`; port 0: any free one).
     pub http: Option<SocketAddr>,
+    /// The release's data folder ([`data_dir`] by default): each node's
+    /// store, `<data>/<node>/store.redb`.
+    pub data: Option<std::path::PathBuf>,
+}
+
+/// Where a release keeps its data by default: beside its version folders,
+/// named after the release (`target/plasmoid/shop.data` for
+/// `target/plasmoid/shop-1.0.0`), so a new version, a rebuild or a hot swap
+/// finds the data the last one wrote.
+pub fn data_dir(release_dir: &std::path::Path, m: &crate::model::Manifest) -> std::path::PathBuf {
+    let parent = release_dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    parent.join(format!("{}.data", m.name))
 }
 
 impl Default for RunOptions {
@@ -69,6 +84,7 @@ impl Default for RunOptions {
             swap: Some(SwapOptions::default()),
             peer_wait: DEFAULT_PEER_WAIT,
             http: None,
+            data: None,
         }
     }
 }
@@ -109,6 +125,18 @@ impl ReleaseNode {
         // Bound before anything runs: an address in use fails the start.
         let listen = web::address(&m, &name, root, opts.http);
         let node_dir = crate::nodes::node_dir(dir, (!name.is_empty()).then_some(name.as_str()));
+        // The store is there before any child starts (their init may read it).
+        let data = opts.data.clone().unwrap_or_else(|| data_dir(dir, &m));
+        let file = data
+            .join(if name.is_empty() { "node" } else { &name })
+            .join("store.redb");
+        match plasmoid_store::Embedded::open(&file) {
+            Ok(store) => node.set_store(Arc::new(store)),
+            Err(e) => {
+                joined.mesh.close().await;
+                return Err(ReleaseError::Node(e.to_string()));
+            }
+        }
         joined.http = match web::start(&node, &m, listen, &node_dir, up.clone()).await {
             Ok(h) => h,
             Err(e) => {
