@@ -229,13 +229,14 @@ children = ["audit", "ledger", { component = "notifier", init = { crash_every = 
 fn the_demo_release_runs_and_its_supervisors_restart_the_notifier() {
     common::wasm("ledger"); // build the guest workspace once, like the other tests
     // Port 0: the manifest's 127.0.0.1:8080 may be taken on this machine.
-    let mut running = Running::start(plasmoid().args([
-        "release",
-        "run",
-        "--http",
-        "127.0.0.1:0",
-        "apps/demo/prod.toml",
-    ]));
+    // A fresh data folder: the balances a previous run left are not ours.
+    let data = tempfile::tempdir().unwrap();
+    let mut running = Running::start(
+        plasmoid()
+            .args(["release", "run", "--http", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .arg("apps/demo/prod.toml"),
+    );
     assert!(
         running.wait_for("release shop-1.0.0 is up", Duration::from_secs(300)),
         "{}",

@@ -67,6 +67,7 @@ pub mod http;
 mod macros;
 mod process;
 mod server;
+pub mod store;
 pub mod supervisor;
 mod types;
 

@@ -1,9 +1,16 @@
 //! Ledger: account balances. Settles transfers for the gateways, records
 //! each in the audit log and tells subscribers (the notifier).
+//!
+//! The balances live in the node's store (bucket `ledger`, key `state`):
+//! each settled transfer is written there before the gateway gets its
+//! answer, so a crash of the ledger, a restart or a `kill -9` of the node
+//! loses no acknowledged order. Without a store (`plasmoid start`) it keeps
+//! them in memory only, and says so.
 
 use plasmoid_sdk::cast;
 use plasmoid_sdk::prelude::*;
-use serde::Deserialize;
+use plasmoid_sdk::store::{self, StoreError};
+use serde::{Deserialize, Serialize};
 use shop_proto::{AUDIT, AuditCast, LEDGER, LedgerCall, LedgerCast, LedgerReply, Notify, Order};
 use std::collections::BTreeMap;
 
@@ -27,7 +34,19 @@ struct Ledger {
     balances: BTreeMap<String, u64>,
     settled: u64,
     subscribers: Vec<(u64, Pid)>,
+    /// Whether the node has a store to keep the balances in.
+    durable: bool,
 }
+
+/// What the ledger keeps in the store: one key, so a transfer is saved
+/// whole or not at all.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    balances: BTreeMap<String, u64>,
+    settled: u64,
+}
+
+const STATE: &str = "state";
 
 #[plasmoid_sdk::gen_server]
 impl Ledger {
@@ -43,16 +62,39 @@ impl Ledger {
             // would settle orders nobody records.
             exit(ExitReason::Exception("the audit log is not running".into()));
         }
-        let balances = args
-            .accounts
-            .into_iter()
-            .map(|a| (a, args.opening_balance))
-            .collect();
-        info!("ledger open with {:?}", balances);
+        let (saved, durable) = match store::get::<Saved>(LEDGER, STATE) {
+            Ok(saved) => (saved, true),
+            Err(StoreError::NoStore) => {
+                warn!("no store on this node: the balances live in memory only");
+                (None, false)
+            }
+            Err(e) => exit(ExitReason::Exception(format!(
+                "cannot read the balances from the store: {e}"
+            ))),
+        };
+        let (balances, settled) = match saved {
+            Some(s) => {
+                info!(
+                    "ledger reopened with {:?} ({} orders settled)",
+                    s.balances, s.settled
+                );
+                (s.balances, s.settled)
+            }
+            None => {
+                let balances = args
+                    .accounts
+                    .into_iter()
+                    .map(|a| (a, args.opening_balance))
+                    .collect();
+                info!("ledger open with {:?}", balances);
+                (balances, 0)
+            }
+        };
         Ledger {
             balances,
-            settled: 0,
+            settled,
             subscribers: Vec::new(),
+            durable,
         }
     }
 
@@ -94,6 +136,20 @@ impl Ledger {
 }
 
 impl Ledger {
+    fn save(&self) -> Result<(), StoreError> {
+        if !self.durable {
+            return Ok(());
+        }
+        store::put(
+            LEDGER,
+            STATE,
+            &Saved {
+                balances: self.balances.clone(),
+                settled: self.settled,
+            },
+        )
+    }
+
     fn transfer(&mut self, order: Order) -> LedgerReply {
         let (Some(&from), Some(&to)) =
             (self.balances.get(&order.from), self.balances.get(&order.to))
@@ -106,10 +162,22 @@ impl Ledger {
                 order.id, order.from, order.amount
             ));
         }
-        let (from, to) = (from - order.amount, to + order.amount);
-        self.balances.insert(order.from.clone(), from);
-        self.balances.insert(order.to.clone(), to);
+        let (from_after, to_after) = (from - order.amount, to + order.amount);
+        self.balances.insert(order.from.clone(), from_after);
+        self.balances.insert(order.to.clone(), to_after);
         self.settled += 1;
+        // Saved before anyone hears of it; if it cannot be, it did not happen.
+        if let Err(e) = self.save() {
+            self.balances.insert(order.from.clone(), from);
+            self.balances.insert(order.to.clone(), to);
+            self.settled -= 1;
+            warn!("order #{} not settled: {e}", order.id);
+            return LedgerReply::Rejected(format!(
+                "order #{} not settled: the ledger could not save it ({e})",
+                order.id
+            ));
+        }
+        let (from, to) = (from_after, to_after);
         let line = format!(
             "{} paid {} {} via {}",
             order.from, order.to, order.amount, order.gateway
