@@ -215,3 +215,78 @@ fn a_route_to_a_name_on_another_node_crosses_the_mesh() {
     let (code, log) = a.terminate();
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// `[store] backend = "redis://…"`: a child on node b writes, b is
+/// `kill -9`ed, its supervisor restarts it on c, and it reads what it
+/// wrote (one real redis-server for the release).
+#[test]
+fn a_child_failed_over_to_another_node_finds_its_data_in_redis() {
+    let redis = common::redis::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = || common::free_udp_port();
+    let manifest = dir.path().join("prod.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[release]\nname = \"kept\"\nversion = \"1\"\n[node]\nmax_particles = 64\n\
+             [nodes]\na = {{ listen = \"127.0.0.1:{}\" }}\nb = {{ listen = \"127.0.0.1:{}\" }}\n\
+             c = {{ listen = \"127.0.0.1:{}\" }}\n\
+             [store]\nbackend = \"{}\"\n\
+             [components.web]\nwasm = \"{}\"\n\
+             [supervisor]\nstrategy = \"one-for-one\"\nmax_restarts = 3\nmax_seconds = 10\n\
+             children = [{{ id = \"web\", component = \"web\", init = {{ name = \"web\" }}, node = [\"b\", \"c\"] }}]\n\
+             [http]\nroutes = [{{ path = \"/b/*\", to = \"web@b\" }}, {{ path = \"/c/*\", to = \"web@c\" }}]\n",
+            port(),
+            port(),
+            port(),
+            redis.url(),
+            common::wasm("web").display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(&manifest));
+    assert_eq!(code, 0, "{err}");
+    let rel = std::path::PathBuf::from(out.trim());
+    let node = |name: &str, http: bool| {
+        let mut c = plasmoid();
+        c.args(["release", "run"]);
+        if http {
+            c.args(["--http", "127.0.0.1:0"]);
+        }
+        Running::start(c.arg(&rel).args(["--node", name]))
+    };
+    let mut b = node("b", false);
+    let c = node("c", false);
+    let mut a = node("a", true);
+    assert!(
+        a.wait_for("release kept-1 is up", Duration::from_secs(60)),
+        "{}",
+        a.seen
+    );
+    let addr: std::net::SocketAddr = std::fs::read_to_string(rel.join("nodes/a/http"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let r = common::web::once(addr, "PUT", "/b/kv?key=note", b"written on b").await;
+        assert_eq!(r.status, 204, "{r:?}");
+    });
+    b.kill();
+    rt.block_on(async {
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            let r = common::web::once(addr, "GET", "/c/kv?key=note", b"").await;
+            if r.status == 200 {
+                assert_eq!(r.body, "written on b");
+                break;
+            }
+            assert!(Instant::now() < until, "never read on c: {r:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let (code, log) = a.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    c.terminate();
+}

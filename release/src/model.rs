@@ -22,6 +22,18 @@ pub struct Manifest {
     pub root: SupervisorDef,
     /// `[http]`; `None`: no listener.
     pub http: Option<HttpDef>,
+    /// `[store]`: where the buckets live.
+    pub store: StoreDef,
+}
+
+/// A release's store backend.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StoreDef {
+    /// redb, one file per node in the release's data folder.
+    #[default]
+    Embedded,
+    /// One Redis server for every node (`redis://…`).
+    Redis(String),
 }
 
 #[derive(Clone, Debug)]

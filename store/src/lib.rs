@@ -3,16 +3,21 @@
 //! It owns where durable state lives and how a write becomes durable: the
 //! embedded backend (redb, one file per node, every write committed with
 //! fsync before its call returns, concurrent writes grouped into one
-//! commit). It does not own the guest interface, Cedar's decisions or the
+//! commit) and the Redis backend (one server for every node, each call
+//! bounded in time). It does not own the guest interface, Cedar's decisions or the
 //! size caps (plasmoid-runtime's `kv` module, which calls a backend through
 //! [`plasmoid_runtime::kv::KvStore`]), nor where the file goes (the
 //! release puts it in its data folder, outside the hashed part).
 //!
-//! - `embedded`: the redb backend.
+//! - `embedded`: the redb backend;
+//! - `redis`: the Redis backend, for releases whose children fail over
+//!   between nodes.
 
 mod embedded;
+mod redis;
 
 pub use embedded::Embedded;
+pub use redis::Redis;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,8 +27,8 @@ pub enum StoreError {
     Thread(std::io::Error),
 }
 
-#[cfg(test)]
-mod suite;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 
 #[cfg(test)]
 mod tests {
@@ -33,8 +38,8 @@ mod tests {
     async fn the_embedded_backend_passes_the_suite() {
         let dir = tempfile::tempdir().unwrap();
         let s = Embedded::open(&dir.path().join("node/store.redb")).unwrap();
-        suite::basics(&s).await;
-        suite::listing(&s).await;
+        conformance::basics(&s).await;
+        conformance::listing(&s).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 //! drives probe particles from a native controller process.
 #![allow(dead_code)]
 
+pub mod redis;
 pub mod web;
 
 use plasmoid_runtime::{Limits, Msg, NativeProcess, Node, NodeConfig, Pid, SpawnOpts};
@@ -370,6 +371,16 @@ pub fn run(c: &mut std::process::Command) -> (i32, String, String) {
 }
 
 /// A UDP port free on 127.0.0.1 right now (for a node's `listen`).
+/// A TCP port free on 127.0.0.1 right now.
+#[allow(dead_code)]
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()

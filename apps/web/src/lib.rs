@@ -19,6 +19,8 @@
 //!
 //! Only the last path segment counts, so a route `/api/*` can hand it
 //! `/api/hello`.
+//! - `PUT /kv?key=K` (body) → 204 and `GET /kv?key=K` → the value: the
+//!   node's store, bucket `web` (503 with the reason when it fails)
 //! - anything else → 404
 
 use plasmoid_sdk::prelude::*;
@@ -99,6 +101,22 @@ impl Web {
                 // busy, its mailbox fills.
                 let _ = recv_ref(make_ref(), Some(Duration::from_millis(ms)));
                 HttpResponse::text(200, format!("slept {ms} ms"))
+            }
+            // Durable state in the bucket named after the component.
+            ("PUT", "/kv") => {
+                let key = req.query_param("key").unwrap_or("k").to_string();
+                match plasmoid_sdk::store::put("web", &key, &req.body) {
+                    Ok(()) => HttpResponse::status(204),
+                    Err(e) => HttpResponse::text(503, e.to_string()),
+                }
+            }
+            ("GET", "/kv") => {
+                let key = req.query_param("key").unwrap_or("k");
+                match plasmoid_sdk::store::get::<Vec<u8>>("web", key) {
+                    Ok(Some(v)) => HttpResponse::status(200).body(v),
+                    Ok(None) => HttpResponse::text(404, format!("no key {key}")),
+                    Err(e) => HttpResponse::text(503, e.to_string()),
+                }
             }
             ("GET", "/trap") => core::arch::wasm32::unreachable(),
             ("GET", "/spin") => {

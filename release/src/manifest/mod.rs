@@ -194,6 +194,7 @@ impl Cx<'_> {
         .build()?;
         let node = raw.node.as_ref();
         let http = self.http(&raw)?;
+        let store = self.store(&raw)?;
         Ok(Manifest {
             file: PathBuf::from(&self.file),
             name: name.clone(),
@@ -205,7 +206,30 @@ impl Cx<'_> {
             components,
             root,
             http,
+            store,
         })
+    }
+
+    fn store(&self, raw: &RawManifest) -> Result<crate::model::StoreDef, ReleaseError> {
+        use crate::model::StoreDef;
+        let Some(backend) = raw
+            .store
+            .as_ref()
+            .and_then(|s| s.get_ref().backend.as_ref())
+        else {
+            return Ok(StoreDef::Embedded);
+        };
+        let b = backend.get_ref();
+        if b == "embedded" {
+            Ok(StoreDef::Embedded)
+        } else if b.starts_with("redis://") && b.len() > "redis://".len() {
+            Ok(StoreDef::Redis(b.clone()))
+        } else {
+            Err(self.err(
+                backend.span(),
+                format!("store backend `{b}` is not known; write \"embedded\" (the default) or \"redis://127.0.0.1:6379\""),
+            ))
+        }
     }
 
     fn nodes(&self, raw: &RawManifest) -> Result<Vec<NodeDef>, ReleaseError> {

@@ -19,6 +19,15 @@ pub struct RawManifest {
     #[serde(default)]
     pub supervisors: IndexMap<Spanned<String>, Spanned<RawSupervisor>>,
     pub http: Option<Spanned<RawHttp>>,
+    pub store: Option<Spanned<RawStore>>,
+}
+
+/// `[store]`: where particles' `wasi:keyvalue` buckets live.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// `"embedded"` (default) or `"redis://HOST:PORT"`.
+    pub backend: Option<Spanned<String>>,
 }
 
 /// `[http]`: where the node listens and which particle answers which path.

@@ -162,6 +162,11 @@ pub fn resolved_toml(
     if let Some(h) = &m.http {
         t.insert("http".into(), http_table(h).into());
     }
+    if let crate::model::StoreDef::Redis(url) = &m.store {
+        let mut s = toml::Table::new();
+        s.insert("backend".into(), url.clone().into());
+        t.insert("store".into(), s.into());
+    }
     let body = toml::to_string_pretty(&t).unwrap_or_default();
     format!(
         "# Resolved by `plasmoid release build` from {}; do not edit.\n{body}",

@@ -126,12 +126,22 @@ impl ReleaseNode {
         let listen = web::address(&m, &name, root, opts.http);
         let node_dir = crate::nodes::node_dir(dir, (!name.is_empty()).then_some(name.as_str()));
         // The store is there before any child starts (their init may read it).
-        let data = opts.data.clone().unwrap_or_else(|| data_dir(dir, &m));
-        let file = data
-            .join(if name.is_empty() { "node" } else { &name })
-            .join("store.redb");
-        match plasmoid_store::Embedded::open(&file) {
-            Ok(store) => node.set_store(Arc::new(store)),
+        let opened: Result<Arc<dyn plasmoid_runtime::kv::KvStore>, _> = match &m.store {
+            crate::model::StoreDef::Embedded => {
+                let data = opts.data.clone().unwrap_or_else(|| data_dir(dir, &m));
+                let file = data
+                    .join(if name.is_empty() { "node" } else { &name })
+                    .join("store.redb");
+                plasmoid_store::Embedded::open(&file).map(|s| Arc::new(s) as _)
+            }
+            // Shared by every node: a child failed over to another node
+            // finds what it wrote.
+            crate::model::StoreDef::Redis(url) => {
+                plasmoid_store::Redis::new(url, &m.name).map(|s| Arc::new(s) as _)
+            }
+        };
+        match opened {
+            Ok(store) => node.set_store(store),
             Err(e) => {
                 joined.mesh.close().await;
                 return Err(ReleaseError::Node(e.to_string()));

@@ -1,0 +1,181 @@
+//! The Redis backend: one server shared by every node of a release, so a
+//! child restarted on another node sees what it wrote.
+//!
+//! Keys are `plasmoid:<release>:<bucket length>:<bucket>:<key>` (the length
+//! keeps a `:` in a bucket name from running into the key). Every call has
+//! a bounded wait: connecting and each answer time out after
+//! [`TIMEOUT`], and a server that is down is an error value, never a hang;
+//! the connection is made again on the next call once it is back. A write
+//! is as durable as the server makes it: run it with `appendonly yes` and
+//! `appendfsync always` for a write to be on disk before its call returns.
+
+use plasmoid_runtime::kv::{KvError, KvFuture, KvOp, KvReply, KvStore, LIST_PAGE};
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// How long connecting, or one answer, may take (2 s).
+pub const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A Redis server, reached through a reconnecting connection.
+pub struct Redis {
+    client: redis::Client,
+    prefix: String,
+    conn: Arc<Mutex<Option<ConnectionManager>>>,
+}
+
+fn failed(e: impl std::fmt::Display) -> KvError {
+    KvError::Other(format!("the Redis store failed: {e}"))
+}
+
+impl Redis {
+    /// A backend for `url` (`redis://127.0.0.1:6379`), keys under
+    /// `release`. Nothing connects until the first call.
+    pub fn new(url: &str, release: &str) -> Result<Redis, crate::StoreError> {
+        let client = redis::Client::open(url).map_err(|e| crate::StoreError::Open {
+            path: url.to_string(),
+            why: e.to_string(),
+        })?;
+        Ok(Redis {
+            client,
+            prefix: format!("plasmoid:{release}:"),
+            conn: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    fn key(prefix: &str, bucket: &str, key: &str) -> String {
+        format!("{prefix}{}:{bucket}:{key}", bucket.len())
+    }
+}
+
+/// The connection, made now if there is none (bounded by [`TIMEOUT`]).
+async fn connection(
+    client: &redis::Client,
+    slot: &Mutex<Option<ConnectionManager>>,
+) -> Result<ConnectionManager, KvError> {
+    let mut slot = slot.lock().await;
+    if let Some(c) = slot.as_ref() {
+        return Ok(c.clone());
+    }
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(TIMEOUT))
+        .set_response_timeout(Some(TIMEOUT))
+        .set_number_of_retries(1)
+        .set_max_delay(TIMEOUT);
+    let connect = client.get_connection_manager_with_config(config);
+    let c = tokio::time::timeout(TIMEOUT * 2, connect)
+        .await
+        .map_err(|_| failed("the server did not answer"))?
+        .map_err(failed)?;
+    *slot = Some(c.clone());
+    Ok(c)
+}
+
+/// `*`, `?`, `[`, `]` and `\` match literally in a SCAN pattern.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl KvStore for Redis {
+    fn call(&self, bucket: &str, op: KvOp) -> KvFuture {
+        let (client, slot) = (self.client.clone(), self.conn.clone());
+        let base = format!("{}{}:{bucket}:", self.prefix, bucket.len());
+        let key = {
+            let prefix = self.prefix.clone();
+            let bucket = bucket.to_string();
+            move |k: &str| Redis::key(&prefix, &bucket, k)
+        };
+        Box::pin(async move {
+            let mut c = connection(&client, &slot).await?;
+            let answer = tokio::time::timeout(TIMEOUT, run(&mut c, &base, &key, op)).await;
+            match answer {
+                Ok(Ok(r)) => Ok(r),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(failed("the server did not answer in time")),
+            }
+        })
+    }
+}
+
+async fn run(
+    c: &mut ConnectionManager,
+    base: &str,
+    key: &(impl Fn(&str) -> String + Send + Sync),
+    op: KvOp,
+) -> Result<KvReply, KvError> {
+    Ok(match op {
+        KvOp::Get(k) => KvReply::Value(c.get(key(&k)).await.map_err(failed)?),
+        KvOp::Set(k, v) => {
+            let () = c.set(key(&k), v).await.map_err(failed)?;
+            KvReply::Done
+        }
+        KvOp::Delete(k) => {
+            let _: u64 = c.del(key(&k)).await.map_err(failed)?;
+            KvReply::Done
+        }
+        KvOp::Exists(k) => KvReply::Exists(c.exists(key(&k)).await.map_err(failed)?),
+        KvOp::Increment(k, delta) => {
+            let delta = i64::try_from(delta)
+                .map_err(|_| KvError::Other(format!("an increment of {delta} is over i64::MAX")))?;
+            let n: i64 = c.incr(key(&k), delta).await.map_err(|e| {
+                if e.to_string().contains("not an integer") {
+                    KvError::Other(format!(
+                        "`{k}` does not hold a counter (a decimal u64), so it cannot be incremented"
+                    ))
+                } else {
+                    failed(e)
+                }
+            })?;
+            KvReply::Count(u64::try_from(n).map_err(failed)?)
+        }
+        KvOp::GetMany(ks) if ks.is_empty() => KvReply::Values(Vec::new()),
+        KvOp::GetMany(ks) => {
+            let keys: Vec<String> = ks.iter().map(|k| key(k)).collect();
+            let vs: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                .arg(&keys)
+                .query_async(c)
+                .await
+                .map_err(failed)?;
+            KvReply::Values(vs)
+        }
+        KvOp::SetMany(kvs) if kvs.is_empty() => KvReply::Done,
+        KvOp::SetMany(kvs) => {
+            let pairs: Vec<(String, Vec<u8>)> =
+                kvs.into_iter().map(|(k, v)| (key(&k), v)).collect();
+            let () = c.mset(&pairs).await.map_err(failed)?;
+            KvReply::Done
+        }
+        KvOp::DeleteMany(ks) if ks.is_empty() => KvReply::Done,
+        KvOp::DeleteMany(ks) => {
+            let keys: Vec<String> = ks.iter().map(|k| key(k)).collect();
+            let _: u64 = c.del(keys).await.map_err(failed)?;
+            KvReply::Done
+        }
+        KvOp::ListKeys(cursor) => {
+            let pattern = format!("{}*", glob_escape(base));
+            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor.unwrap_or(0))
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(LIST_PAGE)
+                .query_async(c)
+                .await
+                .map_err(failed)?;
+            let keys = found
+                .into_iter()
+                .filter_map(|k| k.strip_prefix(base).map(str::to_string))
+                .collect();
+            KvReply::Keys(keys, (next != 0).then_some(next))
+        }
+    })
+}
