@@ -221,11 +221,11 @@ async fn ask_at(to: &Connect, node: Option<&str>, req: &Request) -> Result<Resul
     Ok(answer?)
 }
 
-async fn ask(to: &Connect, req: &Request) -> Result<Result<Reply, String>> {
+pub(crate) async fn ask(to: &Connect, req: &Request) -> Result<Result<Reply, String>> {
     ask_at(to, None, req).await
 }
 
-fn encode(message: &str, encoding: Encoding) -> Result<Vec<u8>> {
+pub(crate) fn encode(message: &str, encoding: Encoding) -> Result<Vec<u8>> {
     Ok(match encoding {
         Encoding::Text => message.as_bytes().to_vec(),
         Encoding::Postcard => postcard::to_allocvec(message.as_bytes())?,
@@ -248,7 +248,7 @@ fn from_hex(s: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
-fn print_reply(reply: Result<Reply, String>, encoding: Encoding) -> Result<ExitCode> {
+pub(crate) fn print_reply(reply: Result<Reply, String>, encoding: Encoding) -> Result<ExitCode> {
     match reply {
         Err(e) => {
             eprintln!("error: {e}");

@@ -7,6 +7,7 @@ mod logging;
 mod release;
 mod scaffold;
 mod start;
+mod store;
 mod upgrade;
 
 use clap::{Parser, Subcommand};
@@ -53,6 +54,11 @@ enum Command {
     Upgrade(upgrade::UpgradeArgs),
     /// Measure the runtime; prints one JSON object per figure.
     Bench(bench::BenchArgs),
+    /// Read and write a running release's store buckets.
+    Store {
+        #[command(subcommand)]
+        command: store::StoreCommand,
+    },
     #[command(flatten)]
     Control(control::ControlCommand),
 }
@@ -79,7 +85,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Benchmarks measure the runtime, not the log writer, and control
     // commands print their answer: quiet unless asked.
-    let default_level = if matches!(cli.command, Command::Bench(_) | Command::Control(_)) {
+    let default_level = if matches!(
+        cli.command,
+        Command::Bench(_) | Command::Control(_) | Command::Store { .. }
+    ) {
         "warn"
     } else {
         "info"
@@ -97,6 +106,7 @@ fn main() -> ExitCode {
         Command::Upgrade(args) => upgrade::run(args),
         Command::Bench(args) => bench::run(args).map(|_| ExitCode::SUCCESS),
         Command::Control(cmd) => control::run(cmd),
+        Command::Store { command } => store::run(command),
     };
     match result {
         Ok(code) => code,

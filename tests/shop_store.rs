@@ -151,5 +151,20 @@ async fn every_acknowledged_order_survives_kill_9_and_no_money_is_lost() {
     let now = balances(addr).await;
     assert_eq!(Some(now.clone()), expected, "after the last kill");
     assert_eq!(now.values().sum::<u64>(), 4_000);
+    // An operator reads and writes buckets of the running release.
+    let store = |args: &[&str]| {
+        let mut c = plasmoid();
+        c.arg("store").args(args).arg("--release").arg(&rel);
+        run(&mut c)
+    };
+    let (code, out, err) = store(&["list", "ledger"]);
+    assert_eq!((code, out.trim()), (0, "state"), "{err}");
+    let (code, _, err) = store(&["put", "notes", "motd", "closed on sunday"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = store(&["get", "notes", "motd"]);
+    assert_eq!((code, out.trim()), (0, "closed on sunday"), "{err}");
+    let (code, _, err) = store(&["get", "notes", "nothing"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no key"), "{err}");
     node.terminate();
 }

@@ -50,6 +50,18 @@ pub enum Request {
     /// Stop a particle (a supervised child stays stopped, as with OTP's
     /// `terminate_child`), or the whole node when `target` is `None`.
     Stop { target: Option<String> },
+    /// Read or write one of the node's store buckets, for an operator.
+    Store { bucket: String, op: StoreRequest },
+}
+
+/// What `plasmoid store` asks of a bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoreRequest {
+    Get(String),
+    Put(String, Vec<u8>),
+    Delete(String),
+    /// Every key, one per line.
+    List,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ mod transport;
 
 pub use control::{
     CONTROL_ALPN, ControlAddr, ControlClient, ControlFuture, ControlHandler, MAX_CONTROL,
-    ParticleRow, PeerStatus, Reply, Request, Status, TreeRow,
+    ParticleRow, PeerStatus, Reply, Request, Status, StoreRequest, TreeRow,
 };
 pub use frame::{Frame, FrameError, MAX_FRAME, WireOp, decode, encode_into, frame_len};
 pub use iroh::SecretKey;

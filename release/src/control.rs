@@ -119,6 +119,53 @@ impl Inner {
             Request::Stop {
                 target: Some(target),
             } => self.stop(&target).await,
+            Request::Store { bucket, op } => self.store(&bucket, op).await,
+        }
+    }
+
+    /// An operator's read or write of a bucket: admitted like every control
+    /// request (the release's client key), with the store's caps.
+    async fn store(&self, bucket: &str, op: plasmoid_mesh::StoreRequest) -> Result<Reply, String> {
+        use plasmoid_mesh::StoreRequest;
+        use plasmoid_runtime::kv::{KvOp, KvReply};
+        let kv = match &op {
+            StoreRequest::Get(k) => KvOp::Get(k.clone()),
+            StoreRequest::Put(k, v) => KvOp::Set(k.clone(), v.clone()),
+            StoreRequest::Delete(k) => KvOp::Delete(k.clone()),
+            StoreRequest::List => KvOp::ListKeys(None),
+        };
+        if let StoreRequest::List = op {
+            let mut keys = Vec::new();
+            let mut op = kv;
+            loop {
+                match self.node.store_call(bucket, op).await {
+                    Ok(KvReply::Keys(page, next)) => {
+                        keys.extend(page);
+                        match next {
+                            Some(c) => op = KvOp::ListKeys(Some(c)),
+                            None => break,
+                        }
+                    }
+                    Ok(other) => return Err(format!("the store answered {other:?}")),
+                    Err(e) => return Err(format!("bucket `{bucket}`: {e}")),
+                }
+            }
+            keys.sort();
+            keys.dedup();
+            return Ok(Reply::Done(keys.join("\n")));
+        }
+        let kind = match &op {
+            StoreRequest::Get(_) => "get",
+            StoreRequest::Put(..) => "put",
+            StoreRequest::Delete(_) => "delete",
+            StoreRequest::List => "list",
+        };
+        tracing::info!(bucket, kind, "store request from a control client");
+        match self.node.store_call(bucket, kv).await {
+            Ok(KvReply::Value(Some(v))) => Ok(Reply::Answer(v)),
+            Ok(KvReply::Value(None)) => Err(format!("no key in bucket `{bucket}` by that name")),
+            Ok(_) => Ok(Reply::Done(format!("bucket `{bucket}` written"))),
+            Err(e) => Err(format!("bucket `{bucket}`: {e}")),
         }
     }
 

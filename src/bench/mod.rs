@@ -9,6 +9,7 @@ mod http;
 mod mesh;
 mod nodedown;
 mod restart;
+mod store;
 mod swap;
 
 use crate::start::default_capacity;
@@ -103,6 +104,20 @@ enum Which {
         #[arg(long)]
         handler: Option<PathBuf>,
     },
+    /// Durable writes/s (single and batched) and get p50/p99 through a
+    /// particle, on the embedded and the Redis backend, against raw redb
+    /// and a raw Redis client.
+    Store {
+        /// The bench particle (default: build apps/kvbench).
+        #[arg(long)]
+        wasm: Option<PathBuf>,
+        /// A Redis server to use (default: start redis-server on a free port).
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
+        /// Writes (and reads) per measurement.
+        #[arg(long, default_value_t = 2000)]
+        count: u32,
+    },
     /// A send to self followed by its recv, inside one particle: ns per pair.
     Call {
         #[arg(long, default_value_t = 200_000)]
@@ -138,6 +153,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Which::Boot { manifest } = &args.which {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
         return boot::run(manifest, args.runs.max(1), args.threads, emit);
+    }
+    if let Which::Store { wasm, redis, count } = &args.which {
+        let wasm = app_wasm(wasm.clone(), "kvbench", "--wasm")?;
+        let rt = crate::start::scheduler(args.threads)?;
+        let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
+        let (runs, redis, count) = (args.runs.max(1), redis.clone(), (*count).max(1));
+        return rt.block_on(async move {
+            tokio::spawn(store::run(wasm, redis, count, runs))
+                .await
+                .context("the store bench failed")?
+        });
     }
     if let Which::Http { web, handler } = &args.which {
         let web = app_wasm(web.clone(), "web", "--web")?;
@@ -189,6 +215,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 | Which::Swap { .. }
                 | Which::Mesh { .. }
                 | Which::Http { .. }
+                | Which::Store { .. }
                 | Which::MeshPeer { .. }
                 | Which::Nodedown => {}
                 Which::Call { iters } => {
