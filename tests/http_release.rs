@@ -368,3 +368,72 @@ children = ["audit", "ledger",
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_preopen_folders_of_the_data_folder_and_nothing_escapes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("conf")).unwrap();
+    std::fs::write(data.join("conf/motd"), "hello").unwrap();
+    let manifest = |files: &str| {
+        format!(
+            "[release]\nname = \"files\"\nversion = \"1\"\n[node]\nmax_particles = 16\n\
+             [components.web]\nwasm = \"{{web}}\"\nfiles = {{ {files} }}\n\
+             [supervisor]\nstrategy = \"one-for-one\"\n\
+             children = [{{ id = \"web\", component = \"web\", init = {{ name = \"web\" }} }}]\n\
+             [http]\nroutes = [{{ path = \"/file\", to = \"web\" }}]\n"
+        )
+    };
+    let rel = build(
+        dir.path(),
+        &manifest(r#""/data" = "web", "/conf" = { path = "conf", read_only = true }"#),
+    );
+    let (node, addr) = up(&rel, "files-1", &["--data", data.to_str().unwrap()], &[]);
+    let r = once(addr, "PUT", "/file?path=/data/note", b"kept").await;
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("web/note")).unwrap(),
+        "kept"
+    );
+    let r = once(addr, "GET", "/file?path=/conf/motd", b"").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "hello"));
+    let r = once(addr, "PUT", "/file?path=/conf/motd", b"changed").await;
+    assert_eq!(r.status, 500, "a read-only folder: {r:?}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("conf/motd")).unwrap(),
+        "hello"
+    );
+    // Outside the preopened folders there is nothing.
+    let r = once(addr, "GET", "/file?path=/etc/passwd", b"").await;
+    assert_eq!(r.status, 404, "{r:?}");
+    node.terminate();
+
+    // `..` is refused when the manifest is read, with where and what to write.
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let path = bad.join("prod.toml");
+    std::fs::write(
+        &path,
+        manifest(r#""/data" = "../../etc""#)
+            .replace("{web}", &common::wasm("web").display().to_string()),
+    )
+    .unwrap();
+    let (code, _, err) = run(plasmoid().args(["release", "build"]).arg(&path));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("prod.toml:8:21:") && err.contains("leaves the release's data folder"),
+        "{err}"
+    );
+
+    // A symlink out of the data folder is refused when the node runs.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::remove_dir_all(data.join("web")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), data.join("web")).unwrap();
+    let mut cmd = plasmoid();
+    cmd.args(["release", "run", "--http", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .arg(&rel);
+    let (code, _, err) = run(&mut cmd);
+    assert_ne!(code, 0);
+    assert!(err.contains("outside the data folder"), "{err}");
+}

@@ -126,6 +126,8 @@ fn guest_env(c: &ComponentDef) -> Result<plasmoid_runtime::GuestEnv, ReleaseErro
     Ok(plasmoid_runtime::GuestEnv {
         env,
         args: c.config.args.clone(),
+        // Resolved against the data folder when the node runs (run/files.rs).
+        files: Vec::new(),
     })
 }
 

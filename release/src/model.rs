@@ -100,6 +100,16 @@ pub struct GuestConfig {
     /// `env_from = ["NAME"]`: read from the operator's environment when the
     /// node boots; only the names are ever written down.
     pub env_from: Vec<String>,
+    /// `files`: folders preopened for the guest.
+    pub files: Vec<FileDef>,
+}
+
+/// One `files` entry: `host` as written (relative: inside the data folder).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileDef {
+    pub guest: String,
+    pub host: String,
+    pub read_only: bool,
 }
 
 /// Where a component comes from (absolute paths).

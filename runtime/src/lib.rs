@@ -42,7 +42,9 @@ pub use engine::{Limits, maps_needed, max_map_count, particles_within_map_limit}
 pub use error::{Result, RuntimeError};
 pub use names::LookupError;
 pub use native::{CallError, NativeProcess};
-pub use node::{GuestEnv, Node, NodeConfig, RegistryError, SendError, SpawnError, SpawnOpts};
+pub use node::{
+    GuestEnv, Node, NodeConfig, Preopen, RegistryError, SendError, SpawnError, SpawnOpts,
+};
 pub use pid::{NodeId, Pid};
 pub use policy::{Action, DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyGate, PolicySource};
 pub use reason::{ExitReason, Msg};

@@ -200,6 +200,17 @@ pub struct GuestEnv {
     pub env: Vec<(String, String)>,
     /// After the program name (the component's name, as `args[0]`).
     pub args: Vec<String>,
+    /// Host folders preopened through WASI filesystem (the manifest's
+    /// `files`, checked and resolved by the release).
+    pub files: Vec<Preopen>,
+}
+
+/// One host folder a component's particles see at `guest` (e.g. `/data`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preopen {
+    pub host: std::path::PathBuf,
+    pub guest: String,
+    pub read_only: bool,
 }
 
 /// The first reference a node hands out: 32 bits of its id, then a counter.
@@ -262,6 +273,11 @@ impl Node {
 
     /// The WASI environment and arguments particles of `component` start
     /// with from now on (a particle already running keeps its own).
+    /// What `set_guest_env` last set for `component`.
+    pub fn guest_env(&self, component: &str) -> Option<GuestEnv> {
+        self.inner.guest_env.get(component).map(|g| (**g).clone())
+    }
+
     pub fn set_guest_env(&self, component: &str, env: GuestEnv) {
         self.inner
             .guest_env

@@ -383,14 +383,25 @@ fn one_trap_prefix(text: &str, is_trap: bool) -> String {
 }
 
 /// The WASI context of a new instance: stdout and stderr, clocks, random,
-/// the component's configured environment and arguments, and outgoing TCP
-/// where Cedar permits it. No files, listening sockets, UDP or stdin.
+/// the component's configured environment, arguments and preopened
+/// folders, and outgoing TCP where Cedar permits it. No other files, no
+/// listening sockets, UDP or stdin.
 /// (`resolve` is decided when the instance starts; `connect` at each call.)
 pub(crate) fn wasi_ctx(node: &Arc<NodeInner>, component: &Arc<str>) -> WasiCtx {
     let mut b = WasiCtx::builder();
     b.inherit_stdout().inherit_stderr().arg(&**component);
     if let Some(g) = node.guest_env.get(&**component) {
         b.envs(&g.env).args(&g.args);
+        for f in &g.files {
+            let perms = if f.read_only {
+                wasmtime_wasi::FsPerms::ReadOnly
+            } else {
+                wasmtime_wasi::FsPerms::ReadWrite
+            };
+            if let Err(e) = b.preopened_dir(&f.host, &f.guest, perms) {
+                tracing::warn!(component = %component, host = %f.host.display(), "cannot preopen {} for the guest: {e}", f.guest);
+            }
+        }
     }
     // Outgoing TCP only, each destination authorized by Cedar (`connect`
     // on `Host::"IP:PORT"`); no listening, no UDP. Name lookups only where

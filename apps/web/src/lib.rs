@@ -21,6 +21,8 @@
 //! `/api/hello`.
 //! - `PUT /kv?key=K` (body) → 204 and `GET /kv?key=K` → the value: the
 //!   node's store, bucket `web` (503 with the reason when it fails)
+//! - `PUT /file?path=P` (body) → 204 and `GET /file?path=P` → the file:
+//!   the folders the manifest's `files` preopens
 //! - anything else → 404
 
 use plasmoid_sdk::prelude::*;
@@ -116,6 +118,21 @@ impl Web {
                     Ok(Some(v)) => HttpResponse::status(200).body(v),
                     Ok(None) => HttpResponse::text(404, format!("no key {key}")),
                     Err(e) => HttpResponse::text(503, e.to_string()),
+                }
+            }
+            // Files in the folders the manifest preopens (`files`).
+            ("PUT", "/file") => {
+                let path = req.query_param("path").unwrap_or("");
+                match std::fs::write(path, &req.body) {
+                    Ok(()) => HttpResponse::status(204),
+                    Err(e) => HttpResponse::text(500, format!("{path}: {e}")),
+                }
+            }
+            ("GET", "/file") => {
+                let path = req.query_param("path").unwrap_or("");
+                match std::fs::read(path) {
+                    Ok(v) => HttpResponse::status(200).body(v),
+                    Err(e) => HttpResponse::text(404, format!("{path}: {e}")),
                 }
             }
             ("GET", "/trap") => core::arch::wasm32::unreachable(),

@@ -249,6 +249,43 @@ impl Cx<'_> {
         })
     }
 
+    /// One `files` entry of component `n`: an absolute guest path, and a
+    /// host folder that is absolute or stays inside the data folder.
+    fn file(
+        &self,
+        n: &str,
+        guest: &Spanned<String>,
+        host: &Spanned<super::raw::RawFile>,
+    ) -> Result<crate::model::FileDef, ReleaseError> {
+        use super::raw::RawFile;
+        let g = guest.get_ref();
+        if !g.starts_with('/') || g.split('/').any(|p| p == "..") {
+            return Err(self.err(
+                guest.span(),
+                format!("component `{n}`: `{g}` is not where a guest can see a folder; write an absolute path such as \"/data\""),
+            ));
+        }
+        let (path, read_only) = match host.get_ref() {
+            RawFile::Path(p) => (p.clone(), false),
+            RawFile::Dir { path, read_only } => (path.clone(), *read_only),
+        };
+        let p = std::path::Path::new(&path);
+        let escapes = p
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+        if path.is_empty() || (!p.is_absolute() && escapes) {
+            return Err(self.err(
+                host.span(),
+                format!("component `{n}`: `{path}` leaves the release's data folder; write a folder inside it, such as \"{}\"", n),
+            ));
+        }
+        Ok(crate::model::FileDef {
+            guest: g.clone(),
+            host: path,
+            read_only,
+        })
+    }
+
     /// `env`, `args` and `env_from` of component `n`.
     pub(super) fn guest_config(
         &self,
@@ -289,10 +326,15 @@ impl Cx<'_> {
             env_from.push(key);
         }
         let args = raw.args.iter().map(|a| a.get_ref().clone()).collect();
+        let mut files = Vec::new();
+        for (guest, host) in &raw.files {
+            files.push(self.file(n, guest, host)?);
+        }
         Ok(GuestConfig {
             env,
             args,
             env_from,
+            files,
         })
     }
 }

@@ -115,6 +115,21 @@ pub struct RawComponent {
     /// Variables passed from the operator's environment at run time.
     #[serde(default)]
     pub env_from: Vec<Spanned<String>>,
+    /// Host folders preopened for the guest: `"/data" = "ledger"` (inside
+    /// the data folder) or `"/conf" = { path = "conf", read_only = true }`.
+    #[serde(default)]
+    pub files: IndexMap<Spanned<String>, Spanned<RawFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum RawFile {
+    Path(String),
+    Dir {
+        path: String,
+        #[serde(default)]
+        read_only: bool,
+    },
 }
 
 #[derive(Deserialize)]

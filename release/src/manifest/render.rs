@@ -253,6 +253,19 @@ fn guest_config(c: &crate::model::GuestConfig, d: &mut toml::Table) {
     if !c.env_from.is_empty() {
         d.insert("env_from".into(), list(&c.env_from));
     }
+    if !c.files.is_empty() {
+        let files: toml::Table = c
+            .files
+            .iter()
+            .map(|f| {
+                let mut e = toml::Table::new();
+                e.insert("path".into(), f.host.clone().into());
+                e.insert("read_only".into(), f.read_only.into());
+                (f.guest.clone(), e.into())
+            })
+            .collect();
+        d.insert("files".into(), files.into());
+    }
 }
 
 fn http_table(h: &crate::model::HttpDef) -> toml::Table {

@@ -9,6 +9,7 @@
 //! benches all run a release this way. It does not parse manifests or
 //! build releases (see `build`), nor own the mesh transport.
 
+mod files;
 mod join;
 mod tree;
 mod web;
@@ -126,9 +127,13 @@ impl ReleaseNode {
         let listen = web::address(&m, &name, root, opts.http);
         let node_dir = crate::nodes::node_dir(dir, (!name.is_empty()).then_some(name.as_str()));
         // The store is there before any child starts (their init may read it).
+        let data = opts.data.clone().unwrap_or_else(|| data_dir(dir, &m));
+        if let Err(e) = files::preopen(&node, &m, &data) {
+            joined.mesh.close().await;
+            return Err(e);
+        }
         let opened: Result<Arc<dyn plasmoid_runtime::kv::KvStore>, _> = match &m.store {
             crate::model::StoreDef::Embedded => {
-                let data = opts.data.clone().unwrap_or_else(|| data_dir(dir, &m));
                 let file = data
                     .join(if name.is_empty() { "node" } else { &name })
                     .join("store.redb");
