@@ -24,6 +24,8 @@ pub struct Manifest {
     pub http: Option<HttpDef>,
     /// `[store]`: where the buckets live.
     pub store: StoreDef,
+    /// `[store.quotas]`: bucket → most bytes (embedded backend).
+    pub quotas: Vec<(String, u64)>,
 }
 
 /// A release's store backend.

@@ -9,8 +9,10 @@
 //! concurrent writers share the cost of one fsync.
 
 use crate::StoreError;
+use crate::quota::Quotas;
 use plasmoid_runtime::kv::{KvError, KvFuture, KvOp, KvReply, KvStore, LIST_PAGE};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -56,6 +58,15 @@ fn failed(e: impl std::fmt::Display) -> KvError {
 impl Embedded {
     /// Open (or create) the store at `path`, creating its folder.
     pub fn open(path: &Path) -> Result<Embedded, StoreError> {
+        Self::open_with_quotas(path, HashMap::new())
+    }
+
+    /// [`Embedded::open`], with the most bytes (keys and values) each
+    /// named bucket may hold.
+    pub fn open_with_quotas(
+        path: &Path,
+        quotas: HashMap<String, u64>,
+    ) -> Result<Embedded, StoreError> {
         let open_err = |why: String| StoreError::Open {
             path: path.display().to_string(),
             why,
@@ -73,7 +84,7 @@ impl Embedded {
         let writer = db.clone();
         let writer = std::thread::Builder::new()
             .name("plasmoid-store".into())
-            .spawn(move || write_loop(&writer, &queue))
+            .spawn(move || write_loop(&writer, &queue, Quotas::new(quotas)))
             .map_err(StoreError::Thread)?;
         Ok(Embedded {
             db,
@@ -162,7 +173,7 @@ fn read(db: &Database, bucket: &str, op: KvOp) -> Result<KvReply, KvError> {
 }
 
 /// The writer: take what waits, apply it in one transaction, commit, answer.
-fn write_loop(db: &Database, queue: &mpsc::Receiver<Write>) {
+fn write_loop(db: &Database, queue: &mpsc::Receiver<Write>, mut quotas: Quotas) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         while group.len() < GROUP {
@@ -171,7 +182,7 @@ fn write_loop(db: &Database, queue: &mpsc::Receiver<Write>) {
                 Err(_) => break,
             }
         }
-        let results = commit(db, &group);
+        let results = commit(db, &group, &mut quotas);
         for (w, r) in group.into_iter().zip(results) {
             let _ = w.reply.send(r);
         }
@@ -181,25 +192,31 @@ fn write_loop(db: &Database, queue: &mpsc::Receiver<Write>) {
 /// Apply `group` in one durable commit; one result per write. A write
 /// that fails on its own (an increment of a non-number) changes nothing
 /// and fails alone; a failed commit fails them all.
-fn commit(db: &Database, group: &[Write]) -> Vec<Result<KvReply, KvError>> {
-    let all = |e: KvError| group.iter().map(|_| Err(e.clone())).collect();
+fn commit(db: &Database, group: &[Write], quotas: &mut Quotas) -> Vec<Result<KvReply, KvError>> {
+    let all = |e: KvError, quotas: &mut Quotas| {
+        quotas.forget();
+        group.iter().map(|_| Err(e.clone())).collect()
+    };
     let txn = match db.begin_write() {
         Ok(t) => t,
-        Err(e) => return all(failed(e)),
+        Err(e) => return all(failed(e), quotas),
     };
     let mut results = Vec::with_capacity(group.len());
     {
         let mut table = match txn.open_table(TABLE) {
             Ok(t) => t,
-            Err(e) => return all(failed(e)),
+            Err(e) => return all(failed(e), quotas),
         };
         for w in group {
-            results.push(apply(&mut table, &w.bucket, &w.op));
+            let r = quotas
+                .admit(&table, &w.bucket, &w.op)
+                .and_then(|()| apply(&mut table, &w.bucket, &w.op));
+            results.push(r);
         }
     }
     match txn.commit() {
         Ok(()) => results,
-        Err(e) => all(failed(e)),
+        Err(e) => all(failed(e), quotas),
     }
 }
 

@@ -14,6 +14,7 @@
 //!   between nodes.
 
 mod embedded;
+mod quota;
 mod redis;
 
 pub use embedded::Embedded;
@@ -66,5 +67,38 @@ mod tests {
             let got = s.call("c", KvOp::Get(format!("k{i}"))).await.unwrap();
             assert_eq!(got, KvReply::Value(Some(vec![i as u8])));
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bucket_over_its_quota_refuses_the_write_and_keeps_the_rest() {
+        use plasmoid_runtime::kv::{KvOp, KvReply, KvStore};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.redb");
+        let quotas = || [("q".to_string(), 100u64)].into_iter().collect();
+        let s = Embedded::open_with_quotas(&path, quotas()).unwrap();
+        let set = |k: &str, n: usize| KvOp::Set(k.into(), vec![1; n]);
+        assert_eq!(s.call("q", set("a", 59)).await, Ok(KvReply::Done)); // 60 bytes
+        let err = s.call("q", set("b", 59)).await.unwrap_err();
+        assert!(
+            err.to_string().contains("over its quota of 100 bytes"),
+            "{err}"
+        );
+        assert_eq!(
+            s.call("q", KvOp::Get("b".into())).await,
+            Ok(KvReply::Value(None))
+        );
+        // Other buckets have no quota; shrinking and deleting make room.
+        assert_eq!(s.call("free", set("b", 500)).await, Ok(KvReply::Done));
+        assert_eq!(s.call("q", set("a", 9)).await, Ok(KvReply::Done));
+        assert_eq!(s.call("q", set("b", 59)).await, Ok(KvReply::Done));
+        drop(s);
+        // Reopened, the usage is counted again from what is stored (70).
+        let s = Embedded::open_with_quotas(&path, quotas()).unwrap();
+        assert!(s.call("q", set("c", 40)).await.is_err());
+        assert_eq!(
+            s.call("q", KvOp::Delete("b".into())).await,
+            Ok(KvReply::Done)
+        );
+        assert_eq!(s.call("q", set("c", 40)).await, Ok(KvReply::Done));
     }
 }

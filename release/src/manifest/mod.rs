@@ -195,6 +195,7 @@ impl Cx<'_> {
         let node = raw.node.as_ref();
         let http = self.http(&raw)?;
         let store = self.store(&raw)?;
+        let quotas = self.quotas(&raw, &store)?;
         Ok(Manifest {
             file: PathBuf::from(&self.file),
             name: name.clone(),
@@ -207,7 +208,35 @@ impl Cx<'_> {
             root,
             http,
             store,
+            quotas,
         })
+    }
+
+    fn quotas(
+        &self,
+        raw: &RawManifest,
+        store: &crate::model::StoreDef,
+    ) -> Result<Vec<(String, u64)>, ReleaseError> {
+        let Some(s) = &raw.store else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (bucket, bytes) in &s.get_ref().quotas {
+            if *store != crate::model::StoreDef::Embedded {
+                return Err(self.err(
+                    bucket.span(),
+                    "quotas are kept by the embedded store; with Redis, bound memory with the server's own `maxmemory`",
+                ));
+            }
+            if *bytes.get_ref() == 0 {
+                return Err(self.err(
+                    bytes.span(),
+                    "a quota of 0 bytes lets nothing in; give the most bytes the bucket may hold, e.g. 10485760",
+                ));
+            }
+            out.push((bucket.get_ref().clone(), *bytes.get_ref()));
+        }
+        Ok(out)
     }
 
     fn store(&self, raw: &RawManifest) -> Result<crate::model::StoreDef, ReleaseError> {

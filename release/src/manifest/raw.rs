@@ -28,6 +28,9 @@ pub struct RawManifest {
 pub struct RawStore {
     /// `"embedded"` (default) or `"redis://HOST:PORT"`.
     pub backend: Option<Spanned<String>>,
+    /// The most bytes (keys and values) a bucket may hold, by bucket name.
+    #[serde(default)]
+    pub quotas: IndexMap<Spanned<String>, Spanned<u64>>,
 }
 
 /// `[http]`: where the node listens and which particle answers which path.

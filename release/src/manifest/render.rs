@@ -162,9 +162,24 @@ pub fn resolved_toml(
     if let Some(h) = &m.http {
         t.insert("http".into(), http_table(h).into());
     }
+    let mut s = toml::Table::new();
     if let crate::model::StoreDef::Redis(url) = &m.store {
-        let mut s = toml::Table::new();
         s.insert("backend".into(), url.clone().into());
+    }
+    if !m.quotas.is_empty() {
+        let q: toml::Table = m
+            .quotas
+            .iter()
+            .map(|(b, n)| {
+                (
+                    b.clone(),
+                    toml::Value::Integer((*n).min(i64::MAX as u64) as i64),
+                )
+            })
+            .collect();
+        s.insert("quotas".into(), q.into());
+    }
+    if !s.is_empty() {
         t.insert("store".into(), s.into());
     }
     let body = toml::to_string_pretty(&t).unwrap_or_default();

@@ -447,3 +447,30 @@ fn guest_configuration_mistakes_are_positioned() {
         (&["-v".to_string()][..], &["DB".to_string()][..])
     );
 }
+
+#[test]
+fn store_backends_and_quotas_resolve_or_say_what_to_write() {
+    let base = "[components.a]\nwasm = \"w.wat\"\n[supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"a\"]\n";
+    let m = parse(&with(&format!("{base}[store]\nquotas = {{ a = 1024 }}\n"))).expect("valid");
+    assert_eq!(m.store, crate::model::StoreDef::Embedded);
+    assert_eq!(m.quotas, vec![("a".to_string(), 1024)]);
+    let m = parse(&with(&format!(
+        "{base}[store]\nbackend = \"redis://127.0.0.1:6379\"\n"
+    )))
+    .expect("valid");
+    assert_eq!(
+        m.store,
+        crate::model::StoreDef::Redis("redis://127.0.0.1:6379".into())
+    );
+    for (rest, want) in [
+        ("[store]\nbackend = \"etcd://x\"\n", "write \"embedded\""),
+        (
+            "[store]\nbackend = \"redis://h:1\"\nquotas = { a = 5 }\n",
+            "maxmemory",
+        ),
+        ("[store]\nquotas = { a = 0 }\n", "lets nothing in"),
+    ] {
+        let (_, _, message) = error(&with(&format!("{base}{rest}")));
+        assert!(message.contains(want), "{rest}: {message}");
+    }
+}

@@ -137,7 +137,8 @@ impl ReleaseNode {
                 let file = data
                     .join(if name.is_empty() { "node" } else { &name })
                     .join("store.redb");
-                plasmoid_store::Embedded::open(&file).map(|s| Arc::new(s) as _)
+                let quotas = m.quotas.iter().cloned().collect();
+                plasmoid_store::Embedded::open_with_quotas(&file, quotas).map(|s| Arc::new(s) as _)
             }
             // Shared by every node: a child failed over to another node
             // finds what it wrote.

@@ -1,0 +1,98 @@
+//! Per-bucket quotas of the embedded backend: the bytes of a bucket's keys
+//! and values may not pass the manifest's limit.
+//!
+//! The writer thread keeps each quota'd bucket's usage in memory, counted
+//! by one scan the first time the bucket is written and kept up to date by
+//! every write after; a failed commit forgets the counts (the next write
+//! counts again). A write past the quota fails alone and changes nothing.
+//! Counters (`increment`) are not counted: a few bytes each.
+
+use plasmoid_runtime::kv::{KvError, KvOp};
+use redb::ReadableTable;
+use std::collections::HashMap;
+
+type Table<'t> = redb::Table<'t, (&'static str, &'static str), &'static [u8]>;
+
+#[derive(Default)]
+pub(crate) struct Quotas {
+    limits: HashMap<String, u64>,
+    used: HashMap<String, u64>,
+}
+
+fn failed(e: impl std::fmt::Display) -> KvError {
+    KvError::Other(format!("the store failed: {e}"))
+}
+
+impl Quotas {
+    pub(crate) fn new(limits: HashMap<String, u64>) -> Quotas {
+        Quotas {
+            limits,
+            used: HashMap::new(),
+        }
+    }
+
+    /// Whether `op` fits `bucket`'s quota; when it does, its bytes are
+    /// counted as used.
+    pub(crate) fn admit(
+        &mut self,
+        table: &Table<'_>,
+        bucket: &str,
+        op: &KvOp,
+    ) -> Result<(), KvError> {
+        let Some(&limit) = self.limits.get(bucket) else {
+            return Ok(());
+        };
+        let used = match self.used.get(bucket) {
+            Some(u) => *u,
+            None => {
+                let mut total = 0u64;
+                for entry in table.range((bucket, "")..).map_err(failed)? {
+                    let (k, v) = entry.map_err(failed)?;
+                    if k.value().0 != bucket {
+                        break;
+                    }
+                    total += (k.value().1.len() + v.value().len()) as u64;
+                }
+                total
+            }
+        };
+        let old = |k: &str| -> Result<i64, KvError> {
+            Ok(table
+                .get((bucket, k))
+                .map_err(failed)?
+                .map_or(0, |v| (k.len() + v.value().len()) as i64))
+        };
+        let delta: i64 = match op {
+            KvOp::Set(k, v) => (k.len() + v.len()) as i64 - old(k)?,
+            KvOp::SetMany(kvs) => {
+                let mut d = 0;
+                for (k, v) in kvs {
+                    d += (k.len() + v.len()) as i64 - old(k)?;
+                }
+                d
+            }
+            KvOp::Delete(k) => -old(k)?,
+            KvOp::DeleteMany(ks) => {
+                let mut d = 0;
+                for k in ks {
+                    d -= old(k)?;
+                }
+                d
+            }
+            _ => 0,
+        };
+        let after = (used as i64 + delta).max(0) as u64;
+        if delta > 0 && after > limit {
+            return Err(KvError::Other(format!(
+                "bucket `{bucket}` is over its quota of {limit} bytes ({used} used; this write needs {delta} more)"
+            )));
+        }
+        self.used.insert(bucket.to_string(), after);
+        Ok(())
+    }
+
+    /// A commit failed: the counts may be off; count again next time.
+    pub(crate) fn forget(&mut self) {
+        self.used.clear();
+    }
+}
