@@ -373,8 +373,8 @@ children = ["audit", "ledger",
 async fn files_preopen_folders_of_the_data_folder_and_nothing_escapes_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    std::fs::create_dir_all(data.join("conf")).unwrap();
-    std::fs::write(data.join("conf/motd"), "hello").unwrap();
+    std::fs::create_dir_all(data.join("files/conf")).unwrap();
+    std::fs::write(data.join("files/conf/motd"), "hello").unwrap();
     let manifest = |files: &str| {
         format!(
             "[release]\nname = \"files\"\nversion = \"1\"\n[node]\nmax_particles = 16\n\
@@ -392,7 +392,7 @@ async fn files_preopen_folders_of_the_data_folder_and_nothing_escapes_it() {
     let r = once(addr, "PUT", "/file?path=/data/note", b"kept").await;
     assert_eq!(r.status, 204, "{r:?}");
     assert_eq!(
-        std::fs::read_to_string(data.join("web/note")).unwrap(),
+        std::fs::read_to_string(data.join("files/web/note")).unwrap(),
         "kept"
     );
     let r = once(addr, "GET", "/file?path=/conf/motd", b"").await;
@@ -400,7 +400,7 @@ async fn files_preopen_folders_of_the_data_folder_and_nothing_escapes_it() {
     let r = once(addr, "PUT", "/file?path=/conf/motd", b"changed").await;
     assert_eq!(r.status, 500, "a read-only folder: {r:?}");
     assert_eq!(
-        std::fs::read_to_string(data.join("conf/motd")).unwrap(),
+        std::fs::read_to_string(data.join("files/conf/motd")).unwrap(),
         "hello"
     );
     // Outside the preopened folders there is nothing.
@@ -427,13 +427,28 @@ async fn files_preopen_folders_of_the_data_folder_and_nothing_escapes_it() {
 
     // A symlink out of the data folder is refused when the node runs.
     let outside = tempfile::tempdir().unwrap();
-    std::fs::remove_dir_all(data.join("web")).unwrap();
-    std::os::unix::fs::symlink(outside.path(), data.join("web")).unwrap();
+    std::fs::remove_dir_all(data.join("files/web")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), data.join("files/web")).unwrap();
     let mut cmd = plasmoid();
     cmd.args(["release", "run", "--http", "127.0.0.1:0", "--data"])
         .arg(&data)
         .arg(&rel);
     let (code, _, err) = run(&mut cmd);
     assert_ne!(code, 0);
-    assert!(err.contains("outside the data folder"), "{err}");
+    assert!(err.contains("refused"), "{err}");
+    // Nor may a folder be the nodes' stores: "." names nothing to preopen,
+    // and an absolute path onto the data folder is refused at start.
+    std::fs::remove_file(data.join("files/web")).unwrap();
+    std::fs::create_dir_all(dir.path().join("onto")).unwrap();
+    let onto = build(
+        &dir.path().join("onto"),
+        &manifest(&format!(r#""/data" = "{}""#, data.join("node").display())),
+    );
+    let mut cmd = plasmoid();
+    cmd.args(["release", "run", "--http", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .arg(&onto);
+    let (code, _, err) = run(&mut cmd);
+    assert_ne!(code, 0);
+    assert!(err.contains("onto the nodes' stores"), "{err}");
 }

@@ -198,8 +198,18 @@ async fn run(node: &Arc<NodeInner>, bucket: &str, op: KvOp) -> Result<KvReply, K
         .read()
         .clone()
         .ok_or_else(|| KvError::Other("no store is configured on this node".into()))?;
+    let write = !matches!(
+        op,
+        KvOp::Get(_) | KvOp::Exists(_) | KvOp::ListKeys(_) | KvOp::GetMany(_)
+    );
     match tokio::time::timeout(CALL_TIMEOUT, store.call(bucket, op)).await {
         Ok(r) => r,
+        // A write that timed out may still land: say so, so the caller
+        // reads back instead of assuming it did not happen.
+        Err(_) if write => Err(KvError::Other(format!(
+            "the store did not answer within {} s; the write may still happen (read it back)",
+            CALL_TIMEOUT.as_secs()
+        ))),
         Err(_) => Err(KvError::Other(format!(
             "the store did not answer within {} s",
             CALL_TIMEOUT.as_secs()

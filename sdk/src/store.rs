@@ -144,7 +144,8 @@ pub fn set_many<T: Serialize>(
     Ok(raw::batch::set_many(&*bucket(bucket_name)?, &encoded)?)
 }
 
-/// Every key of the bucket, in order.
+/// Every key of the bucket, sorted, each once (a backend may page through
+/// them in any order, Redis even twice).
 pub fn keys(bucket_name: &str) -> Result<Vec<String>, StoreError> {
     let b = bucket(bucket_name)?;
     let mut all = Vec::new();
@@ -154,7 +155,11 @@ pub fn keys(bucket_name: &str) -> Result<Vec<String>, StoreError> {
         all.extend(page.keys);
         match page.cursor {
             Some(c) => cursor = Some(c),
-            None => return Ok(all),
+            None => {
+                all.sort();
+                all.dedup();
+                return Ok(all);
+            }
         }
     }
 }

@@ -35,6 +35,7 @@ struct Write {
 /// A redb file and its writer.
 pub struct Embedded {
     db: Arc<Database>,
+    cursors: Cursors,
     /// `None` once dropped: the writer sees the queue close and ends.
     writes: Option<mpsc::SyncSender<Write>>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -46,8 +47,46 @@ impl Drop for Embedded {
     fn drop(&mut self) {
         self.writes.take();
         if let Some(w) = self.writer.take() {
-            let _ = w.join();
+            let join = move || {
+                let _ = w.join();
+            };
+            // The last handle may go inside a guest's call on a runtime
+            // worker: hand the worker's other tasks on while waiting.
+            match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(join),
+                _ => join(),
+            }
         }
+    }
+}
+
+/// Cursors handed out by `list-keys` and not yet used (at most
+/// [`MAX_CURSORS`]; the oldest go first): each one is the last key of a
+/// page, for its bucket.
+#[derive(Default)]
+struct Cursors {
+    next: std::sync::atomic::AtomicU64,
+    open: parking_lot::Mutex<std::collections::VecDeque<(u64, String, String)>>,
+}
+
+/// Unused list-keys cursors kept at most (1,024).
+const MAX_CURSORS: usize = 1024;
+
+impl Cursors {
+    fn give(&self, bucket: &str, last: &str) -> u64 {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let mut open = self.open.lock();
+        if open.len() >= MAX_CURSORS {
+            open.pop_front();
+        }
+        open.push_back((id, bucket.to_string(), last.to_string()));
+        id
+    }
+
+    fn take(&self, id: u64, bucket: &str) -> Option<String> {
+        let mut open = self.open.lock();
+        let i = open.iter().position(|(c, b, _)| *c == id && b == bucket)?;
+        open.remove(i).map(|(_, _, last)| last)
     }
 }
 
@@ -88,6 +127,7 @@ impl Embedded {
             .map_err(StoreError::Thread)?;
         Ok(Embedded {
             db,
+            cursors: Cursors::default(),
             writes: Some(writes),
             writer: Some(writer),
         })
@@ -102,7 +142,7 @@ impl KvStore for Embedded {
             // cached takes about a microsecond, far less than a hand-off
             // to another thread and back would.
             KvOp::Get(_) | KvOp::Exists(_) | KvOp::ListKeys(_) | KvOp::GetMany(_) => {
-                let r = read(&self.db, &bucket, op);
+                let r = read(&self.db, &self.cursors, &bucket, op);
                 Box::pin(async move { r })
             }
             op => {
@@ -133,7 +173,7 @@ impl KvStore for Embedded {
     }
 }
 
-fn read(db: &Database, bucket: &str, op: KvOp) -> Result<KvReply, KvError> {
+fn read(db: &Database, cursors: &Cursors, bucket: &str, op: KvOp) -> Result<KvReply, KvError> {
     let txn = db.begin_read().map_err(failed)?;
     let table = txn.open_table(TABLE).map_err(failed)?;
     let get = |k: &str| -> Result<Option<Vec<u8>>, KvError> {
@@ -149,24 +189,40 @@ fn read(db: &Database, bucket: &str, op: KvOp) -> Result<KvReply, KvError> {
             ks.iter().map(|k| get(k)).collect::<Result<_, _>>()?,
         )),
         KvOp::ListKeys(cursor) => {
-            let skip = cursor.unwrap_or(0) as usize;
+            // A cursor stands for the last key of its page: the next page
+            // starts after it, so each page costs one page of reading.
+            let after = match cursor {
+                None => None,
+                Some(c) => Some(cursors.take(c, bucket).ok_or_else(|| {
+                    KvError::Other(
+                        "that list-keys cursor is unknown or expired; list again from the start"
+                            .into(),
+                    )
+                })?),
+            };
+            let start = after.as_deref().unwrap_or("");
             let mut keys = Vec::new();
             let mut more = false;
-            for entry in table.range((bucket, "")..).map_err(failed)? {
+            for entry in table.range((bucket, start)..).map_err(failed)? {
                 let (k, _) = entry.map_err(failed)?;
                 let (b, key) = k.value();
                 if b != bucket {
                     break;
                 }
-                if keys.len() == skip + LIST_PAGE {
+                if after.as_deref() == Some(key) {
+                    continue;
+                }
+                if keys.len() == LIST_PAGE {
                     more = true;
                     break;
                 }
                 keys.push(key.to_string());
             }
-            let page: Vec<String> = keys.into_iter().skip(skip).collect();
-            let next = more.then(|| (skip + LIST_PAGE) as u64);
-            Ok(KvReply::Keys(page, next))
+            let next = match (more, keys.last()) {
+                (true, Some(last)) => Some(cursors.give(bucket, last)),
+                _ => None,
+            };
+            Ok(KvReply::Keys(keys, next))
         }
         other => Err(failed(format!("{other:?} is not a read"))),
     }

@@ -100,5 +100,10 @@ mod tests {
             Ok(KvReply::Done)
         );
         assert_eq!(s.call("q", set("c", 40)).await, Ok(KvReply::Done));
+        // A key twice in one batch counts once: 51 used, then 41.
+        let twice = KvOp::DeleteMany(vec!["a".into(), "a".into()]);
+        assert_eq!(s.call("q", twice).await, Ok(KvReply::Done));
+        assert!(s.call("q", set("d", 59)).await.is_err(), "41 + 60 > 100");
+        assert_eq!(s.call("q", set("d", 58)).await, Ok(KvReply::Done));
     }
 }

@@ -62,25 +62,36 @@ impl Quotas {
                 .map_err(failed)?
                 .map_or(0, |v| (k.len() + v.value().len()) as i64))
         };
-        let delta: i64 = match op {
-            KvOp::Set(k, v) => (k.len() + v.len()) as i64 - old(k)?,
-            KvOp::SetMany(kvs) => {
-                let mut d = 0;
-                for (k, v) in kvs {
-                    d += (k.len() + v.len()) as i64 - old(k)?;
+        // Each key once, as the write leaves it (the last of a batch wins).
+        let mut after_op: Vec<(&str, Option<usize>)> = Vec::new();
+        fn put<'k>(after_op: &mut Vec<(&'k str, Option<usize>)>, k: &'k str, len: Option<usize>) {
+            after_op.retain(|(key, _)| *key != k);
+            after_op.push((k, len));
+        }
+        match op {
+            KvOp::Set(k, v) => put(&mut after_op, k, Some(v.len())),
+            KvOp::SetMany(kvs) => kvs
+                .iter()
+                .for_each(|(k, v)| put(&mut after_op, k, Some(v.len()))),
+            KvOp::Delete(k) => put(&mut after_op, k, None),
+            KvOp::DeleteMany(ks) => ks.iter().for_each(|k| put(&mut after_op, k, None)),
+            KvOp::Increment(k, d) => {
+                let now = table
+                    .get((bucket, k.as_str()))
+                    .map_err(failed)?
+                    .and_then(|v| std::str::from_utf8(v.value()).ok()?.parse::<u64>().ok())
+                    .unwrap_or(0);
+                // A failing increment changes nothing: `apply` refuses it.
+                if let Some(next) = now.checked_add(*d) {
+                    put(&mut after_op, k, Some(next.to_string().len()));
                 }
-                d
             }
-            KvOp::Delete(k) => -old(k)?,
-            KvOp::DeleteMany(ks) => {
-                let mut d = 0;
-                for k in ks {
-                    d -= old(k)?;
-                }
-                d
-            }
-            _ => 0,
-        };
+            _ => {}
+        }
+        let mut delta: i64 = 0;
+        for (k, len) in after_op {
+            delta += len.map_or(0, |l| (k.len() + l) as i64) - old(k)?;
+        }
         let after = (used as i64 + delta).max(0) as u64;
         if delta > 0 && after > limit {
             return Err(KvError::Other(format!(

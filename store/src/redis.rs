@@ -126,16 +126,25 @@ async fn run(
         KvOp::Increment(k, delta) => {
             let delta = i64::try_from(delta)
                 .map_err(|_| KvError::Other(format!("an increment of {delta} is over i64::MAX")))?;
-            let n: i64 = c.incr(key(&k), delta).await.map_err(|e| {
-                if e.to_string().contains("not an integer") {
-                    KvError::Other(format!(
-                        "`{k}` does not hold a counter (a decimal u64), so it cannot be incremented"
-                    ))
-                } else {
-                    failed(e)
-                }
-            })?;
-            KvReply::Count(u64::try_from(n).map_err(failed)?)
+            // Checked and incremented in one step, so a value that is not a
+            // counter is refused without being changed.
+            let script = redis::Script::new(
+                r"local v = redis.call('GET', KEYS[1])
+                  if v and not string.match(v, '^%d+$') then return -1 end
+                  return redis.call('INCRBY', KEYS[1], ARGV[1])",
+            );
+            let n: i64 = script
+                .key(key(&k))
+                .arg(delta)
+                .invoke_async(c)
+                .await
+                .map_err(failed)?;
+            if n < 0 {
+                return Err(KvError::Other(format!(
+                    "`{k}` does not hold a counter (a decimal u64), so it cannot be incremented"
+                )));
+            }
+            KvReply::Count(n as u64)
         }
         KvOp::GetMany(ks) if ks.is_empty() => KvReply::Values(Vec::new()),
         KvOp::GetMany(ks) => {

@@ -273,7 +273,11 @@ impl Cx<'_> {
         let escapes = p
             .components()
             .any(|c| matches!(c, std::path::Component::ParentDir));
-        if path.is_empty() || (!p.is_absolute() && escapes) {
+        let names_nothing = !p.is_absolute()
+            && !p
+                .components()
+                .any(|c| matches!(c, std::path::Component::Normal(_)));
+        if path.is_empty() || names_nothing || (!p.is_absolute() && escapes) {
             return Err(self.err(
                 host.span(),
                 format!("component `{n}`: `{path}` leaves the release's data folder; write a folder inside it, such as \"{}\"", n),

@@ -2,9 +2,11 @@
 //! when a node runs, because relative ones live in the release's data
 //! folder (which `release run --data` may move).
 //!
-//! A relative folder is created inside the data folder and must still be
-//! inside it once symlinks are resolved; an absolute one must exist. Either
-//! failure stops the node before any particle starts.
+//! A relative folder is created under `<data>/files/` and must still be
+//! there once symlinks are resolved; an absolute one must exist. Neither
+//! may be, contain or lie inside the rest of the data folder (the nodes'
+//! stores, which only the store may touch). Any failure stops the node
+//! before a particle starts.
 
 use crate::error::ReleaseError;
 use crate::model::Manifest;
@@ -23,7 +25,7 @@ pub(crate) fn preopen(node: &Node, m: &Manifest, data: &Path) -> Result<(), Rele
             let host = if given.is_absolute() {
                 given.to_path_buf()
             } else {
-                let host = data.join(given);
+                let host = data.join("files").join(given);
                 std::fs::create_dir_all(&host)
                     .map_err(|e| refuse(format!("cannot create {}: {e}", host.display())))?;
                 host
@@ -31,20 +33,20 @@ pub(crate) fn preopen(node: &Node, m: &Manifest, data: &Path) -> Result<(), Rele
             let real = host
                 .canonicalize()
                 .map_err(|e| refuse(format!("files `{}`: {}: {e}", f.guest, host.display())))?;
-            if !given.is_absolute() {
-                let inside = data
-                    .canonicalize()
-                    .map(|d| real.starts_with(d))
-                    .unwrap_or(false);
-                if !inside {
-                    return Err(refuse(format!(
-                        "files `{}` = `{}` resolves to {}, outside the data folder {} (through a symlink?); refused",
-                        f.guest,
-                        f.host,
-                        real.display(),
-                        data.display()
-                    )));
-                }
+            let data_real = data
+                .canonicalize()
+                .map_err(|e| refuse(format!("the data folder {}: {e}", data.display())))?;
+            let files_real = data_real.join("files");
+            let in_files = real.starts_with(&files_real) && real != files_real;
+            let near_stores = real.starts_with(&data_real) || data_real.starts_with(&real);
+            if !in_files && (!given.is_absolute() || near_stores) {
+                return Err(refuse(format!(
+                    "files `{}` = `{}` resolves to {}, which is not inside {} (through a symlink, or onto the nodes' stores?); refused",
+                    f.guest,
+                    f.host,
+                    real.display(),
+                    files_real.display()
+                )));
             }
             files.push(Preopen {
                 host: real,

@@ -162,22 +162,19 @@ impl Ledger {
                 order.id, order.from, order.amount
             ));
         }
-        let (from_after, to_after) = (from - order.amount, to + order.amount);
-        self.balances.insert(order.from.clone(), from_after);
-        self.balances.insert(order.to.clone(), to_after);
+        let (from, to) = (from - order.amount, to + order.amount);
+        self.balances.insert(order.from.clone(), from);
+        self.balances.insert(order.to.clone(), to);
         self.settled += 1;
-        // Saved before anyone hears of it; if it cannot be, it did not happen.
+        // Saved before anyone hears of it. If the save fails its outcome is
+        // unknown (a timed-out write may still land): the ledger restarts
+        // and reloads what the store holds, and the gateway answers 503.
         if let Err(e) = self.save() {
-            self.balances.insert(order.from.clone(), from);
-            self.balances.insert(order.to.clone(), to);
-            self.settled -= 1;
-            warn!("order #{} not settled: {e}", order.id);
-            return LedgerReply::Rejected(format!(
-                "order #{} not settled: the ledger could not save it ({e})",
+            exit(ExitReason::Exception(format!(
+                "order #{} not confirmed: saving the balances failed ({e}); restarting to reload them",
                 order.id
-            ));
+            )));
         }
-        let (from, to) = (from_after, to_after);
         let line = format!(
             "{} paid {} {} via {}",
             order.from, order.to, order.amount, order.gateway
