@@ -266,14 +266,7 @@ fn start_serves_http_routes_to_a_registered_particle() {
         "{}",
         node.seen
     );
-    let addr: std::net::SocketAddr = node
-        .seen
-        .lines()
-        .find_map(|l| l.split("HTTP on http://").nth(1))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let addr = common::web::logged_address(&node.seen);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let r = common::web::once(addr, "GET", "/hello", b"").await;
@@ -309,14 +302,7 @@ fn start_serves_a_stock_wasi_http_component_on_every_path() {
         "{}",
         node.seen
     );
-    let addr: std::net::SocketAddr = node
-        .seen
-        .lines()
-        .find_map(|l| l.split("HTTP on http://").nth(1))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let addr = common::web::logged_address(&node.seen);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let r = common::web::once(addr, "GET", "/any/where", b"").await;

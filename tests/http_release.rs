@@ -51,11 +51,7 @@ fn up(rel: &Path, id: &str, extra: &[&str], env: &[(&str, &str)]) -> (Running, S
         "{}",
         node.seen
     );
-    let addr = std::fs::read_to_string(rel.join("node/http"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let addr = common::web::listening_at(&rel.join("node"));
     (node, addr)
 }
 

@@ -188,11 +188,7 @@ fn a_route_to_a_name_on_another_node_crosses_the_mesh() {
         "{}",
         a.seen
     );
-    let addr: std::net::SocketAddr = std::fs::read_to_string(rel.join("nodes/a/http"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let addr = common::web::listening_at(&rel.join("nodes/a"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let r = common::web::once(addr, "GET", "/far/hello", b"").await;
@@ -263,11 +259,7 @@ fn a_child_failed_over_to_another_node_finds_its_data_in_redis() {
         "{}",
         a.seen
     );
-    let addr: std::net::SocketAddr = std::fs::read_to_string(rel.join("nodes/a/http"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let addr = common::web::listening_at(&rel.join("nodes/a"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let r = common::web::once(addr, "PUT", "/b/kv?key=note", b"written on b").await;

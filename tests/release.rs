@@ -243,11 +243,9 @@ fn the_demo_release_runs_and_its_supervisors_restart_the_notifier() {
         running.seen
     );
     // The gateways take real orders.
-    let http = std::fs::read_to_string(
-        common::repo().join("apps/demo/target/plasmoid/shop-1.0.0/node/http"),
-    )
-    .unwrap();
-    let addr: std::net::SocketAddr = http.trim().parse().unwrap();
+    let addr = common::web::listening_at(
+        &common::repo().join("apps/demo/target/plasmoid/shop-1.0.0/node"),
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use common::web::once;

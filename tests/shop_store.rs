@@ -47,11 +47,7 @@ fn up(rel: &Path, data: &Path) -> (Running, std::net::SocketAddr) {
         "{}",
         node.seen
     );
-    let addr = std::fs::read_to_string(rel.join("node/http"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let addr = common::web::listening_at(&rel.join("node"));
     (node, addr)
 }
 

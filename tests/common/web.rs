@@ -86,3 +86,23 @@ pub async fn once(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Re
         .await
         .unwrap()
 }
+
+/// The address a release node serves HTTP on: the `http` file its node
+/// folder holds (`node/`, or `nodes/<name>/`).
+#[allow(dead_code)]
+pub fn listening_at(node_dir: &std::path::Path) -> SocketAddr {
+    let file = node_dir.join("http");
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: `{text}`: {e}", file.display()))
+}
+
+/// The address `plasmoid start --http` printed (`HTTP on http://ADDR`).
+#[allow(dead_code)]
+pub fn logged_address(log: &str) -> SocketAddr {
+    log.lines()
+        .find_map(|l| l.split("HTTP on http://").nth(1))
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `HTTP on http://` line in:\n{log}"))
+}
