@@ -30,25 +30,24 @@ async fn serving(cfg: NodeConfig) -> (Harness, HttpServer) {
     (h, server)
 }
 
-/// An HTTP/1.1 server that answers every request `200 pong` and closes.
+/// A real HTTP/1.1 server (hyper) that answers every request `200 pong`,
+/// reading each request whole (a chunked empty body included) first.
 async fn pong_server() -> std::net::SocketAddr {
+    use http_body_util::BodyExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
+        while let Ok((s, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = s
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong",
-                    )
+                let service = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        req.into_body().collect().await?;
+                        let body = http_body_util::Full::new(bytes::Bytes::from_static(b"pong"));
+                        Ok::<_, hyper::Error>(hyper::Response::new(body))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), service)
                     .await;
             });
         }
