@@ -119,6 +119,26 @@ async fn outgoing_http_reaches_an_allowed_destination_and_a_denied_one_is_an_err
     let r = once(addr, "GET", &format!("/hi/fetch?url=http://{other}/x"), b"").await;
     assert_eq!(r.status, 502, "{r:?}");
     assert!(r.body.contains("HttpRequestDenied"), "{}", r.body);
+    // A guest that writes its body after the host is done with it (hyper
+    // sends a GET without one; a denied request is never sent) still
+    // learns the request's real outcome, not a closed stream.
+    let r = once(
+        addr,
+        "GET",
+        &format!("/hi/fetch-late?url=http://{allowed}/x"),
+        b"",
+    )
+    .await;
+    assert_eq!((r.status, r.body.as_str()), (200, "200"), "{r:?}");
+    let r = once(
+        addr,
+        "GET",
+        &format!("/hi/fetch-late?url=http://{other}/x"),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 502, "{r:?}");
+    assert!(r.body.contains("HttpRequestDenied"), "{}", r.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

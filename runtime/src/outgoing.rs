@@ -12,10 +12,22 @@
 //! `Host::"api.example.com:443"`, `Host::"127.0.0.1:8080"`. A host name in an
 //! allowed authority is resolved by the host for that request only; this is
 //! narrower than `resolve`, which opens all name lookups to `wasi:sockets`.
+//!
+//! The guest's request body reaches hyper through a task of its own
+//! ([`forward`]) that lives until the guest finishes the body: hyper drops
+//! a body it will not send (a GET's, which it frames as empty) and the body
+//! of a request that failed, and a guest still writing would find its
+//! stream closed. wstd reports that as "connection reset", in place of the
+//! request's real outcome (a denial, a refused connection, or a 200 whose
+//! exchange simply finished first: the race depended on scheduling).
 
 use crate::node::NodeInner;
 use crate::policy::Action;
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
@@ -96,6 +108,7 @@ impl WasiHttpHooks for OutgoingHttp {
         };
         Box::new(async move {
             use http_body_util::BodyExt;
+            let request = request.map(forward);
             verdict?;
             let (res, io) =
                 wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
@@ -105,4 +118,49 @@ impl WasiHttpHooks for OutgoingHttp {
             ))
         })
     }
+}
+
+/// A request body as hyper sees it: the frames [`forward`]'s task hands on.
+struct Forwarded {
+    frames: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, Error>>,
+    hint: SizeHint,
+}
+
+impl Body for Forwarded {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        self.frames.poll_recv(cx)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.hint
+    }
+}
+
+/// Hand the guest's body on to hyper one frame at a time (so the guest
+/// still waits while hyper is slow), and once hyper has let go of it,
+/// keep taking and discarding what the guest writes until it finishes or
+/// drops the body: its writes succeed and it learns the request's outcome
+/// from the response. The guest's own limits (CPU, lifetime) bound that.
+fn forward(body: HyperOutgoingBody) -> Forwarded {
+    use http_body_util::BodyExt;
+    let hint = body.size_hint();
+    let (tx, frames) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut body = body;
+        let mut tx = Some(tx);
+        while let Some(frame) = body.frame().await {
+            if let Some(to) = &tx
+                && to.send(frame).await.is_err()
+            {
+                tx = None;
+            }
+        }
+    });
+    Forwarded { frames, hint }
 }

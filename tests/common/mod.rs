@@ -50,12 +50,22 @@ pub fn config() -> NodeConfig {
     }
 }
 
+/// The node's logs in the test's output (shown when it fails), at the
+/// levels `RUST_LOG` names (errors only by default).
+pub fn log() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 impl Harness {
     pub fn new() -> Self {
         Self::with(config(), None)
     }
 
     pub fn with(cfg: NodeConfig, probe_limits: Option<Limits>) -> Self {
+        log();
         let node = Node::new(cfg).expect("node starts");
         node.load_component("probe", &wasm("probe"), probe_limits)
             .unwrap();

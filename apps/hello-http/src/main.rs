@@ -6,6 +6,10 @@
 //! - `POST /echo` answers the body it got;
 //! - `GET /fetch?url=http://…` makes an outgoing request and answers
 //!   `<status> <body>`, or 502 with the error (a denial by policy is one);
+//! - `GET /fetch-late?url=http://…` does the same with the raw bindings,
+//!   writing its (empty) GET body 50 ms after sending the head, when the
+//!   host has long sent the head: it answers `<status>`, or 502 with the
+//!   error;
 //! - `GET /env?name=X` answers the variable's value;
 //! - `/trap`, `/spin`, `/alloc` fail on purpose: a panic, an endless loop and
 //!   a memory bomb, each ending this request's instance only.
@@ -33,6 +37,15 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
                 return text(StatusCode::BAD_REQUEST, "give ?url=http://…".into());
             };
             Ok(fetch(&url).await)
+        }
+        "fetch-late" => {
+            let Some(url) = param("url") else {
+                return text(StatusCode::BAD_REQUEST, "give ?url=http://…".into());
+            };
+            Ok(match fetch_late(&url).await {
+                Ok(status) => plain(StatusCode::OK, status.to_string()),
+                Err(e) => plain(StatusCode::BAD_GATEWAY, format!("fetch failed: {e}")),
+            })
         }
         "env" => {
             let name = param("name").unwrap_or_default();
@@ -69,6 +82,39 @@ async fn fetch(url: &str) -> Response<Body> {
     match got.await {
         Ok(s) => plain(StatusCode::OK, s),
         Err(e) => plain(StatusCode::BAD_GATEWAY, format!("fetch failed: {e:?}")),
+    }
+}
+
+/// An outgoing GET whose body is written and finished 50 ms after its
+/// head went out; the response's status.
+async fn fetch_late(url: &str) -> Result<u16, String> {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{Fields, OutgoingBody, OutgoingRequest, Scheme};
+    let uri: wstd::http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let req = OutgoingRequest::new(Fields::new());
+    let authority = uri.authority().map(|a| a.as_str());
+    let path = uri.path_and_query().map(|p| p.as_str());
+    (req.set_scheme(Some(&Scheme::Http)).is_ok()
+        && req.set_authority(authority).is_ok()
+        && req.set_path_with_query(path).is_ok())
+    .then_some(())
+    .ok_or("the request was refused")?;
+    let body = req.body().map_err(|()| "no request body")?;
+    let answer = outgoing_handler::handle(req, None).map_err(|e| format!("{e:?}"))?;
+    wstd::task::sleep(wstd::time::Duration::from_millis(50)).await;
+    let stream = body.write().map_err(|()| "no body stream")?;
+    stream
+        .blocking_write_and_flush(b"")
+        .map_err(|e| format!("writing the body: {e:?}"))?;
+    drop(stream);
+    OutgoingBody::finish(body, None).map_err(|e| format!("finishing the body: {e:?}"))?;
+    wstd::runtime::AsyncPollable::new(answer.subscribe())
+        .wait_for()
+        .await;
+    match answer.get() {
+        Some(Ok(Ok(resp))) => Ok(resp.status()),
+        Some(Ok(Err(e))) => Err(format!("{e:?}")),
+        _ => Err("no answer".into()),
     }
 }
 
