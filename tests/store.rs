@@ -1,6 +1,7 @@
 //! Durable state through `wasi:keyvalue`: apps/kv-http (a wasmCloud-style
 //! component, wit-bindgen over the standard WIT, no SDK) on the embedded
-//! redb backend, behind a real listener; Cedar on every bucket access.
+//! redb backend, behind a real listener; Cedar on every bucket access; and
+//! compare-and-swap through the SDK (apps/web) under contention.
 
 mod common;
 use common::web::once;
@@ -8,6 +9,9 @@ use common::{Harness, config_with_policies};
 use plasmoid_http::{HttpConfig, HttpServer, Route, Target};
 use plasmoid_runtime::NodeConfig;
 use std::sync::Arc;
+use std::time::Duration;
+
+const SEC: Duration = Duration::from_secs(1);
 
 /// A node whose store is `file`, serving kv_http on `/kv/*`.
 async fn serving(cfg: NodeConfig, file: &std::path::Path) -> (Harness, HttpServer) {
@@ -87,4 +91,63 @@ async fn a_policy_can_share_a_bucket_for_reading_only() {
     );
     let r = once(addr, "PUT", "/kv/a?bucket=shared", b"v").await;
     assert_eq!((r.status, r.body.as_str()), (403, "access denied"));
+}
+
+/// Four web particles (SDK gen_servers) at once add to one total through
+/// `store::update` (read, then compare-and-swap, again on a lost race):
+/// every addition counts. The first `claim` of a key wins, the rest see
+/// who holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_and_swap_keeps_every_concurrent_addition() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::with(common::config(), None);
+    h.node.set_store(Arc::new(
+        plasmoid_store::Embedded::open(&dir.path().join("cas.redb")).unwrap(),
+    ));
+    h.node
+        .load_component("web", &common::wasm("web"), None)
+        .unwrap();
+    let mut routes = Vec::new();
+    for i in 0..4 {
+        let name = format!("w{i}");
+        let init = format!(r#"{{"name":"{name}"}}"#);
+        h.node
+            .spawn("web", &init, plasmoid_runtime::SpawnOpts::default())
+            .unwrap();
+        routes.push(Route::new(&format!("/{name}/*"), Target::Name(name.clone())).unwrap());
+    }
+    let cfg = HttpConfig::new(([127, 0, 0, 1], 0).into(), routes);
+    let server = HttpServer::start(h.node.clone(), cfg).await.unwrap();
+    let addr = server.local_addr();
+    // Each registers in its init; wait until all four answer.
+    let until = std::time::Instant::now() + 10 * SEC;
+    for i in 0..4 {
+        while once(addr, "GET", &format!("/w{i}/hello"), b"").await.status != 200 {
+            assert!(std::time::Instant::now() < until, "w{i} never registered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let adders: Vec<_> = (0..4)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut c = common::web::Client::connect(addr).await.unwrap();
+                for _ in 0..25 {
+                    let r = c
+                        .request("POST", &format!("/w{i}/add?key=total&by=2"), b"", 10 * SEC)
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status, 200, "{r:?}");
+                }
+            })
+        })
+        .collect();
+    for a in adders {
+        a.await.unwrap();
+    }
+    let r = once(addr, "POST", "/w0/add?key=total&by=0", b"").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "200"), "{r:?}");
+    let r = once(addr, "POST", "/w1/claim?key=owner", b"w1").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "claimed"));
+    let r = once(addr, "POST", "/w2/claim?key=owner", b"w2").await;
+    assert_eq!((r.status, r.body.as_str()), (409, "taken by w1"));
 }

@@ -17,6 +17,35 @@ async fn the_redis_backend_passes_the_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_quotas_are_kept_on_the_server_for_every_node() {
+    let server = RedisServer::start();
+    let quotas = || [("q".to_string(), 100u64)].into_iter().collect();
+    let s = plasmoid_store::Redis::with_quotas(&server.url(), "quota", quotas()).unwrap();
+    plasmoid_store::conformance::quotas(&s).await;
+    // Another node of the release sees the same count (the bucket is full).
+    let other = plasmoid_store::Redis::with_quotas(&server.url(), "quota", quotas()).unwrap();
+    let set = |k: &str, n: usize| KvOp::Set(k.into(), vec![1; n]);
+    assert!(other.call("q", set("e", 0)).await.is_err());
+    // A node without the quota drops the stale count, so one added again
+    // later counts what is there.
+    let unquoted = plasmoid_store::Redis::new(&server.url(), "quota").unwrap();
+    assert_eq!(unquoted.call("q", set("e", 499)).await, Ok(KvReply::Done));
+    let again = plasmoid_store::Redis::with_quotas(&server.url(), "quota", quotas()).unwrap();
+    let err = again.call("q", set("f", 0)).await.unwrap_err();
+    assert!(err.to_string().contains("600 used"), "{err}");
+    assert_eq!(
+        again.call("q", KvOp::Delete("e".into())).await,
+        Ok(KvReply::Done)
+    );
+    assert!(again.call("q", set("f", 0)).await.is_err(), "100 used");
+    assert_eq!(
+        again.call("q", KvOp::Delete("d".into())).await,
+        Ok(KvReply::Done)
+    );
+    assert_eq!(again.call("q", set("f", 62)).await, Ok(KvReply::Done));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_server_is_an_error_within_bounds_and_service_comes_back() {
     let mut server = RedisServer::start();
     let s = plasmoid_store::Redis::new(&server.url(), "flaky").unwrap();

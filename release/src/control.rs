@@ -120,6 +120,16 @@ impl Inner {
                 target: Some(target),
             } => self.stop(&target).await,
             Request::Store { bucket, op } => self.store(&bucket, op).await,
+            Request::Kill { target } => {
+                let pid = self.target(&target).await?;
+                let me = self.node.native("control");
+                me.send_exit(pid, ExitReason::Kill)
+                    .map_err(|e| format!("cannot kill {pid}: {e}"))?;
+                tracing::warn!(%pid, "killed by a control client");
+                Ok(Reply::Done(format!(
+                    "killed {pid}; a supervisor restarts it per its restart policy"
+                )))
+            }
         }
     }
 

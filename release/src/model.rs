@@ -24,7 +24,7 @@ pub struct Manifest {
     pub http: Option<HttpDef>,
     /// `[store]`: where the buckets live.
     pub store: StoreDef,
-    /// `[store.quotas]`: bucket → most bytes (embedded backend).
+    /// `[store.quotas]`: bucket → most bytes (either backend).
     pub quotas: Vec<(String, u64)>,
 }
 

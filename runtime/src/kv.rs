@@ -1,5 +1,6 @@
 //! `wasi:keyvalue` (store, atomics, batch; `@0.2.0-draft`, what wasmCloud's
-//! components import) for particles and wasi:http handlers.
+//! components import) for particles and wasi:http handlers, and
+//! `plasmoid:keyvalue/cas`, the compare-and-swap that draft lacks.
 //!
 //! It owns the guest-facing half of durable state: the bindings, the bucket
 //! handles in a guest's resource table, Cedar's word on each access (`read`
@@ -21,14 +22,15 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 mod generated {
     wasmtime::component::bindgen!({
-        path: "../wit/deps/keyvalue",
-        world: "wasi:keyvalue/imports",
+        path: ["../wit/deps/keyvalue", "../wit/deps/plasmoid-keyvalue"],
+        world: "plasmoid:keyvalue/imports",
         imports: { default: async | trappable },
         with: { "wasi:keyvalue/store.bucket": crate::kv::BucketRep },
         trappable_error_type: { "wasi:keyvalue/store.error" => crate::kv::KvError },
     });
 }
 
+use generated::plasmoid::keyvalue::cas;
 use generated::wasi::keyvalue::{atomics, batch, store};
 
 /// The longest key (1 KiB).
@@ -75,6 +77,12 @@ pub enum KvOp {
     /// [`LIST_PAGE`].
     ListKeys(Option<u64>),
     Increment(String, u64),
+    /// Set the key to `new` if its value is `expected` (`None`: absent).
+    CompareAndSwap {
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    },
     GetMany(Vec<String>),
     SetMany(Vec<(String, Vec<u8>)>),
     DeleteMany(Vec<String>),
@@ -88,6 +96,8 @@ pub enum KvReply {
     Exists(bool),
     Keys(Vec<String>, Option<u64>),
     Count(u64),
+    /// Whether a compare-and-swap swapped.
+    Swapped(bool),
     Values(Vec<Option<Vec<u8>>>),
 }
 
@@ -124,6 +134,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     store::add_to_linker::<_, Kv>(l, get)?;
     atomics::add_to_linker::<_, Kv>(l, get)?;
     batch::add_to_linker::<_, Kv>(l, get)?;
+    cas::add_to_linker::<_, Kv>(l, get)?;
     Ok(())
 }
 
@@ -176,6 +187,11 @@ fn check_op(op: &KvOp) -> Result<(), KvError> {
         KvOp::Set(k, v) => {
             check_key(k)?;
             check_value(v)
+        }
+        KvOp::CompareAndSwap { key, expected, new } => {
+            check_key(key)?;
+            expected.as_deref().map_or(Ok(()), check_value)?;
+            check_value(new)
         }
         KvOp::ListKeys(_) => Ok(()),
         KvOp::GetMany(ks) | KvOp::DeleteMany(ks) => {
@@ -342,6 +358,24 @@ impl atomics::Host for KvView<'_> {
     ) -> Result<u64, KvError> {
         match self.op(&b, KvOp::Increment(key, delta)).await? {
             KvReply::Count(n) => Ok(n),
+            r => Err(unexpected(r)),
+        }
+    }
+}
+
+impl cas::Host for KvView<'_> {
+    async fn compare_and_swap(
+        &mut self,
+        b: Resource<BucketRep>,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    ) -> Result<bool, KvError> {
+        match self
+            .op(&b, KvOp::CompareAndSwap { key, expected, new })
+            .await?
+        {
+            KvReply::Swapped(s) => Ok(s),
             r => Err(unexpected(r)),
         }
     }

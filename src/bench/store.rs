@@ -9,7 +9,7 @@
 //! fsync on every write, as a durable store runs) and stops after.
 
 use super::common::{emit, median, pct};
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use plasmoid_runtime::{Node, NodeConfig, SpawnOpts};
 use redb::{ReadableDatabase, TableDefinition};
 use serde::Serialize;
@@ -104,7 +104,7 @@ pub async fn run(wasm: PathBuf, redis: Option<String>, n: u32, runs: usize) -> R
     // client on the same server.
     let (url, _server) = match redis {
         Some(u) => (u, None),
-        None => match RedisServer::start(&dir) {
+        None => match plasmoid_store::RedisServer::start(&dir) {
             Ok(s) => (s.url(), Some(s)),
             Err(e) => {
                 eprintln!("bench store: no Redis figures: {e}");
@@ -238,58 +238,6 @@ async fn raw_redis(url: &str, prefix: &str, n: u32) -> Result<Figures> {
         gets.push(t.elapsed().as_nanos() as u64);
     }
     Ok(figures(&puts, &batches, &gets))
-}
-
-/// A redis-server the bench started; killed on drop.
-struct RedisServer {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl RedisServer {
-    fn start(dir: &Path) -> Result<RedisServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .context("cannot start redis-server (install it, or pass --redis URL)")?;
-        let mut s = RedisServer { port, child };
-        let until = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > until {
-                let _ = s.child.kill();
-                return Err(anyhow!("redis-server did not listen on {port}"));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        s.port = port;
-        Ok(s)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Removes the bench's files at the end.

@@ -69,6 +69,99 @@ pub async fn basics(s: &dyn KvStore) {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("counter"), "{err}");
+    compare_and_swap(s).await;
+}
+
+/// Compare-and-swap: on an absent key, on a matching and a stale value.
+async fn compare_and_swap(s: &dyn KvStore) {
+    let cas = |expected: Option<&str>, new: &str| KvOp::CompareAndSwap {
+        key: "c".into(),
+        expected: expected.map(|e| e.as_bytes().to_vec()),
+        new: new.as_bytes().to_vec(),
+    };
+    assert_eq!(
+        call(s, "a", cas(Some("x"), "1")).await,
+        KvReply::Swapped(false)
+    );
+    assert_eq!(call(s, "a", cas(None, "1")).await, KvReply::Swapped(true));
+    assert_eq!(call(s, "a", cas(None, "2")).await, KvReply::Swapped(false));
+    assert_eq!(
+        call(s, "a", cas(Some("1"), "2")).await,
+        KvReply::Swapped(true)
+    );
+    assert_eq!(
+        call(s, "a", cas(Some("1"), "3")).await,
+        KvReply::Swapped(false)
+    );
+    assert_eq!(
+        call(s, "a", KvOp::Get("c".into())).await,
+        KvReply::Value(Some(b"2".to_vec()))
+    );
+    // An empty value is a value, not an absent key.
+    assert_eq!(
+        call(s, "a", cas(Some("2"), "")).await,
+        KvReply::Swapped(true)
+    );
+    assert_eq!(call(s, "a", cas(None, "4")).await, KvReply::Swapped(false));
+    assert_eq!(
+        call(s, "a", cas(Some(""), "4")).await,
+        KvReply::Swapped(true)
+    );
+}
+
+/// Quotas: the backend was made with a quota of 100 bytes on bucket `q`
+/// and none on `free`; `q` starts empty. A write past the quota fails
+/// alone and changes nothing; shrinking and deleting make room; a key
+/// twice in one batch counts once.
+pub async fn quotas(s: &dyn KvStore) {
+    let set = |k: &str, n: usize| KvOp::Set(k.into(), vec![1; n]);
+    assert_eq!(call(s, "q", set("a", 59)).await, KvReply::Done); // 60 bytes
+    let err = s.call("q", set("b", 59)).await.unwrap_err();
+    assert!(
+        err.to_string().contains("over its quota of 100 bytes"),
+        "{err}"
+    );
+    assert_eq!(
+        call(s, "q", KvOp::Get("b".into())).await,
+        KvReply::Value(None)
+    );
+    assert_eq!(call(s, "free", set("b", 500)).await, KvReply::Done);
+    assert_eq!(call(s, "q", set("a", 9)).await, KvReply::Done); // 10
+    assert_eq!(call(s, "q", set("b", 59)).await, KvReply::Done); // 70
+    assert!(s.call("q", set("c", 40)).await.is_err());
+    assert_eq!(call(s, "q", KvOp::Delete("b".into())).await, KvReply::Done);
+    assert_eq!(call(s, "q", set("c", 40)).await, KvReply::Done); // 51
+    let twice = KvOp::DeleteMany(vec!["a".into(), "a".into()]);
+    assert_eq!(call(s, "q", twice).await, KvReply::Done); // 41
+    assert!(s.call("q", set("d", 59)).await.is_err(), "41 + 60 > 100");
+    // A swap that would pass the quota is refused and changes nothing;
+    // one that does not swap needs no room.
+    let cas = |expected: Option<Vec<u8>>, n: usize| KvOp::CompareAndSwap {
+        key: "c".into(),
+        expected,
+        new: vec![2; n],
+    };
+    assert!(s.call("q", cas(Some(vec![1; 40]), 100)).await.is_err());
+    assert_eq!(call(s, "q", cas(None, 100)).await, KvReply::Swapped(false));
+    assert_eq!(
+        call(s, "q", cas(Some(vec![1; 40]), 30)).await,
+        KvReply::Swapped(true)
+    ); // 31
+    // Counters count as their decimal text: `n` and `12345` are 6 bytes.
+    assert_eq!(
+        call(s, "q", KvOp::Increment("n".into(), 12345)).await,
+        KvReply::Count(12345)
+    );
+    assert_eq!(call(s, "q", set("d", 62)).await, KvReply::Done); // 37 + 63 = 100
+    assert!(
+        s.call("q", KvOp::Increment("n".into(), 100_000))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        call(s, "q", KvOp::Get("n".into())).await,
+        KvReply::Value(Some(b"12345".to_vec()))
+    );
 }
 
 /// `list-keys` pages through a bucket in order, and only that bucket.

@@ -264,9 +264,13 @@ fn commit(db: &Database, group: &[Write], quotas: &mut Quotas) -> Vec<Result<KvR
             Err(e) => return all(failed(e), quotas),
         };
         for w in group {
-            let r = quotas
-                .admit(&table, &w.bucket, &w.op)
-                .and_then(|()| apply(&mut table, &w.bucket, &w.op));
+            let r = quotas.admit(&table, &w.bucket, &w.op).and_then(|used| {
+                let r = apply(&mut table, &w.bucket, &w.op)?;
+                if let Some(used) = used {
+                    quotas.settle(&w.bucket, used);
+                }
+                Ok(r)
+            });
             results.push(r);
         }
     }
@@ -314,6 +318,17 @@ fn apply(
                 .insert((bucket, k.as_str()), next.to_string().as_bytes())
                 .map_err(failed)?;
             return Ok(KvReply::Count(next));
+        }
+        KvOp::CompareAndSwap { key, expected, new } => {
+            let now = table.get((bucket, key.as_str())).map_err(failed)?;
+            let same = now.as_ref().map(|v| v.value()) == expected.as_deref();
+            drop(now);
+            if same {
+                table
+                    .insert((bucket, key.as_str()), new.as_slice())
+                    .map_err(failed)?;
+            }
+            return Ok(KvReply::Swapped(same));
         }
         other => return Err(failed(format!("{other:?} is not a write"))),
     }

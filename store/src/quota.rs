@@ -4,8 +4,9 @@
 //! The writer thread keeps each quota'd bucket's usage in memory, counted
 //! by one scan the first time the bucket is written and kept up to date by
 //! every write after; a failed commit forgets the counts (the next write
-//! counts again). A write past the quota fails alone and changes nothing.
-//! Counters (`increment`) are not counted: a few bytes each.
+//! counts again). A write past the quota fails alone and changes nothing,
+//! and a write counts only once it applied. Counters are counted as the
+//! decimal text they are stored as.
 
 use plasmoid_runtime::kv::{KvError, KvOp};
 use redb::ReadableTable;
@@ -31,16 +32,16 @@ impl Quotas {
         }
     }
 
-    /// Whether `op` fits `bucket`'s quota; when it does, its bytes are
-    /// counted as used.
+    /// Whether `op` fits `bucket`'s quota: `Some(bytes used after it)`
+    /// for a bucket with a quota, to [`Quotas::settle`] once it applied.
     pub(crate) fn admit(
         &mut self,
         table: &Table<'_>,
         bucket: &str,
         op: &KvOp,
-    ) -> Result<(), KvError> {
+    ) -> Result<Option<u64>, KvError> {
         let Some(&limit) = self.limits.get(bucket) else {
-            return Ok(());
+            return Ok(None);
         };
         let used = match self.used.get(bucket) {
             Some(u) => *u,
@@ -75,14 +76,22 @@ impl Quotas {
                 .for_each(|(k, v)| put(&mut after_op, k, Some(v.len()))),
             KvOp::Delete(k) => put(&mut after_op, k, None),
             KvOp::DeleteMany(ks) => ks.iter().for_each(|k| put(&mut after_op, k, None)),
+            KvOp::CompareAndSwap { key, expected, new } => {
+                let now = table.get((bucket, key.as_str())).map_err(failed)?;
+                if now.as_ref().map(|v| v.value()) == expected.as_deref() {
+                    put(&mut after_op, key, Some(new.len()));
+                }
+            }
             KvOp::Increment(k, d) => {
-                let now = table
-                    .get((bucket, k.as_str()))
-                    .map_err(failed)?
-                    .and_then(|v| std::str::from_utf8(v.value()).ok()?.parse::<u64>().ok())
-                    .unwrap_or(0);
-                // A failing increment changes nothing: `apply` refuses it.
-                if let Some(next) = now.checked_add(*d) {
+                let now = match table.get((bucket, k.as_str())).map_err(failed)? {
+                    None => Some(0),
+                    Some(v) => std::str::from_utf8(v.value())
+                        .ok()
+                        .and_then(|t| t.parse::<u64>().ok()),
+                };
+                // A failing increment (not a counter, an overflow) changes
+                // nothing and needs no room: `apply` refuses it.
+                if let Some(next) = now.and_then(|n| n.checked_add(*d)) {
                     put(&mut after_op, k, Some(next.to_string().len()));
                 }
             }
@@ -98,8 +107,12 @@ impl Quotas {
                 "bucket `{bucket}` is over its quota of {limit} bytes ({used} used; this write needs {delta} more)"
             )));
         }
-        self.used.insert(bucket.to_string(), after);
-        Ok(())
+        Ok(Some(after))
+    }
+
+    /// `bucket`'s write applied: it now holds `used` bytes.
+    pub(crate) fn settle(&mut self, bucket: &str, used: u64) {
+        self.used.insert(bucket.to_string(), used);
     }
 
     /// A commit failed: the counts may be off; count again next time.

@@ -21,6 +21,11 @@
 //! `/api/hello`.
 //! - `PUT /kv?key=K` (body) → 204 and `GET /kv?key=K` → the value: the
 //!   node's store, bucket `web` (503 with the reason when it fails)
+//! - `POST /add?key=K&by=N` → 200 with the new total: a u64 in bucket
+//!   `web`, read and swapped in (`store::update`), so instances adding at
+//!   once lose nothing
+//! - `POST /claim?key=K` (body) → 200 `claimed`, or 409 `taken by <owner>`:
+//!   the first writer wins (`store::compare_and_swap` on an absent key)
 //! - `PUT /file?path=P` (body) → 204 and `GET /file?path=P` → the file:
 //!   the folders the manifest's `files` preopens
 //! - anything else → 404
@@ -117,6 +122,37 @@ impl Web {
                 match plasmoid_sdk::store::get::<Vec<u8>>("web", key) {
                     Ok(Some(v)) => HttpResponse::status(200).body(v),
                     Ok(None) => HttpResponse::text(404, format!("no key {key}")),
+                    Err(e) => HttpResponse::text(503, e.to_string()),
+                }
+            }
+            ("POST", "/add") => {
+                let key = req.query_param("key").unwrap_or("total").to_string();
+                let by: u64 = req
+                    .query_param("by")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1);
+                match plasmoid_sdk::store::update("web", &key, |t: Option<u64>| {
+                    t.unwrap_or(0).saturating_add(by)
+                }) {
+                    Ok(total) => HttpResponse::text(200, total.to_string()),
+                    Err(e) => HttpResponse::text(503, e.to_string()),
+                }
+            }
+            ("POST", "/claim") => {
+                let key = req.query_param("key").unwrap_or("owner").to_string();
+                let me = req.body.clone();
+                match plasmoid_sdk::store::compare_and_swap("web", &key, None, &me) {
+                    Ok(true) => HttpResponse::text(200, "claimed"),
+                    Ok(false) => {
+                        let owner = plasmoid_sdk::store::get::<Vec<u8>>("web", &key)
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default();
+                        HttpResponse::text(
+                            409,
+                            format!("taken by {}", String::from_utf8_lossy(&owner)),
+                        )
+                    }
                     Err(e) => HttpResponse::text(503, e.to_string()),
                 }
             }

@@ -195,7 +195,7 @@ impl Cx<'_> {
         let node = raw.node.as_ref();
         let http = self.http(&raw)?;
         let store = self.store(&raw)?;
-        let quotas = self.quotas(&raw, &store)?;
+        let quotas = self.quotas(&raw)?;
         Ok(Manifest {
             file: PathBuf::from(&self.file),
             name: name.clone(),
@@ -212,22 +212,12 @@ impl Cx<'_> {
         })
     }
 
-    fn quotas(
-        &self,
-        raw: &RawManifest,
-        store: &crate::model::StoreDef,
-    ) -> Result<Vec<(String, u64)>, ReleaseError> {
+    fn quotas(&self, raw: &RawManifest) -> Result<Vec<(String, u64)>, ReleaseError> {
         let Some(s) = &raw.store else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for (bucket, bytes) in &s.get_ref().quotas {
-            if *store != crate::model::StoreDef::Embedded {
-                return Err(self.err(
-                    bucket.span(),
-                    "quotas are kept by the embedded store; with Redis, bound memory with the server's own `maxmemory`",
-                ));
-            }
             if *bytes.get_ref() == 0 {
                 return Err(self.err(
                     bytes.span(),

@@ -143,7 +143,8 @@ impl ReleaseNode {
             // Shared by every node: a child failed over to another node
             // finds what it wrote.
             crate::model::StoreDef::Redis(url) => {
-                plasmoid_store::Redis::new(url, &m.name).map(|s| Arc::new(s) as _)
+                let quotas = m.quotas.iter().cloned().collect();
+                plasmoid_store::Redis::with_quotas(url, &m.name, quotas).map(|s| Arc::new(s) as _)
             }
         };
         match opened {
