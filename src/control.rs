@@ -93,6 +93,13 @@ pub enum ControlCommand {
         #[command(flatten)]
         to: Connect,
     },
+    /// Kill a particle (`exit(Pid, kill)`: it cannot trap it); its
+    /// supervisor restarts it per its restart policy.
+    Kill {
+        target: String,
+        #[command(flatten)]
+        to: Connect,
+    },
 }
 
 pub fn run(cmd: ControlCommand) -> Result<ExitCode> {
@@ -142,6 +149,9 @@ pub fn run(cmd: ControlCommand) -> Result<ExitCode> {
             }
             ControlCommand::Stop { target, to } => {
                 print_reply(ask(&to, &Request::Stop { target }).await?, Encoding::Text)
+            }
+            ControlCommand::Kill { target, to } => {
+                print_reply(ask(&to, &Request::Kill { target }).await?, Encoding::Text)
             }
         }
     })

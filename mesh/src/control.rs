@@ -52,6 +52,10 @@ pub enum Request {
     Stop { target: Option<String> },
     /// Read or write one of the node's store buckets, for an operator.
     Store { bucket: String, op: StoreRequest },
+    /// Kill a particle, as Erlang's `exit(Pid, kill)`: it cannot trap it,
+    /// and its supervisor restarts it per its restart policy. (Last, so
+    /// the variants before it keep their numbers on the wire.)
+    Kill { target: String },
 }
 
 /// What `plasmoid store` asks of a bucket.
