@@ -19,7 +19,8 @@
 //! of a request that failed, and a guest still writing would find its
 //! stream closed. wstd reports that as "connection reset", in place of the
 //! request's real outcome (a denial, a refused connection, or a 200 whose
-//! exchange simply finished first: the race depended on scheduling).
+//! exchange simply finished first: the race depended on scheduling). What
+//! a guest writes after hyper let go is discarded, up to [`DISCARD_LIMIT`].
 
 use crate::node::NodeInner;
 use crate::policy::Action;
@@ -108,7 +109,15 @@ impl WasiHttpHooks for OutgoingHttp {
         };
         Box::new(async move {
             use http_body_util::BodyExt;
-            let request = request.map(forward);
+            // A body already at its end (the guest never asked for one)
+            // goes as it is, so hyper still sends no framing header.
+            let request = request.map(|b| {
+                if b.is_end_stream() {
+                    b
+                } else {
+                    forward(b).boxed_unsync()
+                }
+            });
             verdict?;
             let (res, io) =
                 wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
@@ -142,23 +151,41 @@ impl Body for Forwarded {
     }
 }
 
-/// Hand the guest's body on to hyper one frame at a time (so the guest
-/// still waits while hyper is slow), and once hyper has let go of it,
-/// keep taking and discarding what the guest writes until it finishes or
+/// Bytes a guest may still write to a body hyper has let go of (64 KiB):
+/// enough for the empty or small body a late writer sends; past it the
+/// body is dropped and the guest's writes fail (its outcome is known by
+/// then).
+pub const DISCARD_LIMIT: usize = 64 << 10;
+
+/// Hand the guest's body on to hyper one frame at a time (a frame is read
+/// only once hyper has room for it, so the guest still waits while hyper
+/// is slow), and once hyper has let go of it, keep taking and discarding
+/// what the guest writes, up to [`DISCARD_LIMIT`], until it finishes or
 /// drops the body: its writes succeed and it learns the request's outcome
-/// from the response. The guest's own limits (CPU, lifetime) bound that.
+/// from the response. The task ends with the body, at the latest when the
+/// guest's store is dropped.
 fn forward(body: HyperOutgoingBody) -> Forwarded {
     use http_body_util::BodyExt;
     let hint = body.size_hint();
     let (tx, frames) = tokio::sync::mpsc::channel(1);
     tokio::spawn(async move {
         let mut body = body;
-        let mut tx = Some(tx);
+        // Hand on while hyper wants it.
+        loop {
+            let Ok(room) = tx.reserve().await else { break };
+            match body.frame().await {
+                Some(frame) => room.send(frame),
+                None => return,
+            }
+        }
+        // Then discard, within bounds.
+        let mut discarded = 0usize;
         while let Some(frame) = body.frame().await {
-            if let Some(to) = &tx
-                && to.send(frame).await.is_err()
-            {
-                tx = None;
+            if let Ok(Some(data)) = frame.as_ref().map(|f| f.data_ref()) {
+                discarded += data.len();
+            }
+            if discarded > DISCARD_LIMIT {
+                return;
             }
         }
     });
