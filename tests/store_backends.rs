@@ -1,10 +1,12 @@
 //! The store's conformance suite against a real redis-server (the embedded
-//! backend runs it in plasmoid-store's own tests), and Redis stopped and
-//! started again under a particle's feet: errors within a bounded time,
-//! then service again.
+//! backend runs it in plasmoid-store's own tests), quotas on the server,
+//! and Redis stopped and started again under the backend's and a
+//! component's feet: errors within a bounded time, then service again.
 
 mod common;
 use common::redis::RedisServer;
+use common::web::once;
+use plasmoid_http::{HttpConfig, HttpServer, Route, Target};
 use plasmoid_runtime::kv::{KvOp, KvReply, KvStore};
 use std::time::{Duration, Instant};
 
@@ -74,4 +76,48 @@ async fn a_stopped_server_is_an_error_within_bounds_and_service_comes_back() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(s.call("b", set("3")).await, Ok(KvReply::Done));
+}
+
+/// The same outage under a component's feet: apps/kv-http (standard
+/// wasi:keyvalue) on the Redis backend behind a real listener. While the
+/// server is down each request fails in bounded time with the store's
+/// reason; once it is back the component is served again, data intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_rides_out_a_redis_restart() {
+    let mut server = RedisServer::start();
+    let h = common::Harness::with(common::config(), None);
+    let store = plasmoid_store::Redis::new(&server.url(), "outage").unwrap();
+    h.node.set_store(std::sync::Arc::new(store));
+    h.node
+        .load_component("kv_http", &common::wasm("kv_http"), None)
+        .unwrap();
+    let route = Route::new("/kv/*", Target::Component("kv_http".into())).unwrap();
+    let cfg = HttpConfig::new(([127, 0, 0, 1], 0).into(), vec![route]);
+    let http = HttpServer::start(h.node.clone(), cfg).await.unwrap();
+    let addr = http.local_addr();
+    assert_eq!(once(addr, "PUT", "/kv/a", b"before").await.status, 204);
+    server.down();
+    let t = Instant::now();
+    let r = once(addr, "PUT", "/kv/b", b"during").await;
+    assert_eq!(r.status, 500, "{r:?}");
+    assert!(r.body.contains("Redis"), "{}", r.body);
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t.elapsed()
+    );
+    server.up();
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = once(addr, "PUT", "/kv/b", b"after").await;
+        if r.status == 204 {
+            break;
+        }
+        assert!(Instant::now() < until, "never served again: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = once(addr, "GET", "/kv/a", b"").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "before"));
+    let r = once(addr, "GET", "/kv/b", b"").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "after"));
 }
