@@ -1,4 +1,4 @@
-//! `plasmoid status | spawn | send | call | stop`: a client of a running
+//! `plasmoid status | spawn | send | call | stop | kill`: a client of a running
 //! release node. It dials the node's direct address (from the release
 //! folder's `nodes/<name>/control` or `node/control`, or `--node
 //! ID@IP:PORT`) with the release's client key; nothing is looked up.

@@ -29,6 +29,7 @@ wasm = "{gateway}"
 depends = ["ledger"]
 [supervisor]
 strategy = "one-for-one"
+max_restarts = 3
 children = ["audit", "ledger", { component = "gateway", init = { region = "eu" } }]
 [http]
 routes = [
@@ -142,6 +143,16 @@ async fn every_acknowledged_order_survives_kill_9_and_no_money_is_lost() {
             let (code, out, err) = k.await.unwrap();
             assert_eq!(code, 0, "{err}");
             assert!(out.contains("killed"), "{out}");
+            // It was restarted, not left running.
+            let mut c = plasmoid();
+            c.args(["status", "--release"]).arg(&rel);
+            let (code, out, err) = run(&mut c);
+            assert_eq!(code, 0, "{err}");
+            let line = out
+                .lines()
+                .find(|l| l.trim_start().starts_with("ledger "))
+                .unwrap_or_else(|| panic!("the tree shows the ledger: {out}"));
+            assert!(line.contains("restarts=1"), "{line}");
             // What the restarted ledger reloaded: every acknowledged order,
             // and perhaps one that was being settled when it died.
             let now = balances(addr).await;

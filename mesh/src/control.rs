@@ -1,4 +1,4 @@
-//! The control protocol: how `plasmoid status | spawn | send | call | stop`
+//! The control protocol: how `plasmoid status | spawn | send | call | stop | kill`
 //! talk to a running node.
 //!
 //! A client is an iroh endpoint with its own key; the node serves it on the

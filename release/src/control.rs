@@ -1,4 +1,4 @@
-//! Answers `plasmoid status | spawn | send | call | stop` for a running
+//! Answers `plasmoid status | spawn | send | call | stop | kill` for a running
 //! release node (the transport and the request types are plasmoid-mesh's).
 //!
 //! Targets are pids (`3618bc80.7`, of this node or a peer), names
