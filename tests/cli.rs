@@ -76,8 +76,12 @@ fn bench_prints_one_json_object_per_figure() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 2, "{out}");
+    // Hop and throughput counting on, the hop with it off, and their ratio.
+    assert_eq!(lines.len(), 4, "{out}");
     assert_eq!(lines[0]["name"], "ring.hop");
+    assert_eq!(lines[2]["params"]["metrics"], false);
+    assert_eq!(lines[3]["name"], "ring.metrics_cost");
+    assert!(lines[3]["value"].as_f64().unwrap() > 0.0);
     assert_eq!(lines[0]["unit"], "ns");
     assert!(lines[0]["value"].as_f64().unwrap() > 0.0);
     assert_eq!(lines[0]["params"]["hops"], 100);

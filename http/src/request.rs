@@ -22,8 +22,20 @@ pub(crate) struct Shared {
     pub authority: String,
 }
 
-/// Answer one request. Never fails: every failure is a status.
+/// Answer one request. Never fails: every failure is a status. Each
+/// answer is counted by route pattern (not path: paths are the client's,
+/// patterns the manifest's) and status, for the observer's `/metrics`.
 pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
+    let label = match find(&shared.routes, req.method().as_str(), req.uri().path()) {
+        Matched::Route(r) => r.path.clone(),
+        Matched::NotFound | Matched::WrongMethod(_) => "unmatched".to_string(),
+    };
+    let answer = answer(shared, req).await;
+    shared.node.count_http(&label, answer.status().as_u16());
+    answer
+}
+
+async fn answer(shared: &Shared, req: Request<Incoming>) -> Answer {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let route = match find(&shared.routes, &method, &path) {

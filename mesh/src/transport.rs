@@ -142,6 +142,32 @@ impl Remote for Route {
     fn connected(&self, node: NodeId) -> bool {
         self.0.upgrade().is_some_and(|i| i.both_ways(node))
     }
+
+    fn peer_stats(&self) -> Vec<plasmoid_runtime::PeerStats> {
+        let Some(inner) = self.0.upgrade() else {
+            return Vec::new();
+        };
+        let mut peers: Vec<NodeId> = inner.dialing.iter().map(|p| *p).collect();
+        peers.extend(inner.inbound.iter().map(|e| *e.key()));
+        peers.sort();
+        peers.dedup();
+        peers
+            .into_iter()
+            .map(|node| {
+                let conn = inner.out.get(&node).map(|o| o.conn.clone());
+                let stats = conn.as_ref().map(|c| c.stats());
+                plasmoid_runtime::PeerStats {
+                    node,
+                    connected: inner.both_ways(node),
+                    rtt: conn
+                        .as_ref()
+                        .and_then(|c| c.rtt(iroh::endpoint::PathId::ZERO)),
+                    bytes_sent: stats.as_ref().map_or(0, |s| s.udp_tx.bytes),
+                    bytes_received: stats.as_ref().map_or(0, |s| s.udp_rx.bytes),
+                }
+            })
+            .collect()
+    }
 }
 
 impl Mesh {

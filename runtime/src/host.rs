@@ -77,6 +77,12 @@ impl ParticleState {
     }
 
     pub(crate) fn denied(&self, action: Action, resource: &str) -> String {
+        self.node.stats.denied(
+            self.proc.pid,
+            &self.component.name,
+            action.as_str(),
+            resource,
+        );
         tracing::warn!(
             pid = %self.proc.pid,
             component = %self.component.name,
@@ -119,6 +125,10 @@ impl ParticleState {
         target: Resource<PidRep>,
         msg: Msg,
     ) -> wasmtime::Result<Result<(), SendError>> {
+        if self.node.config.metrics {
+            // Counted as sent when tried, as Erlang counts a send.
+            crate::stats::bump(&self.proc.counters.sent);
+        }
         let (pid, local) = self.target(&target)?;
         let Some(t) = local.or_else(|| self.node.lookup(pid)) else {
             // Not a process here: `noproc`, or another node, which

@@ -29,6 +29,7 @@ mod remote;
 pub mod remote_http;
 mod signals;
 mod start;
+pub mod stats;
 mod supervision;
 mod supervisor_host;
 mod swap;
@@ -48,7 +49,7 @@ pub use node::{
 pub use pid::{NodeId, Pid};
 pub use policy::{Action, DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyGate, PolicySource};
 pub use reason::{ExitReason, Msg};
-pub use remote::{Remote, RemoteOp};
+pub use remote::{PeerStats, Remote, RemoteOp};
 pub use signals::Noproc;
 pub use start::DEFAULT_START_TIMEOUT;
 pub use supervision::{

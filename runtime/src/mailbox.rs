@@ -19,15 +19,32 @@ pub struct Mailbox {
     queue: Mutex<VecDeque<Msg>>,
     notify: Notify,
     capacity: usize,
+    /// Messages queued so far; written under the queue's lock only.
+    received: std::sync::atomic::AtomicU64,
+    /// Whether to count them (`NodeConfig::metrics`).
+    count: bool,
 }
 
 impl Mailbox {
+    #[cfg(test)]
     pub fn new(capacity: usize) -> Self {
+        Self::counted(capacity, true)
+    }
+
+    /// A mailbox that counts what it queues when `count` is set.
+    pub fn counted(capacity: usize, count: bool) -> Self {
         Mailbox {
             queue: Mutex::new(VecDeque::new()),
             notify: Notify::new(),
             capacity,
+            received: std::sync::atomic::AtomicU64::new(0),
+            count,
         }
+    }
+
+    /// Messages queued so far (the observer's "messages in").
+    pub fn received(&self) -> u64 {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Queue a message; `system` messages (signals) ignore the bound.
@@ -38,6 +55,10 @@ impl Mailbox {
                 return Err(MailboxFull);
             }
             q.push_back(msg);
+            if self.count {
+                // Under the lock: one writer at a time, no locked add.
+                crate::stats::bump(&self.received);
+            }
         }
         // One waiter at most (the owner); a stored permit covers the race
         // between its emptiness check and its wait.

@@ -46,6 +46,9 @@ pub struct NodeConfig {
     /// each boot, so pids of an earlier incarnation answer `noproc`.
     /// Default 0: none (a node that never restarts under the same id).
     pub creation: u32,
+    /// Count messages, CPU ticks and memory per process for the observer
+    /// (stats.rs). Default on; off only to measure what counting costs.
+    pub metrics: bool,
 }
 
 impl Default for NodeConfig {
@@ -60,6 +63,7 @@ impl Default for NodeConfig {
             policy_dir: None,
             node_id: None,
             creation: 0,
+            metrics: true,
         }
     }
 }
@@ -192,6 +196,8 @@ pub(crate) struct NodeInner {
     pub(crate) handler_slots: Arc<tokio::sync::Semaphore>,
     /// Where `wasi:keyvalue` calls go (kv.rs); none: no store.
     pub(crate) store: parking_lot::RwLock<Option<Arc<dyn crate::kv::KvStore>>>,
+    /// Counters for the observer (stats.rs).
+    pub(crate) stats: crate::stats::NodeStats,
 }
 
 /// What a component's particles see as their WASI environment.
@@ -259,6 +265,7 @@ impl Node {
                 peer_starts: DashMap::new(),
                 guest_env: DashMap::new(),
                 store: parking_lot::RwLock::new(None),
+                stats: Default::default(),
                 handler_slots: Arc::new(tokio::sync::Semaphore::new(crate::engine::handler_slots(
                     config.max_particles,
                 ) as usize)),
@@ -313,6 +320,9 @@ impl Node {
             });
         }
         self.inner.components.insert(loaded);
+        if previous.is_some() {
+            self.inner.stats.swaps.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(previous.map(|p| p.version.clone()))
     }
 
@@ -516,7 +526,13 @@ impl NodeInner {
             )));
         }
         let pid = self.new_pid();
-        let proc = Process::new(pid, comp.name.clone(), comp.limits.mailbox);
+        let proc = Process::with_counting(
+            pid,
+            comp.name.clone(),
+            comp.limits.mailbox,
+            self.config.metrics,
+        );
+        self.stats.spawns.fetch_add(1, Ordering::Relaxed);
         self.insert_process(proc.clone());
         if let Some(name) = &opts.name
             && self.register(&proc, name).is_err()
@@ -583,10 +599,10 @@ impl NodeInner {
         if !target.accepting() {
             return Err(SendError::Noproc);
         }
-        target
-            .mailbox
-            .push(msg, false)
-            .map_err(|_| SendError::MailboxFull)
+        target.mailbox.push(msg, false).map_err(|_| {
+            self.stats.mailbox_full.fetch_add(1, Ordering::Relaxed);
+            SendError::MailboxFull
+        })
     }
 
     /// Deliver `msg` to a pid, here or on another node.

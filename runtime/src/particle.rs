@@ -66,6 +66,8 @@ impl WasiHttpView for ParticleState {
 pub struct MemoryCap {
     limit: usize,
     exceeded: bool,
+    /// The particle whose memory this counts for the observer.
+    owner: Option<Arc<Process>>,
 }
 
 impl MemoryCap {
@@ -73,6 +75,21 @@ impl MemoryCap {
         MemoryCap {
             limit,
             exceeded: false,
+            owner: None,
+        }
+    }
+
+    /// A cap that also keeps `owner`'s memory count (a new instance of
+    /// it, after a swap, starts again from zero).
+    pub(crate) fn counting(limit: usize, owner: Arc<Process>) -> Self {
+        owner
+            .counters
+            .memory
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        MemoryCap {
+            limit,
+            exceeded: false,
+            owner: Some(owner),
         }
     }
 
@@ -85,13 +102,19 @@ impl MemoryCap {
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.exceeded = true;
             return Err(wasmtime::Error::msg("memory limit exceeded"));
+        }
+        if let Some(p) = &self.owner {
+            let grown = desired.saturating_sub(current);
+            p.counters
+                .memory
+                .fetch_add(grown, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(true)
     }
@@ -168,6 +191,9 @@ fn on_epoch(mut cx: StoreContextMut<'_, ParticleState>) -> wasmtime::Result<Upda
         return Ok(UpdateDeadline::Continue(1));
     }
     s.cpu.ticks += 1;
+    if s.node.config.metrics {
+        crate::stats::bump(&s.proc.counters.ticks);
+    }
     if s.cpu.budget_ticks > 0 && s.cpu.ticks > s.cpu.budget_ticks {
         s.exit_request = Some(ExitReason::Exception(format!(
             "cpu budget exceeded: ran {} ms without waiting in recv (limit {} ms)",
@@ -274,7 +300,7 @@ async fn instance(
         proc: proc.clone(),
         node: node.clone(),
         component: comp.clone(),
-        memory: MemoryCap::new(comp.limits.memory_bytes as usize),
+        memory: MemoryCap::counting(comp.limits.memory_bytes as usize, proc.clone()),
         cpu: CpuMeter {
             fresh: true,
             ticks: 0,

@@ -29,6 +29,8 @@ pub struct Process {
     /// Hot swap: the code this particle runs (`None` for native processes),
     /// and the version it is asked to move to at its next `recv`.
     pub(crate) code: Mutex<Code>,
+    /// What the observer reads (stats.rs).
+    pub(crate) counters: crate::stats::ProcCounters,
 }
 
 #[derive(Default)]
@@ -54,10 +56,20 @@ pub(crate) struct ProcState {
 
 impl Process {
     pub fn new(pid: Pid, component: Arc<str>, mailbox_capacity: usize) -> Arc<Self> {
+        Self::with_counting(pid, component, mailbox_capacity, true)
+    }
+
+    /// With `count` off, its mailbox does not count messages (`NodeConfig::metrics`).
+    pub fn with_counting(
+        pid: Pid,
+        component: Arc<str>,
+        mailbox_capacity: usize,
+        count: bool,
+    ) -> Arc<Self> {
         Arc::new(Process {
             pid,
             component,
-            mailbox: Mailbox::new(mailbox_capacity),
+            mailbox: Mailbox::counted(mailbox_capacity, count),
             trap_exit: AtomicBool::new(false),
             exiting: AtomicBool::new(false),
             dead: AtomicBool::new(false),
@@ -69,6 +81,7 @@ impl Process {
             }),
             upgradable: AtomicBool::new(false),
             code: Mutex::new(Code::default()),
+            counters: Default::default(),
         })
     }
 

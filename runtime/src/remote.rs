@@ -125,6 +125,31 @@ pub trait Remote: Send + Sync {
     fn route(&self, op: RemoteOp) -> Result<(), SendError>;
     /// Whether ops for `node` can be sent now.
     fn connected(&self, node: NodeId) -> bool;
+    /// The connections to other nodes now, for the observer.
+    fn peer_stats(&self) -> Vec<PeerStats> {
+        Vec::new()
+    }
+}
+
+/// One connection to another node, as the observer shows it.
+#[derive(Clone, Debug)]
+pub struct PeerStats {
+    pub node: NodeId,
+    /// Connected both ways (ops go out, answers come back).
+    pub connected: bool,
+    /// The transport's current round-trip estimate.
+    pub rtt: Option<std::time::Duration>,
+    /// UDP bytes sent to and received from it on the current connection.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+impl crate::node::Node {
+    /// The connections to other nodes now (none without a mesh).
+    pub fn peer_stats(&self) -> Vec<PeerStats> {
+        let remote = self.inner.remote.read().clone();
+        remote.map(|r| r.peer_stats()).unwrap_or_default()
+    }
 }
 
 impl NodeInner {

@@ -195,7 +195,10 @@ impl NodeInner {
         self.forget_peer_start(p.pid);
         if particle {
             self.live_particles.fetch_sub(1, Ordering::AcqRel);
+            self.stats
+                .exited(p.pid, &p.component, name.clone(), &reason);
         }
+        self.count_gone(p);
         if let Some(n) = name {
             self.names.remove_if(&n, |_, v| *v == p.pid);
         }

@@ -137,6 +137,9 @@ impl NodeInner {
                 pid = %proc.pid,
                 "a particle of the new version crashed during probation ({reason}); rolled back"
             );
+            self.stats
+                .rollbacks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let _ = self.swap_events.send(SwapEvent::RolledBack {
                 component: comp.name.clone(),
                 bad: comp.version.clone(),

@@ -197,9 +197,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                         _ => vec![(100, 1000), (1000, 100), (10, 10_000)],
                     };
                     let max = shapes.iter().map(|s| s.0).max().unwrap_or(1) + 16;
-                    let node = node_with(&wasm, max)?;
+                    // The observer's counting on and off, in the same run.
+                    let on = node_with(&wasm, max)?;
+                    let off = node_with_metrics(&wasm, max, false)?;
                     for (p, m) in shapes {
-                        bench_ring(&node, p, m, runs).await?;
+                        bench_ring(&on, &off, p, m, runs).await?;
                     }
                 }
                 Which::Spawn { count } => bench_spawn(&wasm, count, runs).await?,
@@ -230,8 +232,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
 }
 
 fn node_with(wasm: &Path, max_particles: u32) -> Result<Node> {
+    node_with_metrics(wasm, max_particles, true)
+}
+
+fn node_with_metrics(wasm: &Path, max_particles: u32, metrics: bool) -> Result<Node> {
     let cfg = NodeConfig {
         max_particles,
+        metrics,
         ..NodeConfig::default()
     };
     let node = Node::new(cfg)?;
@@ -261,27 +268,47 @@ async fn report(me: &NativeProcess, init: Value) -> Result<Value> {
     }
 }
 
-async fn bench_ring(node: &Node, procs: u32, msgs: u32, runs: usize) -> Result<()> {
+/// One ring run on `node`: ns per hop.
+async fn ring_once(node: &Node, procs: u32, msgs: u32) -> Result<f64> {
     let me = node.native("bench");
-    let mut per_hop = Vec::new();
-    for _ in 0..runs {
-        let init = json!({"orchestrator": {"procs": procs, "msgs": msgs, "report_to": me.pid().to_string()}});
-        let r = report(&me, init).await?;
-        let elapsed = r["elapsed_ns"]
-            .as_f64()
-            .context("report without elapsed_ns")?;
-        let hops = r["hops"].as_f64().context("report without hops")?;
-        per_hop.push(elapsed / hops);
-        // Let the workers finish exiting before the next run.
-        while node.live_particles() > 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+    let init =
+        json!({"orchestrator": {"procs": procs, "msgs": msgs, "report_to": me.pid().to_string()}});
+    let r = report(&me, init).await?;
+    let elapsed = r["elapsed_ns"]
+        .as_f64()
+        .context("report without elapsed_ns")?;
+    let hops = r["hops"].as_f64().context("report without hops")?;
+    // Let the workers finish exiting before the next run.
+    while node.live_particles() > 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(elapsed / hops)
+}
+
+/// The ring on a node that counts for the observer (`on`) and on one that
+/// does not (`off`), runs alternating (and which goes first, too) so
+/// drift on a shared machine hits both; the figures are medians, and
+/// `ring.metrics_cost` is their ratio (on / off).
+async fn bench_ring(on: &Node, off: &Node, procs: u32, msgs: u32, runs: usize) -> Result<()> {
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        if run % 2 == 0 {
+            with.push(ring_once(on, procs, msgs).await?);
+            without.push(ring_once(off, procs, msgs).await?);
+        } else {
+            without.push(ring_once(off, procs, msgs).await?);
+            with.push(ring_once(on, procs, msgs).await?);
         }
     }
-    let ns = median(per_hop);
+    let (ns, ns_off) = (median(with), median(without));
     let params =
         json!({"procs": procs, "msgs": msgs, "hops": procs as u64 * msgs as u64, "runs": runs});
     emit("ring.hop", ns, "ns", params.clone());
-    emit("ring.throughput", 1e9 / ns, "hops/s", params);
+    emit("ring.throughput", 1e9 / ns, "hops/s", params.clone());
+    let mut p_off = params.clone();
+    p_off["metrics"] = json!(false);
+    emit("ring.hop", ns_off, "ns", p_off);
+    emit("ring.metrics_cost", ns / ns_off, "ratio", params);
     Ok(())
 }
 
