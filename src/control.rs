@@ -159,10 +159,13 @@ pub fn run(cmd: ControlCommand) -> Result<ExitCode> {
 
 /// The release folder `--release` (or ./prod.toml) points at, unbuilt.
 fn release_folder(to: &Connect) -> Result<PathBuf> {
-    let path = to
-        .release
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("prod.toml"));
+    release_folder_of(to.release.clone())
+}
+
+/// The built folder of a release given as a folder or a prod.toml
+/// (default ./prod.toml).
+pub(crate) fn release_folder_of(release: Option<PathBuf>) -> Result<PathBuf> {
+    let path = release.unwrap_or_else(|| PathBuf::from("prod.toml"));
     if path.is_dir() {
         return Ok(path);
     }
@@ -206,7 +209,7 @@ fn target(to: &Connect, node: Option<&str>) -> Result<(ControlAddr, SecretKey)> 
 }
 
 /// The root node's folder: the first of `[nodes]`, or `node/`.
-fn first_node_dir(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn first_node_dir(dir: &Path) -> Result<PathBuf> {
     let (m, _) = plasmoid_release::open_release(dir)?;
     Ok(plasmoid_release::node_dir(
         dir,

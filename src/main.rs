@@ -4,6 +4,7 @@ mod bench;
 mod control;
 mod load;
 mod logging;
+mod observe;
 mod release;
 mod scaffold;
 mod start;
@@ -54,6 +55,8 @@ enum Command {
     Upgrade(upgrade::UpgradeArgs),
     /// Measure the runtime; prints one JSON object per figure.
     Bench(bench::BenchArgs),
+    /// Print (and open) the URL of a running release's live dashboard.
+    Observe(observe::ObserveArgs),
     /// Read and write a running release's store buckets.
     Store {
         #[command(subcommand)]
@@ -87,7 +90,7 @@ fn main() -> ExitCode {
     // commands print their answer: quiet unless asked.
     let default_level = if matches!(
         cli.command,
-        Command::Bench(_) | Command::Control(_) | Command::Store { .. }
+        Command::Bench(_) | Command::Control(_) | Command::Store { .. } | Command::Observe(_)
     ) {
         "warn"
     } else {
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args).map(|_| ExitCode::SUCCESS),
         Command::Control(cmd) => control::run(cmd),
         Command::Store { command } => store::run(command),
+        Command::Observe(args) => observe::run(args),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+// Parsed once per process: the size of `Run` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand)]
 pub enum ReleaseCommand {
     /// Validate a manifest and print its tree and start order; builds nothing.
@@ -72,6 +74,11 @@ pub enum ReleaseCommand {
         /// `<name>.data` beside the release folder, kept across versions.
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
+        /// Serve the observer (the live dashboard and /metrics) here,
+        /// instead of the manifest's `[observer] listen` (port 0: a free
+        /// one). `plasmoid observe` prints its URL.
+        #[arg(long, value_name = "IP:PORT")]
+        observer: Option<std::net::SocketAddr>,
     },
 }
 
@@ -111,6 +118,7 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             peer_wait_ms,
             http,
             data,
+            observer,
         } => {
             let dir = release_dir(&release, out)?;
             let swap = (!no_watch).then(|| plasmoid_release::SwapOptions {
@@ -127,6 +135,7 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
                 peer_wait: std::time::Duration::from_millis(peer_wait_ms),
                 http,
                 data,
+                observer,
             };
             run_release(&dir, opts)
         }

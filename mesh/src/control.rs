@@ -118,6 +118,9 @@ pub struct TreeRow {
     pub component: Option<String>,
     pub restarts: u32,
     pub children: Vec<TreeRow>,
+    /// Its restart type (`permanent`, `transient`, `temporary`); `None`
+    /// for the root.
+    pub restart: Option<String>,
 }
 
 pub type ControlFuture = Pin<Box<dyn Future<Output = Result<Reply, String>> + Send>>;

@@ -120,16 +120,7 @@ impl Inner {
                 target: Some(target),
             } => self.stop(&target).await,
             Request::Store { bucket, op } => self.store(&bucket, op).await,
-            Request::Kill { target } => {
-                let pid = self.target(&target).await?;
-                let me = self.node.native("control");
-                me.send_exit(pid, ExitReason::Kill)
-                    .map_err(|e| format!("cannot kill {pid}: {e}"))?;
-                tracing::warn!(%pid, "killed by a control client");
-                Ok(Reply::Done(format!(
-                    "killed {pid}; a supervisor restarts it per its restart policy"
-                )))
-            }
+            Request::Kill { target } => self.kill(&target).await,
         }
     }
 
@@ -278,11 +269,7 @@ impl Inner {
                 connected: node.reachable(id),
             })
             .collect();
-        let root = self.root.lock().clone();
-        let tree = match root {
-            Some(r) => Some(self.tree_of("root", &r, 0).await),
-            None => None,
-        };
+        let tree = self.tree().await;
         Status {
             node: self.name.clone(),
             id: me.to_hex(),
@@ -317,9 +304,14 @@ impl Inner {
                 let nested = c
                     .pid
                     .and_then(|p| plasmoid_supervisor::supervisor_at(&self.node, p));
+                let restart = Some(restart_name(c.restart).to_string());
                 let row = match nested {
-                    Some(s) => self.tree_of(&c.id, &s, c.restarts).await,
+                    Some(s) => TreeRow {
+                        restart,
+                        ..self.tree_of(&c.id, &s, c.restarts).await
+                    },
                     None => TreeRow {
+                        restart,
                         id: c.id.clone(),
                         pid: c.pid.map(|p| p.to_string()),
                         node: c.pid.map(|p| self.node_of(p)),
@@ -339,7 +331,75 @@ impl Inner {
                 component: None,
                 restarts,
                 children,
+                restart: None,
             }
         })
+    }
+
+    /// The tree, on the node that runs it.
+    async fn tree(&self) -> Option<TreeRow> {
+        let root = self.root.lock().clone()?;
+        Some(self.tree_of("root", &root, 0).await)
+    }
+
+    /// Kill a target, as `plasmoid kill`.
+    async fn kill(&self, target: &str) -> Result<Reply, String> {
+        let pid = self.target(target).await?;
+        let me = self.node.native("control");
+        me.send_exit(pid, ExitReason::Kill)
+            .map_err(|e| format!("cannot kill {pid}: {e}"))?;
+        tracing::warn!(%pid, "killed by a control client");
+        Ok(Reply::Done(format!(
+            "killed {pid}; a supervisor restarts it per its restart policy"
+        )))
+    }
+
+    /// Restart a supervised child: terminate it within its shutdown time,
+    /// then start it again (OTP's terminate_child + restart_child).
+    async fn restart(&self, target: &str) -> Result<String, String> {
+        let pid = self.target(target).await?;
+        let Some((sup, id)) = plasmoid_supervisor::find_child(&self.node, pid) else {
+            return Err(format!(
+                "{pid} is not a child of a supervisor on this node; kill it instead"
+            ));
+        };
+        sup.terminate_child(&id)
+            .await
+            .map_err(|e| format!("cannot stop child `{id}`: {e}"))?;
+        let new = sup
+            .restart_child(&id)
+            .await
+            .map_err(|e| format!("child `{id}` stopped but did not start again: {e}"))?;
+        Ok(format!("restarted child `{id}`: {pid} → {new}"))
+    }
+}
+
+fn restart_name(r: plasmoid_runtime::Restart) -> &'static str {
+    match r {
+        plasmoid_runtime::Restart::Permanent => "permanent",
+        plasmoid_runtime::Restart::Transient => "transient",
+        plasmoid_runtime::Restart::Temporary => "temporary",
+    }
+}
+
+/// What the observer's actions and tree use (observe.rs).
+impl Control {
+    pub(crate) async fn tree(&self) -> Option<TreeRow> {
+        self.inner.tree().await
+    }
+
+    pub(crate) async fn kill(&self, target: &str) -> Result<String, String> {
+        match self.inner.kill(target).await? {
+            Reply::Done(m) => Ok(m),
+            other => Ok(format!("{other:?}")),
+        }
+    }
+
+    pub(crate) async fn restart(&self, target: &str) -> Result<String, String> {
+        self.inner.restart(target).await
+    }
+
+    pub(crate) fn node(&self) -> &Node {
+        &self.inner.node
     }
 }

@@ -40,5 +40,5 @@ pub use nodes::{
     client_key, ensure_keys, next_creation, node_dir, node_ids, read_control_addr,
     write_control_addr,
 };
-pub use run::{DEFAULT_PEER_WAIT, Outcome, ReleaseNode, RunOptions, run_tree};
+pub use run::{DEFAULT_PEER_WAIT, OBSERVER_FILE, Outcome, ReleaseNode, RunOptions, run_tree};
 pub use swap::{SwapOptions, Swapper, watch};

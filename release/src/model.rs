@@ -26,6 +26,8 @@ pub struct Manifest {
     pub store: StoreDef,
     /// `[store.quotas]`: bucket → most bytes (either backend).
     pub quotas: Vec<(String, u64)>,
+    /// `[observer] listen`: the root node's dashboard (off without it).
+    pub observer: Option<std::net::SocketAddr>,
 }
 
 /// A release's store backend.

@@ -43,10 +43,26 @@ impl Client {
         body: &[u8],
         within: Duration,
     ) -> Result<Reply, String> {
-        let req = hyper::Request::builder()
+        self.request_with(method, path, &[], body, within).await
+    }
+
+    /// [`Client::request`] with extra headers.
+    pub async fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        within: Duration,
+    ) -> Result<Reply, String> {
+        let mut req = hyper::Request::builder()
             .method(method)
             .uri(path)
-            .header("host", "127.0.0.1")
+            .header("host", "127.0.0.1");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
             .body(Full::new(Bytes::copy_from_slice(body)))
             .map_err(|e| e.to_string())?;
         let go = async {

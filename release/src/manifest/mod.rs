@@ -196,6 +196,10 @@ impl Cx<'_> {
         let http = self.http(&raw)?;
         let store = self.store(&raw)?;
         let quotas = self.quotas(&raw)?;
+        let observer = match &raw.observer {
+            Some(o) => Some(self.address(&o.get_ref().listen)?),
+            None => None,
+        };
         Ok(Manifest {
             file: PathBuf::from(&self.file),
             name: name.clone(),
@@ -209,6 +213,7 @@ impl Cx<'_> {
             http,
             store,
             quotas,
+            observer,
         })
     }
 

@@ -20,6 +20,14 @@ pub struct RawManifest {
     pub supervisors: IndexMap<Spanned<String>, Spanned<RawSupervisor>>,
     pub http: Option<Spanned<RawHttp>>,
     pub store: Option<Spanned<RawStore>>,
+    pub observer: Option<Spanned<RawObserver>>,
+}
+
+/// `[observer]`: where the root node serves its dashboard and `/metrics`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawObserver {
+    pub listen: Spanned<String>,
 }
 
 /// `[store]`: where particles' `wasi:keyvalue` buckets live.

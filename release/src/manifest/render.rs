@@ -162,6 +162,11 @@ pub fn resolved_toml(
     if let Some(h) = &m.http {
         t.insert("http".into(), http_table(h).into());
     }
+    if let Some(o) = m.observer {
+        let mut ob = toml::Table::new();
+        ob.insert("listen".into(), o.to_string().into());
+        t.insert("observer".into(), ob.into());
+    }
     let mut s = toml::Table::new();
     if let crate::model::StoreDef::Redis(url) = &m.store {
         s.insert("backend".into(), url.clone().into());

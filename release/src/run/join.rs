@@ -30,6 +30,8 @@ pub(super) struct Joined {
     pub peers: Vec<(String, NodeId)>,
     /// This node's HTTP listener, once bound (see web.rs).
     pub http: Option<plasmoid_http::HttpServer>,
+    /// This node's dashboard, once started (see observe.rs).
+    pub observer: Option<plasmoid_observer::Observer>,
 }
 
 pub(super) async fn join(
@@ -122,6 +124,7 @@ pub(super) async fn join(
         name,
         peers,
         http: None,
+        observer: None,
     })
 }
 

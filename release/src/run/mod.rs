@@ -11,9 +11,11 @@
 
 mod files;
 mod join;
+mod observe;
 mod tree;
 mod web;
 
+pub use observe::OBSERVER_FILE;
 pub use tree::{Outcome, run_tree};
 
 use crate::error::ReleaseError;
@@ -60,6 +62,10 @@ pub struct RunOptions {
     /// The release's data folder ([`data_dir`] by default): each node's
     /// store, `<data>/<node>/store.redb`.
     pub data: Option<std::path::PathBuf>,
+    /// Serve the observer here instead of where the manifest's
+    /// `[observer] listen` says (root node); `None` and no `[observer]`:
+    /// no dashboard.
+    pub observer: Option<SocketAddr>,
 }
 
 /// Where a release keeps its data by default: beside its version folders,
@@ -86,6 +92,7 @@ impl Default for RunOptions {
             peer_wait: DEFAULT_PEER_WAIT,
             http: None,
             data: None,
+            observer: None,
         }
     }
 }
@@ -161,6 +168,20 @@ impl ReleaseNode {
                 return Err(e);
             }
         };
+        let observe = opts.observer.or(if root { m.observer } else { None });
+        if let Some(listen) = observe {
+            let release = m.release_id();
+            match observe::start(&joined.control, dir, &node_dir, listen, release, &name).await {
+                Ok(o) => joined.observer = Some(o),
+                Err(e) => {
+                    if let Some(h) = joined.http.take() {
+                        h.stop().await;
+                    }
+                    joined.mesh.close().await;
+                    return Err(e);
+                }
+            }
+        }
         let task = tokio::spawn(run(
             joined,
             dir.to_path_buf(),
@@ -258,9 +279,14 @@ async fn run(
     // Stops in reverse: the listener first (requests in flight finish
     // while their particles still run), then the mesh and the particles.
     let http = std::sync::Mutex::new(joined.http.take());
+    let observer = std::sync::Mutex::new(joined.observer.take());
     let finish = |mesh: plasmoid_mesh::Mesh, node: Node| {
         let http = http.lock().ok().and_then(|mut h| h.take());
+        let observer = observer.lock().ok().and_then(|mut o| o.take());
         async move {
+            if let Some(o) = observer {
+                o.stop().await;
+            }
             if let Some(h) = http {
                 h.stop().await;
             }
