@@ -466,7 +466,13 @@ async fn metrics_parse_and_move_as_the_demo_runs() {
             && metric(&now, "plasmoid_messages_sent_total", &[]).unwrap()
                 > metric(&first.body, "plasmoid_messages_sent_total", &[]).unwrap()
             && metric(&now, "plasmoid_exits_total", &[("reason", "exception")]).unwrap() >= 1.0
-            && metric(&now, "plasmoid_restarts_total", &[("supervisor", "core")]).unwrap() >= 1.0;
+            && metric(
+                &now,
+                "plasmoid_restarts_total",
+                &[("supervisor", "root/core")],
+            )
+            .unwrap()
+                >= 1.0;
         if moved {
             break;
         }
@@ -546,6 +552,16 @@ async fn beyond_loopback_every_request_needs_the_token() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+    assert_eq!(r.headers.get("location").unwrap(), "/");
+    // A session of its own, named after the port: never the release's token.
+    let named = format!("plasmoid_observer_{}=", addr.port());
+    assert!(
+        cookie.starts_with(&named) && !cookie.contains(&key_token),
+        "{cookie}"
+    );
+    // A scraper's `?token=` is admitted as it is, without a redirect.
+    let r = get(addr, &format!("/metrics?token={key_token}"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
     let pair = cookie.split(';').next().unwrap();
     let r = get(addr, "/api/whoami", &[("cookie", pair)]).await;
     assert_eq!(r.status, 200);

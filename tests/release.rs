@@ -233,7 +233,8 @@ fn the_demo_release_runs_and_its_supervisors_restart_the_notifier() {
     let data = tempfile::tempdir().unwrap();
     let mut running = Running::start(
         plasmoid()
-            .args(["release", "run", "--http", "127.0.0.1:0", "--data"])
+            .args(["release", "run", "--http", "127.0.0.1:0", "--observer"])
+            .args(["127.0.0.1:0", "--data"])
             .arg(data.path())
             .arg("apps/demo/prod.toml"),
     );

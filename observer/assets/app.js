@@ -66,9 +66,15 @@ function connect() {
     $('#conn').className = 'pill ok';
     onSample(JSON.parse(e.data));
   });
+  const mine = es;
   es.onerror = () => {
     $('#conn').textContent = 'reconnecting…';
     $('#conn').className = 'pill bad';
+    // A refusal (503: too many pages; 401) closes the stream for good:
+    // try again later rather than show "reconnecting" forever.
+    if (mine.readyState === EventSource.CLOSED) {
+      setTimeout(() => { if (es === mine) connect(); }, 3000);
+    }
   };
 }
 
@@ -312,7 +318,10 @@ async function loadDetail(pid) {
     dl.appendChild(el('dd', { 'data-field': k }, String(v)));
   }
   $('#kill').disabled = !canAct;
-  $('#restart').disabled = !canAct || !place.child;
+  // A temporary child (or a simple-one-for-one instance) would be deleted
+  // by terminate_child, not restarted.
+  $('#restart').disabled = !canAct || !place.child || place.restart === 'temporary'
+    || place.strategy === 'simple-one-for-one';
   const list = (id, items, text) => {
     const ol = $(id);
     ol.replaceChildren();

@@ -10,35 +10,69 @@
 //!   always needs the client key, plus an `x-plasmoid-action` header that a
 //!   cross-site form cannot send.
 //!
-//! A token arrives as `Authorization: Bearer …` (scrapers, scripts), as
-//! `?token=…` on the first page load, which is then swapped for a
-//! same-site, HTTP-only cookie and dropped from the address bar.
+//! A token arrives as `Authorization: Bearer …` (scrapers, scripts) or as
+//! `?token=…`. On the page's first load, `GET /?token=…`, it is swapped
+//! for a session: a random id in a same-site, HTTP-only cookie named after
+//! the port (cookies ignore ports: another service on this host must not
+//! receive the release's token, and two observers must not overwrite each
+//! other's), and the address bar loses the token.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-pub(crate) const COOKIE: &str = "plasmoid_observer";
 /// The header an action must carry.
 pub(crate) const ACTION_HEADER: &str = "x-plasmoid-action";
+/// Sessions kept (the newest); an older page must load the URL again.
+const MAX_SESSIONS: usize = 64;
 
 pub(crate) struct Gate {
     tokens: Vec<String>,
     /// Whether reads need no token (a loopback listener).
     open_reads: bool,
+    /// The cookie's name: `plasmoid_observer_<port>`.
+    cookie: String,
+    sessions: Mutex<VecDeque<String>>,
 }
 
 impl Gate {
-    pub fn new(tokens: Vec<String>, open_reads: bool) -> Gate {
-        Gate { tokens, open_reads }
+    pub fn new(tokens: Vec<String>, open_reads: bool, port: u16) -> Gate {
+        Gate {
+            tokens,
+            open_reads,
+            cookie: format!("plasmoid_observer_{port}"),
+            sessions: Mutex::new(VecDeque::new()),
+        }
     }
 
     fn valid(&self, presented: &str) -> bool {
         self.tokens
             .iter()
             .any(|t| same(t.as_bytes(), presented.as_bytes()))
+    }
+
+    fn session_valid(&self, presented: &str) -> bool {
+        self.sessions
+            .lock()
+            .iter()
+            .any(|s| same(s.as_bytes(), presented.as_bytes()))
+    }
+
+    /// A new session id, or `None` without randomness.
+    fn new_session(&self) -> Option<String> {
+        let mut raw = [0u8; 16];
+        getrandom::fill(&mut raw).ok()?;
+        let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let mut s = self.sessions.lock();
+        if s.len() >= MAX_SESSIONS {
+            s.pop_front();
+        }
+        s.push_back(id.clone());
+        Some(id)
     }
 }
 
@@ -54,23 +88,22 @@ fn from_query(query: Option<&str>) -> Option<String> {
         .map(str::to_string)
 }
 
-fn from_headers(h: &HeaderMap) -> Option<String> {
-    if let Some(b) = h
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        return Some(b.trim().to_string());
-    }
+fn bearer(h: &HeaderMap) -> Option<String> {
+    let v = h.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = v.split_once(' ')?;
+    // The scheme is case-insensitive (RFC 7235).
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
     h.get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| {
-            c.trim()
-                .strip_prefix(&format!("{COOKIE}="))
-                .map(str::to_string)
-        })
+        .find_map(|c| c.trim().strip_prefix(&prefix).map(str::to_string))
 }
 
 /// Whether `Host` names this machine's loopback (or there is none).
@@ -100,16 +133,24 @@ fn refuse(status: StatusCode, why: &str) -> Response {
 /// The middleware in front of every route.
 pub(crate) async fn admit(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
     let query_token = from_query(req.uri().query());
-    let presented = from_headers(req.headers()).or(query_token.clone());
-    let authed = presented.as_deref().is_some_and(|t| gate.valid(t));
+    let token = bearer(req.headers()).or(query_token.clone());
+    let authed = token.as_deref().is_some_and(|t| gate.valid(t))
+        || cookie(req.headers(), &gate.cookie).is_some_and(|s| gate.session_valid(&s));
     let path = req.uri().path().to_string();
-    // A valid token in the address: keep it in a cookie, drop it from the URL.
-    if let Some(t) = query_token.filter(|t| gate.valid(t))
+    // The page's first load with a valid token: a session cookie instead,
+    // and the token gone from the address bar (always to `/`: no redirect
+    // elsewhere). Other requests with `?token=` are simply admitted.
+    if path == "/"
         && req.method() == axum::http::Method::GET
+        && query_token.is_some_and(|t| gate.valid(&t))
+        && let Some(session) = gate.new_session()
     {
-        let cookie = format!("{COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/");
-        let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, path.as_str())]).into_response();
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
+        let set = format!(
+            "{}={session}; HttpOnly; SameSite=Strict; Path=/",
+            gate.cookie
+        );
+        let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+        if let Ok(v) = HeaderValue::from_str(&set) {
             r.headers_mut().insert(header::SET_COOKIE, v);
         }
         return r;
@@ -151,18 +192,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_come_from_bearer_or_cookie() {
+    fn tokens_come_from_bearer_cookie_or_query() {
         let mut h = HeaderMap::new();
         h.insert(
             header::COOKIE,
-            HeaderValue::from_static("a=b; plasmoid_observer=xyz"),
+            HeaderValue::from_static("a=b; plasmoid_observer_9090=xyz"),
         );
-        assert_eq!(from_headers(&h).as_deref(), Some("xyz"));
+        assert_eq!(cookie(&h, "plasmoid_observer_9090").as_deref(), Some("xyz"));
+        assert_eq!(cookie(&h, "plasmoid_observer_9091"), None);
         h.insert(
             header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer abc"),
+            HeaderValue::from_static("bearer abc"),
         );
-        assert_eq!(from_headers(&h).as_deref(), Some("abc"));
+        assert_eq!(bearer(&h).as_deref(), Some("abc"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
         assert_eq!(from_query(Some("x=1&token=t0")).as_deref(), Some("t0"));
         assert_eq!(from_query(Some("x=1")), None);
     }
@@ -183,10 +227,23 @@ mod tests {
 
     #[test]
     fn comparison_needs_the_whole_token() {
-        let g = Gate::new(vec!["secret".into()], false);
+        let g = Gate::new(vec!["secret".into()], false, 1);
         assert!(g.valid("secret"));
         assert!(!g.valid("secre"));
         assert!(!g.valid("secrets"));
         assert!(!g.valid(""));
+    }
+
+    #[test]
+    fn sessions_are_random_and_bounded() {
+        let g = Gate::new(vec!["secret".into()], false, 1);
+        let first = g.new_session().unwrap();
+        assert!(g.session_valid(&first));
+        assert!(!g.session_valid("secret"), "a session is not the token");
+        for _ in 0..MAX_SESSIONS {
+            g.new_session().unwrap();
+        }
+        assert!(!g.session_valid(&first), "the oldest session is gone");
+        assert_eq!(g.sessions.lock().len(), MAX_SESSIONS);
     }
 }

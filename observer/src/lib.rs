@@ -33,7 +33,8 @@ pub trait Backend: Send + Sync + 'static {
     /// The supervision tree, when this node runs one (`version`, `state`
     /// and `restarted_at` are the observer's to fill in).
     fn tree(&self) -> BoxFuture<'_, Option<TreeNode>>;
-    /// Past upgrades, rollbacks and rejections (the lock's history).
+    /// Past upgrades, rollbacks and rejections (the lock's history); read
+    /// every few samples, the newest 500 kept.
     fn history(&self) -> Vec<Event>;
     /// Components a `.wasm` may be swapped in for.
     fn components(&self) -> Vec<String>;
@@ -128,7 +129,11 @@ impl Observer {
         );
         let mut tokens = vec![token.clone()];
         tokens.extend(cfg.client_token.clone());
-        let gate = Arc::new(auth::Gate::new(tokens, addr.ip().is_loopback()));
+        let gate = Arc::new(auth::Gate::new(
+            tokens,
+            addr.ip().is_loopback(),
+            addr.port(),
+        ));
         let app = Arc::new(server::App {
             registry: metrics::registry(node.clone(), shared.clone()),
             node,

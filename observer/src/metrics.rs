@@ -101,7 +101,7 @@ impl Collector for NodeCollector {
         {
             let mut f = e.encode_descriptor(
                 "plasmoid_restarts",
-                "Restarts of each supervisor's children (the supervisor's child id; the root is `root`).",
+                "Restarts of each supervisor's children, by the supervisor's path in the tree (`root`, `root/core`).",
                 None,
                 MetricType::Counter,
             )?;

@@ -21,6 +21,8 @@ use tokio::sync::watch;
 pub const MAX_POINTS: usize = 2400;
 /// Events kept for the timeline (the newest).
 pub const MAX_EVENTS: usize = 500;
+/// Samples between reads of the release's history (5 s by default).
+const HISTORY_EVERY: u32 = 10;
 /// How long the host may take to report the tree before a sample goes
 /// out without it.
 const TREE_WAIT: Duration = Duration::from_millis(400);
@@ -30,6 +32,8 @@ pub struct Shared {
     pub latest: watch::Receiver<Arc<Sample>>,
     pub points: Mutex<VecDeque<Point>>,
     pub events: Mutex<VecDeque<Event>>,
+    /// The release's own history (the lock's), re-read every few samples.
+    pub history: Mutex<Vec<Event>>,
 }
 
 impl Shared {
@@ -70,10 +74,16 @@ pub(crate) struct Sampler {
     out: watch::Sender<Arc<Sample>>,
     shared: Arc<Shared>,
     seen: HashMap<Pid, Seen>,
-    /// Restart counts by child path, and when each last went up.
+    /// Restart counts by child path, and when each last went up (rebuilt
+    /// from the tree at each sample, so children gone are forgotten).
     restarts: HashMap<String, (u32, Option<u64>)>,
-    /// The newest exit already turned into an event.
+    /// Restarts of each supervisor's children, by its path, only counting
+    /// up (a restarted supervisor's new children start again from 0).
+    sup_restarts: HashMap<String, u64>,
+    /// The newest exit (its `seq`) already turned into an event.
     exits_seen: u64,
+    /// Samples until the lock's history is read again.
+    history_in: u32,
     last: Option<(Instant, u64, u64)>,
 }
 
@@ -109,9 +119,10 @@ impl Sampler {
             latest,
             points: Mutex::new(VecDeque::new()),
             events: Mutex::new(VecDeque::new()),
+            history: Mutex::new(Vec::new()),
         });
         let sampler = Sampler {
-            node,
+            node: node.clone(),
             backend,
             release,
             node_name,
@@ -121,7 +132,9 @@ impl Sampler {
             shared: shared.clone(),
             seen: HashMap::new(),
             restarts: HashMap::new(),
-            exits_seen: now_ms(),
+            sup_restarts: HashMap::new(),
+            exits_seen: node.recent_exits().last().map_or(0, |e| e.seq),
+            history_in: 0,
             last: None,
         };
         (sampler, shared)
@@ -157,21 +170,36 @@ impl Sampler {
             stats.iter().map(|s| (s.pid, s)).collect();
         // Children by pid (their id and restarts), states and restarts seen.
         let mut children: HashMap<String, (String, u32)> = HashMap::new();
-        let mut restarts_per_sup = Vec::new();
+        // A sample without the tree (the host was slow to answer) keeps
+        // what was known: forgetting it would make every child look new.
         if let Some(t) = tree.as_mut() {
-            self.annotate(t, "", &by_pid, at_ms);
+            let mut next = HashMap::new();
+            self.annotate(t, "", &by_pid, at_ms, &mut next);
             t.walk(None, &mut |n, _| {
                 if let Some(p) = &n.pid
                     && n.strategy.is_none()
                 {
                     children.insert(p.clone(), (n.id.clone(), n.restarts));
                 }
-                if n.strategy.is_some() {
-                    let sum: u64 = n.children.iter().map(|c| u64::from(c.restarts)).sum();
-                    restarts_per_sup.push((n.id.clone(), sum));
-                }
             });
+            self.restarts = next;
+            let known = &self.restarts;
+            self.sup_restarts.retain(|path, _| known.contains_key(path));
         }
+        let mut restarts_per_sup: Vec<(String, u64)> = self
+            .sup_restarts
+            .iter()
+            .map(|(p, n)| (p.clone(), *n))
+            .collect();
+        restarts_per_sup.sort();
+        if self.history_in == 0 {
+            let mut h = self.backend.history();
+            let skip = h.len().saturating_sub(MAX_EVENTS);
+            h.drain(..skip);
+            *self.shared.history.lock() = h;
+            self.history_in = HISTORY_EVERY;
+        }
+        self.history_in -= 1;
         self.exit_events();
         let me = self.node.id();
         let mut remote: HashMap<plasmoid_runtime::NodeId, (usize, usize)> = HashMap::new();
@@ -297,6 +325,7 @@ impl Sampler {
         parent: &str,
         by_pid: &HashMap<Pid, &plasmoid_runtime::stats::ProcessStats>,
         at_ms: u64,
+        next: &mut HashMap<String, (u32, Option<u64>)>,
     ) {
         let path = if parent.is_empty() {
             n.id.clone()
@@ -315,12 +344,19 @@ impl Sampler {
                 None => "restarting".into(),
             },
         };
-        let entry = self
-            .restarts
-            .entry(path.clone())
-            .or_insert((n.restarts, None));
-        if n.restarts > entry.0 {
-            entry.1 = Some(at_ms);
+        if n.strategy.is_some() {
+            self.sup_restarts.entry(path.clone()).or_default();
+        }
+        let before = self.restarts.get(&path).copied();
+        let (was, mut when) = before.unwrap_or((0, None));
+        if n.restarts > was && !parent.is_empty() {
+            *self.sup_restarts.entry(parent.to_string()).or_default() +=
+                u64::from(n.restarts - was);
+        }
+        // Only a restart seen happening is an event (not the count found
+        // when the observer starts).
+        if before.is_some() && n.restarts > was {
+            when = Some(at_ms);
             let text = format!(
                 "{path} restarted (restart {}){}",
                 n.restarts,
@@ -331,10 +367,10 @@ impl Sampler {
             );
             self.shared.event("restart", text);
         }
-        entry.0 = n.restarts;
-        n.restarted_at = entry.1;
+        next.insert(path.clone(), (n.restarts, when));
+        n.restarted_at = when;
         for c in &mut n.children {
-            self.annotate(c, &path, by_pid, at_ms);
+            self.annotate(c, &path, by_pid, at_ms, next);
         }
     }
 
@@ -342,8 +378,8 @@ impl Sampler {
     fn exit_events(&mut self) {
         let exits = self.node.recent_exits();
         let mut newest = self.exits_seen;
-        for e in exits.iter().filter(|e| e.at_ms > self.exits_seen) {
-            newest = newest.max(e.at_ms);
+        for e in exits.iter().filter(|e| e.seq > self.exits_seen) {
+            newest = newest.max(e.seq);
             if e.reason == "normal" || e.reason.starts_with("shutdown") {
                 continue;
             }

@@ -83,7 +83,7 @@ fn page(body: &'static str, kind: &'static str) -> Response {
 }
 
 fn events_of(app: &App) -> Vec<Event> {
-    let mut all = app.backend.history();
+    let mut all = app.shared.history.lock().clone();
     all.extend(app.shared.events.lock().iter().cloned());
     all.sort_by_key(|e| e.at_ms);
     all
@@ -275,7 +275,7 @@ async fn swap(
     body: Bytes,
 ) -> Response {
     let what = format!("hot-swap {} ({} bytes)", q.component, body.len());
-    let outcome = app.backend.swap(&q.component, body.to_vec()).await;
+    let outcome = app.backend.swap(&q.component, body.into()).await;
     acted(&app, from, what, outcome)
 }
 

@@ -363,6 +363,25 @@ impl Inner {
                 "{pid} is not a child of a supervisor on this node; kill it instead"
             ));
         };
+        // terminate_child deletes these (as OTP does): there would be
+        // nothing left to restart.
+        if sup.is_simple() {
+            return Err(format!(
+                "{pid} is an instance of a simple-one-for-one supervisor, which keeps no spec to restart; kill it instead"
+            ));
+        }
+        let children = sup
+            .which_children()
+            .await
+            .map_err(|e| format!("cannot ask the supervisor: {e}"))?;
+        if children
+            .iter()
+            .any(|c| c.id == id && c.restart == plasmoid_runtime::Restart::Temporary)
+        {
+            return Err(format!(
+                "child `{id}` is temporary: stopping it removes it for good; kill it instead"
+            ));
+        }
         sup.terminate_child(&id)
             .await
             .map_err(|e| format!("cannot stop child `{id}`: {e}"))?;

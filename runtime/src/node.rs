@@ -532,7 +532,6 @@ impl NodeInner {
             comp.limits.mailbox,
             self.config.metrics,
         );
-        self.stats.spawns.fetch_add(1, Ordering::Relaxed);
         self.insert_process(proc.clone());
         if let Some(name) = &opts.name
             && self.register(&proc, name).is_err()
@@ -541,6 +540,8 @@ impl NodeInner {
             self.live_particles.fetch_sub(1, Ordering::AcqRel);
             return Err(SpawnError::NameTaken(name.clone()));
         }
+        // Counted once it exists for good: every spawn counted ends in an exit.
+        self.stats.spawns.fetch_add(1, Ordering::Relaxed);
         if let Some(parent) = opts.link {
             match self.place(parent) {
                 Place::Remote => {

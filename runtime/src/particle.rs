@@ -68,6 +68,8 @@ pub struct MemoryCap {
     exceeded: bool,
     /// The particle whose memory this counts for the observer.
     owner: Option<Arc<Process>>,
+    /// Bytes counted for a growth wasmtime may still refuse.
+    pending: usize,
 }
 
 impl MemoryCap {
@@ -76,6 +78,7 @@ impl MemoryCap {
             limit,
             exceeded: false,
             owner: None,
+            pending: 0,
         }
     }
 
@@ -90,6 +93,7 @@ impl MemoryCap {
             limit,
             exceeded: false,
             owner: Some(owner),
+            pending: 0,
         }
     }
 
@@ -111,12 +115,25 @@ impl ResourceLimiter for MemoryCap {
             return Err(wasmtime::Error::msg("memory limit exceeded"));
         }
         if let Some(p) = &self.owner {
+            // Counted now; taken back in `memory_grow_failed` if wasmtime
+            // refuses the growth after all (past the memory's own maximum).
             let grown = desired.saturating_sub(current);
+            self.pending = grown;
             p.counters
                 .memory
                 .fetch_add(grown, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        if let Some(p) = &self.owner {
+            p.counters
+                .memory
+                .fetch_sub(self.pending, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.pending = 0;
+        Ok(())
     }
 
     fn table_growing(

@@ -63,9 +63,19 @@ pub(crate) struct ProcCounters {
     pub memory: AtomicUsize,
 }
 
+/// The longest exit reason or denied resource remembered (they are
+/// guest-chosen text); longer ones are cut.
+pub const MAX_TEXT: usize = 300;
+
+fn cut(text: &str) -> String {
+    text.chars().take(MAX_TEXT).collect()
+}
+
 /// One exit, as remembered.
 #[derive(Clone, Debug)]
 pub struct ExitRecord {
+    /// Counts up by one per exit: what is new since a last look.
+    pub seq: u64,
     /// Milliseconds since the Unix epoch.
     pub at_ms: u64,
     pub pid: Pid,
@@ -98,6 +108,11 @@ pub(crate) struct NodeStats {
     /// node's totals never go down.
     pub gone_sent: AtomicU64,
     pub gone_received: AtomicU64,
+    /// The highest totals reported, so they never go down while a process
+    /// is between leaving the table and being added to the `gone` counts.
+    reported_sent: AtomicU64,
+    reported_received: AtomicU64,
+    exit_seq: AtomicU64,
     http: Mutex<HashMap<(String, u16), u64>>,
     exit_log: Mutex<VecDeque<ExitRecord>>,
     denial_log: Mutex<VecDeque<DenialRecord>>,
@@ -117,11 +132,12 @@ impl NodeStats {
             log.pop_front();
         }
         log.push_back(ExitRecord {
+            seq: self.exit_seq.fetch_add(1, Ordering::Relaxed) + 1,
             at_ms: now_ms(),
             pid,
             component: component.to_string(),
             name,
-            reason: reason.to_string(),
+            reason: cut(&reason.to_string()),
         });
     }
 
@@ -137,6 +153,7 @@ impl NodeStats {
 
     pub fn denied(&self, pid: Pid, component: &str, action: &str, resource: &str) {
         self.denials.fetch_add(1, Ordering::Relaxed);
+        let resource = cut(resource);
         let mut log = self.denial_log.lock();
         if let Some(last) = log.back_mut()
             && last.pid == pid
@@ -155,7 +172,7 @@ impl NodeStats {
             pid,
             component: component.to_string(),
             action: action.to_string(),
-            resource: resource.chars().take(200).collect(),
+            resource,
             count: 1,
         });
     }
@@ -231,6 +248,11 @@ impl Node {
             sent += p.counters.sent.load(Ordering::Relaxed);
             received += p.mailbox.received();
         }
+        let sent = s.reported_sent.fetch_max(sent, Ordering::Relaxed).max(sent);
+        let received = s
+            .reported_received
+            .fetch_max(received, Ordering::Relaxed)
+            .max(received);
         (sent, received)
     }
 

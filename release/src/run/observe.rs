@@ -76,7 +76,13 @@ impl Backend for ReleaseBackend {
         component: &'a str,
         wasm: Vec<u8>,
     ) -> BoxFuture<'a, Result<String, String>> {
-        Box::pin(async move { place(&self.dir, component, &wasm) })
+        let (dir, component) = (self.dir.clone(), component.to_string());
+        Box::pin(async move {
+            // File work of up to 64 MiB: off the threads that run particles.
+            tokio::task::spawn_blocking(move || place(&dir, &component, &wasm))
+                .await
+                .map_err(|e| format!("the swap's file work failed: {e}"))?
+        })
     }
 }
 
@@ -95,10 +101,20 @@ fn place(dir: &Path, component: &str, wasm: &[u8]) -> Result<String, String> {
         return Err("this release has no components folder to swap into".into());
     }
     let live = dir.join("components").join(format!("{component}.wasm"));
-    let part = live.with_extension("wasm.part");
-    std::fs::write(&part, wasm).map_err(|e| format!("cannot write {}: {e}", part.display()))?;
-    std::fs::rename(&part, &live)
-        .map_err(|e| format!("cannot move the file to {}: {e}", live.display()))?;
+    // One name per upload: two at once must not write the same file.
+    static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let part = live.with_extension(format!("wasm.{}.{n}.part", std::process::id()));
+    let placed = std::fs::write(&part, wasm)
+        .map_err(|e| format!("cannot write {}: {e}", part.display()))
+        .and_then(|_| {
+            std::fs::rename(&part, &live)
+                .map_err(|e| format!("cannot move the file to {}: {e}", live.display()))
+        });
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&part);
+        return Err(e);
+    }
     Ok(format!(
         "{} bytes handed to the release's hot swap; its outcome appears in the timeline ({LOCK_FILE})",
         wasm.len()
@@ -129,7 +145,16 @@ pub(super) async fn start(
     let observer = Observer::start(control.node().clone(), backend, cfg)
         .await
         .map_err(|e| ReleaseError::Node(e.to_string()))?;
-    crate::lock::write_file(&node_dir.join(OBSERVER_FILE), observer.url().as_bytes())?;
+    // A listener on every interface is reached here through loopback.
+    let mut reach = observer.addr();
+    if reach.ip().is_unspecified() {
+        reach.set_ip(match reach.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let url = format!("http://{reach}/");
+    crate::lock::write_file(&node_dir.join(OBSERVER_FILE), url.as_bytes())?;
     if observer.addr().ip().is_loopback() {
         tracing::info!(
             "observer at {} (read-only there; `plasmoid observe` opens it with actions)",
