@@ -305,11 +305,13 @@ children = ["audit", "ledger"]
     eprintln!(
         "status CLI while a child keeps failing: {n} runs, median {median:?}, p95 {p95:?}, slowest {worst:?}"
     );
-    // Each run is a new OS process (exec, key, QUIC handshake): the bound
-    // holds for 95 in 100 runs, and the slowest, which a busy CI machine
-    // can delay in exec alone, still within 300 ms.
+    // Each run is a new OS process (exec, key, QUIC handshake): about
+    // 25 ms on an idle machine, 75 ms while this binary's other tests load
+    // both cores. What this guards against is status waiting on the
+    // failing restarts (seconds), not the machine's load: the bounds leave
+    // room for the load and none for a wait.
     assert!(
-        p95 < Duration::from_millis(100) && worst < Duration::from_millis(300),
+        p95 < Duration::from_millis(250) && worst < Duration::from_millis(1000),
         "`plasmoid status`: median {median:?}, p95 {p95:?}, slowest {worst:?}"
     );
     node.terminate();
