@@ -163,6 +163,24 @@ async fn until(b: &Browser, what: &str, within: Duration, script: &str) -> Value
     }
 }
 
+/// Click the element `css` names. The page redraws its table and tree
+/// at every sample, so an element found may be replaced before the click
+/// lands (a stale element): find it again, for up to 2 s.
+async fn click(b: &Browser, css: &str) {
+    let deadline = Instant::now() + 2 * SEC;
+    loop {
+        let tried = match b.find(Locator::Css(css)).await {
+            Ok(e) => e.click().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match tried {
+            Ok(()) => return,
+            Err(e) if Instant::now() > deadline => panic!("cannot click `{css}`: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
 const TREE: &str = "return [...document.querySelectorAll('g.tnode')].map(g => \
     [g.dataset.id, g.dataset.pid, Number(g.dataset.restarts), g.dataset.state]);";
 
@@ -254,12 +272,7 @@ async fn the_dashboard_shows_the_demo_live_and_its_kill_restarts_a_child() {
     let flooder = cli(&rel, &["spawn", "probe", "--init", &init]);
     let flood = json!({ "flood": { "to": full, "count": 300 } }).to_string();
     cli(&rel, &["send", &flooder, &flood]);
-    b.find(Locator::Css("nav button[data-tab=particles]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, "nav button[data-tab=particles]").await;
     let rows = "return [...document.querySelectorAll('#particles tbody tr')].map(r => \
         [r.dataset.pid, Number(r.querySelector('td.mailbox').textContent)]);";
     let first = format!(
@@ -267,12 +280,7 @@ async fn the_dashboard_shows_the_demo_live_and_its_kill_restarts_a_child() {
          return r && r.dataset.pid === '{full}' && Number(r.querySelector('td.mailbox').textContent) >= 300;"
     );
     until(&b, "the full mailbox first (descending)", 10 * SEC, &first).await;
-    b.find(Locator::Css("th[data-sort=mailbox]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, "th[data-sort=mailbox]").await;
     let last = format!(
         "const rs = [...document.querySelectorAll('#particles tbody tr')]; \
          return rs.length > 2 && rs[rs.length - 1].dataset.pid === '{full}' \
@@ -293,12 +301,7 @@ async fn the_dashboard_shows_the_demo_live_and_its_kill_restarts_a_child() {
 
     // The particle view: its mailbox and its Cedar denial.
     let row = format!("#particles tbody tr[data-pid=\"{full}\"]");
-    b.find(Locator::Css(&row))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, &row).await;
     until(
         &b,
         "the probe's denial in its details",
@@ -308,23 +311,13 @@ async fn the_dashboard_shows_the_demo_live_and_its_kill_restarts_a_child() {
     .await;
 
     // Kill from the page, confirmed: the supervisor restarts the child.
-    b.find(Locator::Css("nav button[data-tab=tree]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, "nav button[data-tab=tree]").await;
     let tree = b.execute(TREE, vec![]).await.unwrap();
     let (old_pid, old_restarts) = {
         let n = child(&tree, "gateway-us");
         (n[1].as_str().unwrap().to_string(), n[2].as_u64().unwrap())
     };
-    b.find(Locator::Css("g.tnode[data-id=\"gateway-us\"]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, "g.tnode[data-id=\"gateway-us\"]").await;
     until(
         &b,
         "the details",
@@ -332,12 +325,7 @@ async fn the_dashboard_shows_the_demo_live_and_its_kill_restarts_a_child() {
         "return !document.querySelector('#kill').disabled;",
     )
     .await;
-    b.find(Locator::Css("#kill"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, "#kill").await;
     until(
         &b,
         "the confirmation",
@@ -345,12 +333,7 @@ async fn the_dashboard_shows_the_demo_live_and_its_kill_restarts_a_child() {
         "return !document.querySelector('#confirm').classList.contains('hidden');",
     )
     .await;
-    b.find(Locator::Css("#confirm-yes"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, "#confirm-yes").await;
     let restarted = format!(
         "const g = document.querySelector('g.tnode[data-id=\"gateway-us\"]'); \
          return g && Number(g.dataset.restarts) === {} && g.dataset.pid !== '{old_pid}' \
@@ -374,12 +357,7 @@ async fn the_dashboard_shows_the_demo_live_and_its_kill_restarts_a_child() {
     assert!(toast.contains("killed"), "{toast}");
 
     // The timeline has the restarts and the action.
-    b.find(Locator::Css("nav button[data-tab=history]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, "nav button[data-tab=history]").await;
     until(
         &b,
         "the action and the restart on the timeline",
@@ -388,12 +366,7 @@ async fn the_dashboard_shows_the_demo_live_and_its_kill_restarts_a_child() {
          return t.includes('kill ') && t.includes('gateway-us restarted');",
     )
     .await;
-    b.find(Locator::Css("nav button[data-tab=tree]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, "nav button[data-tab=tree]").await;
     // The details followed the child to its new pid.
     until(
         &b,
