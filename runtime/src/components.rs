@@ -4,6 +4,7 @@
 
 use crate::engine::{EngineHandle, Limits};
 use crate::error::{Result, RuntimeError};
+use crate::footprint::Footprint;
 use crate::handler::HandlerState;
 use crate::host::ParticlePre;
 use crate::particle::ParticleState;
@@ -22,6 +23,8 @@ pub struct LoadedComponent {
     pub limits: Limits,
     /// The version's identity (a release uses the blake3 hash of the .wasm).
     pub version: Arc<str>,
+    /// What one instance holds of the node's pool (footprint.rs).
+    pub footprint: Footprint,
     /// Hot swap: the version this one replaced, and until when a crash of a
     /// particle running this one puts that version back.
     pub(crate) probation: parking_lot::Mutex<Option<Probation>>,
@@ -78,7 +81,10 @@ impl LoadedComponent {
                         reason: format!("{e:#}"),
                     }
                 })?;
-            return Self::link(engine, name, component, limits, version);
+            // A compiled component no longer says what it instantiates:
+            // budget it as one whole particle slot.
+            let footprint = engine.per_particle;
+            return Self::link(engine, name, component, footprint, limits, version);
         }
         Self::from_bytes(engine, name, &bytes, limits, version)
     }
@@ -90,19 +96,42 @@ impl LoadedComponent {
         limits: Limits,
         version: &str,
     ) -> Result<Arc<Self>> {
-        check_bytes(name, bytes)?;
-        let component =
-            Component::new(&engine.engine, bytes).map_err(|e| RuntimeError::InvalidComponent {
+        let binary = binary(name, bytes)?;
+        let footprint = checked_shape(name, &binary)?;
+        let cache = engine.compile_cache.as_deref();
+        let key = crate::cache::key(&engine.engine, &binary);
+        if let Some((component, footprint)) =
+            cache.and_then(|dir| crate::cache::load(dir, &key, &engine.engine))
+        {
+            tracing::debug!(component = name, "compiled code from the compile cache");
+            return Self::link(engine, name, component, footprint, limits, version);
+        }
+        let component = Component::new(&engine.engine, &*binary).map_err(|e| {
+            RuntimeError::InvalidComponent {
                 component: name.to_string(),
                 reason: first_line(&e),
-            })?;
-        Self::link(engine, name, component, limits, version)
+            }
+        })?;
+        let loaded = Self::link(engine, name, component, footprint, limits, version)?;
+        // Only what linked is worth keeping.
+        if let (Some(dir), Some(component)) = (cache, loaded.component()) {
+            crate::cache::store(dir, &key, component, footprint);
+        }
+        Ok(loaded)
+    }
+
+    fn component(&self) -> Option<&Component> {
+        match &self.code {
+            Code::Particle(p) => Some(p.instance_pre().component()),
+            Code::Handler(p) => Some(p.instance_pre().component()),
+        }
     }
 
     fn link(
         engine: &EngineHandle,
         name: &str,
         component: Component,
+        footprint: Footprint,
         limits: Limits,
         version: &str,
     ) -> Result<Arc<Self>> {
@@ -118,6 +147,7 @@ impl LoadedComponent {
             code,
             limits,
             version: version.into(),
+            footprint,
             probation: parking_lot::Mutex::new(None),
         }))
     }
@@ -130,13 +160,15 @@ impl LoadedComponent {
 /// This is the build-time half of loading: a release ships the result so
 /// that booting deserializes instead of compiling.
 pub fn precompile(cfg: &crate::NodeConfig, name: &str, bytes: &[u8]) -> Result<Vec<u8>> {
-    check_bytes(name, bytes)?;
+    let bytes = binary(name, bytes)?;
+    checked_shape(name, &bytes)?;
     let engine = wasmtime::Engine::new(&crate::engine::compile_config(cfg))
         .map_err(|e| RuntimeError::Engine(e.to_string()))?;
-    let component = Component::new(&engine, bytes).map_err(|e| RuntimeError::InvalidComponent {
-        component: name.to_string(),
-        reason: first_line(&e),
-    })?;
+    let component =
+        Component::new(&engine, &*bytes).map_err(|e| RuntimeError::InvalidComponent {
+            component: name.to_string(),
+            reason: first_line(&e),
+        })?;
     let engine_err = |e: wasmtime::Error| RuntimeError::Engine(e.to_string());
     let linker = crate::host::linker(&engine).map_err(engine_err)?;
     let handler_linker = crate::handler::linker(&engine).map_err(engine_err)?;
@@ -181,16 +213,68 @@ fn prelink(
     Ok(Code::Particle(ParticlePre::new(pre).map_err(wrong)?))
 }
 
-/// Refuse what is neither a WebAssembly binary nor WAT text, in those
-/// words (wasmtime would say only that the bytes are not UTF-8 text).
-fn check_bytes(name: &str, bytes: &[u8]) -> Result<()> {
-    if bytes.starts_with(b"\0asm") || std::str::from_utf8(bytes).is_ok() {
-        return Ok(());
-    }
-    Err(RuntimeError::InvalidComponent {
+/// The component as a binary: WAT text is parsed; what is neither is
+/// refused in those words (wasmtime would say only that the bytes are not
+/// UTF-8 text).
+fn binary<'a>(name: &str, bytes: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>> {
+    let invalid = |reason: String| RuntimeError::InvalidComponent {
         component: name.to_string(),
-        reason: "not a WebAssembly binary: the file does not start with the \\0asm header (nor is it WAT text); build a component for wasm32-wasip2".into(),
-    })
+        reason,
+    };
+    if bytes.starts_with(b"\0asm") {
+        return Ok(std::borrow::Cow::Borrowed(bytes));
+    }
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(invalid("not a WebAssembly binary: the file does not start with the \\0asm header (nor is it WAT text); build a component for wasm32-wasip2".into()));
+    }
+    wat::parse_bytes(bytes)
+        .map(|b| std::borrow::Cow::Owned(b.into_owned()))
+        .map_err(|e| invalid(format!("{e}")))
+}
+
+/// Read what the component imports and holds of the pool, before paying
+/// for a compile: an import the runtime does not offer, or more pool
+/// resources than one component may hold, is refused in words.
+fn checked_shape(name: &str, bytes: &[u8]) -> Result<Footprint> {
+    let invalid = |reason: String| RuntimeError::InvalidComponent {
+        component: name.to_string(),
+        reason,
+    };
+    let shape = crate::footprint::shape(bytes).map_err(invalid)?;
+    if let Some(import) = crate::footprint::unoffered(&shape.imports) {
+        return Err(RuntimeError::WrongWorld {
+            component: name.to_string(),
+            reason: format!(
+                "it imports `{import}`, which this runtime does not offer; a component may import \
+                 plasmoid:runtime, plasmoid:keyvalue, wasi:keyvalue and WASI 0.2 (cli, io, clocks, random, \
+                 filesystem, sockets, http)"
+            ),
+        });
+    }
+    let (fp, max) = (shape.footprint, crate::engine::MAX_PER_COMPONENT);
+    let over = [
+        (fp.core_instances, max.core_instances, "core instances"),
+        (fp.memories, max.memories, "linear memories"),
+        (fp.tables, max.tables, "tables"),
+        (
+            shape.memories_per_module,
+            crate::engine::MAX_MEMORIES_PER_MODULE,
+            "memories in one module",
+        ),
+        (
+            shape.tables_per_module,
+            crate::engine::MAX_TABLES_PER_MODULE,
+            "tables in one module",
+        ),
+    ];
+    for (has, most, what) in over {
+        if has > most {
+            return Err(invalid(format!(
+                "it has {has} {what}; a node's instance pool holds at most {most} per component"
+            )));
+        }
+    }
+    Ok(fp)
 }
 
 fn first_line(e: &wasmtime::Error) -> String {

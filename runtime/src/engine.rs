@@ -6,6 +6,7 @@
 //! 100,000 instances fit in the address space.
 
 use crate::error::{Result, RuntimeError};
+use crate::footprint::{Footprint, PoolBudget};
 use crate::node::NodeConfig;
 use crate::particle::ParticleState;
 use std::sync::Arc;
@@ -59,6 +60,26 @@ pub fn maps_needed(particles: u32) -> u64 {
     MAPS_BASE + slots(particles) as u64 * MAPS_PER_PARTICLE
 }
 
+/// Pool resources budgeted per particle slot by default. Core instances
+/// are only counted by wasmtime (no memory is reserved for them), so the
+/// budget allows a CPython particle's 14; memories and tables reserve
+/// address space, so they are budgeted at what Rust, Python and JS
+/// particles use (1 memory; 2 tables, up to 4).
+pub const DEFAULT_POOL_PER_PARTICLE: Footprint = Footprint {
+    core_instances: 16,
+    memories: 2,
+    tables: 4,
+};
+
+/// The most one component may hold; a bigger one is refused at load.
+pub const MAX_PER_COMPONENT: Footprint = Footprint {
+    core_instances: 64,
+    memories: 8,
+    tables: 16,
+};
+pub const MAX_MEMORIES_PER_MODULE: u32 = 2;
+pub const MAX_TABLES_PER_MODULE: u32 = 4;
+
 const WASM_STACK: usize = 512 << 10;
 const ASYNC_STACK: usize = 1 << 20;
 
@@ -66,6 +87,12 @@ pub struct EngineHandle {
     pub engine: Engine,
     pub linker: Linker<ParticleState>,
     pub(crate) handler_linker: Linker<crate::handler::HandlerState>,
+    /// What live instances hold of the pool: a spawn that would go past it
+    /// is refused before it has a pid (footprint.rs).
+    pub budget: Arc<PoolBudget>,
+    /// The footprint a component is budgeted at when it does not say.
+    pub per_particle: Footprint,
+    pub(crate) compile_cache: Option<std::path::PathBuf>,
     stop: Arc<AtomicBool>,
 }
 
@@ -113,17 +140,23 @@ impl EngineHandle {
                 cfg.max_memory_bytes >> 20
             )));
         }
+        let per = cfg.pool_per_particle;
+        let total = Footprint {
+            core_instances: n.saturating_mul(per.core_instances.max(1)),
+            memories: n.saturating_mul(per.memories.max(1)),
+            tables: n.saturating_mul(per.tables.max(1)),
+        };
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(4))
-            .total_memories(n.saturating_mul(2))
-            .total_tables(n.saturating_mul(4))
+            .total_core_instances(total.core_instances)
+            .total_memories(total.memories)
+            .total_tables(total.tables)
             .total_stacks(n)
-            .max_core_instances_per_component(16)
-            .max_memories_per_component(4)
-            .max_tables_per_component(8)
-            .max_memories_per_module(2)
-            .max_tables_per_module(4)
+            .max_core_instances_per_component(MAX_PER_COMPONENT.core_instances)
+            .max_memories_per_component(MAX_PER_COMPONENT.memories)
+            .max_tables_per_component(MAX_PER_COMPONENT.tables)
+            .max_memories_per_module(MAX_MEMORIES_PER_MODULE)
+            .max_tables_per_module(MAX_TABLES_PER_MODULE)
             .table_elements(20_000)
             .max_memory_size(cfg.max_memory_bytes as usize)
             // Keep a little of each slot resident on reuse: cheaper respawns.
@@ -152,6 +185,9 @@ impl EngineHandle {
             engine,
             linker,
             handler_linker,
+            budget: PoolBudget::new(total),
+            per_particle: per,
+            compile_cache: cfg.compile_cache.clone(),
             stop,
         })
     }

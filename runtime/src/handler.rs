@@ -154,10 +154,13 @@ async fn serve(
         .acquire_owned()
         .await
         .map_err(|_| HandlerFailure::Busy("the node is shutting down".into()))?;
+    let _lease = node.engine.budget.take(comp.footprint).map_err(|why| {
+        HandlerFailure::Busy(format!("no instance is free for `{}`: {why}", comp.name))
+    })?;
     let tick_ms = node.config.tick.as_millis().max(1) as u64;
     let budget = comp.limits.cpu_ms;
     let state = HandlerState {
-        wasi: crate::particle::wasi_ctx(node, &comp.name),
+        wasi: crate::particle::wasi_ctx(node, &comp.name, "handler".into()).0,
         table: ResourceTable::new(),
         http: WasiHttpCtx::new(),
         outgoing: OutgoingHttp::new(node, comp.name.clone()),

@@ -6,10 +6,12 @@
 //! not own supervision strategies (plasmoid-supervisor), manifests and
 //! builds (plasmoid-release) or the command line (the `plasmoid` binary).
 
+pub mod cache;
 mod components;
 mod convert;
 mod engine;
 mod error;
+pub mod footprint;
 pub mod handler;
 mod host;
 mod host_recv;
@@ -20,6 +22,7 @@ mod names;
 mod native;
 mod node;
 mod outgoing;
+pub mod output;
 mod particle;
 mod pid;
 mod policy;

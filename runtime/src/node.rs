@@ -46,6 +46,14 @@ pub struct NodeConfig {
     /// each boot, so pids of an earlier incarnation answer `noproc`.
     /// Default 0: none (a node that never restarts under the same id).
     pub creation: u32,
+    /// Pool resources budgeted per particle slot (core instances, linear
+    /// memories, tables); totals are this times the slots. Default:
+    /// [`crate::engine::DEFAULT_POOL_PER_PARTICLE`].
+    pub pool_per_particle: crate::footprint::Footprint,
+    /// Folder of compiled components, keyed by content hash and engine
+    /// settings, so a `.wasm` is compiled once per machine. Default: see
+    /// [`crate::cache::default_dir`]; `None` compiles every time.
+    pub compile_cache: Option<std::path::PathBuf>,
     /// Count messages, CPU ticks and memory per process for the observer
     /// (stats.rs). Default on; off only to measure what counting costs.
     pub metrics: bool,
@@ -64,6 +72,8 @@ impl Default for NodeConfig {
             node_id: None,
             creation: 0,
             metrics: true,
+            pool_per_particle: crate::engine::DEFAULT_POOL_PER_PARTICLE,
+            compile_cache: crate::cache::default_dir(),
         }
     }
 }
@@ -525,6 +535,17 @@ impl NodeInner {
                 "node at capacity ({max} particles)"
             )));
         }
+        // The pool's share for this instance, before there is a pid: a
+        // spawn the pool cannot hold is an error here, not a crash later.
+        let lease = match self.engine.budget.take(comp.footprint) {
+            Ok(lease) => lease,
+            Err(why) => {
+                self.live_particles.fetch_sub(1, Ordering::AcqRel);
+                return Err(SpawnError::Failed(format!(
+                    "cannot start a particle of `{component}`: {why}"
+                )));
+            }
+        };
         let pid = self.new_pid();
         let proc = Process::with_counting(
             pid,
@@ -589,6 +610,7 @@ impl NodeInner {
             comp,
             init.to_string(),
             opts.ack,
+            lease,
         ));
         Ok(pid)
     }

@@ -8,6 +8,7 @@
 use crate::components::LoadedComponent;
 use crate::node::NodeInner;
 use crate::outgoing::OutgoingHttp;
+use crate::output::GuestOutput;
 use crate::pid::Pid;
 use crate::policy::Action;
 use crate::process::Process;
@@ -21,6 +22,8 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 /// The host side of one particle, kept in its `Store`.
 pub struct ParticleState {
     pub(crate) wasi: WasiCtx,
+    /// The guest's stderr, whose last lines go into a trap's exit reason.
+    pub(crate) stderr: GuestOutput,
     pub(crate) table: ResourceTable,
     /// Outgoing `wasi:http`, each destination asked of Cedar.
     pub(crate) http: WasiHttpCtx,
@@ -231,7 +234,10 @@ pub(crate) async fn run(
     comp: Arc<LoadedComponent>,
     init: String,
     ack: Option<(Pid, u64)>,
+    lease: crate::footprint::Lease,
 ) {
+    // Held while an instance lives; a new version may need more.
+    let mut lease = Some(lease);
     let mut guard = ExitGuard {
         node: node.clone(),
         proc: proc.clone(),
@@ -249,6 +255,18 @@ pub(crate) async fn run(
             Ok(reason) => break reason,
             Err(handoff) => {
                 tracing::info!(pid = %proc.pid, component = %comp.name, from = %comp.version, to = %handoff.next.version, "particle handed its state to the new version");
+                if handoff.next.footprint != comp.footprint {
+                    lease = None;
+                    match node.engine.budget.take(handoff.next.footprint) {
+                        Ok(l) => lease = Some(l),
+                        Err(why) => {
+                            comp = handoff.next;
+                            break ExitReason::Exception(format!(
+                                "cannot start the new version: {why}"
+                            ));
+                        }
+                    }
+                }
                 comp = handoff.next;
                 start = Start {
                     // A start not yet acknowledged is acknowledged by the next instance.
@@ -259,6 +277,8 @@ pub(crate) async fn run(
         }
     };
     guard.armed = false;
+    // Given back before the exit is seen, so a supervisor's restart finds it.
+    drop(lease);
     if let ExitReason::Exception(msg) = &reason {
         tracing::warn!(pid = %proc.pid, component = %comp.name, "particle crashed: {msg}");
     }
@@ -309,8 +329,10 @@ async fn instance(
 ) -> Result<ExitReason, Handoff> {
     let tick_ms = node.config.tick.as_millis().max(1) as u64;
     let budget_ms = comp.limits.cpu_ms;
+    let (wasi, stderr) = wasi_ctx(node, &comp.name, proc.pid.to_string().into());
     let state = ParticleState {
-        wasi: wasi_ctx(node, &comp.name),
+        wasi,
+        stderr,
         table: ResourceTable::new(),
         http: WasiHttpCtx::new(),
         outgoing: OutgoingHttp::new(node, comp.name.clone()),
@@ -392,10 +414,16 @@ async fn instance(
             comp.limits.memory_bytes >> 20
         )));
     }
+    let said = data.stderr.tail();
     Ok(match outcome {
         Ok(Ok(())) => ExitReason::Normal,
         Ok(Err(msg)) => ExitReason::Exception(msg),
-        Err(e) => ExitReason::Exception(trap_message(&e)),
+        // What the guest printed before it died is usually why (a Python
+        // traceback, a Rust panic message).
+        Err(e) => ExitReason::Exception(match said {
+            Some(said) => format!("{}; stderr:\n{said}", trap_message(&e)),
+            None => trap_message(&e),
+        }),
     })
 }
 
@@ -430,9 +458,19 @@ fn one_trap_prefix(text: &str, is_trap: bool) -> String {
 /// folders, and outgoing TCP where Cedar permits it. No other files, no
 /// listening sockets, UDP or stdin.
 /// (`resolve` is decided when the instance starts; `connect` at each call.)
-pub(crate) fn wasi_ctx(node: &Arc<NodeInner>, component: &Arc<str>) -> WasiCtx {
+///
+/// Output goes to the log under `who` (output.rs); the stderr handle that
+/// comes back keeps its last lines for an exit reason.
+pub(crate) fn wasi_ctx(
+    node: &Arc<NodeInner>,
+    component: &Arc<str>,
+    who: Arc<str>,
+) -> (WasiCtx, GuestOutput) {
     let mut b = WasiCtx::builder();
-    b.inherit_stdout().inherit_stderr().arg(&**component);
+    let stderr = GuestOutput::stderr(who.clone(), component.clone());
+    b.stdout(GuestOutput::stdout(who, component.clone()))
+        .stderr(stderr.clone())
+        .arg(&**component);
     if let Some(g) = node.guest_env.get(&**component) {
         b.envs(&g.env).args(&g.args);
         for f in &g.files {
@@ -475,7 +513,7 @@ pub(crate) fn wasi_ctx(node: &Arc<NodeInner>, component: &Arc<str>) -> WasiCtx {
         };
         Box::pin(async move { ok })
     });
-    b.build()
+    (b.build(), stderr)
 }
 
 #[cfg(test)]

@@ -1,0 +1,244 @@
+//! A guest's stdout and stderr, as log lines under its pid.
+//!
+//! A particle that prints (a Python traceback, a Rust panic message, a JS
+//! `console.log`) would otherwise write on the node's raw stderr, unlabelled
+//! and interleaved with every other particle. Here each complete line
+//! becomes one `tracing` event with the pid and component (stdout at info,
+//! stderr at warn), and the last lines of stderr are kept so that a trap's
+//! exit reason can say what the guest said before it died. Lines are cut
+//! at [`MAX_LINE`] bytes and the tail holds at most [`TAIL_LINES`], so a
+//! guest printing without end costs log volume, not memory. It does not
+//! decide where logs go (the node's subscriber does).
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// Longest line logged as one event; the rest of a longer one follows as
+/// further events.
+pub const MAX_LINE: usize = 2_048;
+/// Lines of stderr kept for an exit reason.
+pub const TAIL_LINES: usize = 12;
+/// Most characters of one line an exit reason carries.
+const TAIL_LINE: usize = 300;
+/// Most bytes of stderr an exit reason carries.
+const TAIL_BYTES: usize = 1_536;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+struct Lines {
+    who: Arc<str>,
+    component: Arc<str>,
+    stream: Stream,
+    partial: Vec<u8>,
+    tail: VecDeque<String>,
+}
+
+/// One of a guest's output streams; clones write to the same lines.
+#[derive(Clone)]
+pub struct GuestOutput(Arc<Mutex<Lines>>);
+
+impl GuestOutput {
+    /// `who` names the writer in the log: a pid, or a handler's request.
+    pub fn stdout(who: Arc<str>, component: Arc<str>) -> Self {
+        Self::new(who, component, Stream::Stdout)
+    }
+
+    pub fn stderr(who: Arc<str>, component: Arc<str>) -> Self {
+        Self::new(who, component, Stream::Stderr)
+    }
+
+    fn new(who: Arc<str>, component: Arc<str>, stream: Stream) -> Self {
+        GuestOutput(Arc::new(Mutex::new(Lines {
+            who,
+            component,
+            stream,
+            partial: Vec::new(),
+            tail: VecDeque::new(),
+        })))
+    }
+
+    fn feed(&self, bytes: &[u8]) {
+        let mut l = self.0.lock();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let room = MAX_LINE - l.partial.len();
+            match rest.iter().take(room).position(|b| *b == b'\n') {
+                Some(i) => {
+                    l.partial.extend_from_slice(&rest[..i]);
+                    rest = &rest[i + 1..];
+                    l.emit();
+                }
+                None if rest.len() >= room => {
+                    l.partial.extend_from_slice(&rest[..room]);
+                    rest = &rest[room..];
+                    l.emit();
+                }
+                None => {
+                    l.partial.extend_from_slice(rest);
+                    rest = &[];
+                }
+            }
+        }
+    }
+
+    /// Log what is left of an unfinished line (the guest ended).
+    pub fn flush(&self) {
+        let mut l = self.0.lock();
+        if !l.partial.is_empty() {
+            l.emit();
+        }
+    }
+
+    /// The last lines of stderr, oldest first, at most [`TAIL_BYTES`].
+    pub fn tail(&self) -> Option<String> {
+        self.flush();
+        let l = self.0.lock();
+        let mut out = String::new();
+        for line in l.tail.iter().rev() {
+            if out.len() + line.len() + 1 > TAIL_BYTES {
+                break;
+            }
+            out.insert_str(0, &format!("{line}\n"));
+        }
+        let out = out.trim_end().to_string();
+        (!out.is_empty()).then_some(out)
+    }
+}
+
+impl Lines {
+    fn emit(&mut self) {
+        let line = String::from_utf8_lossy(&self.partial)
+            .trim_end()
+            .to_string();
+        self.partial.clear();
+        let (who, component) = (&*self.who, &*self.component);
+        match self.stream {
+            Stream::Stdout => {
+                tracing::info!(target: "particle::stdout", pid = who, component, "{line}")
+            }
+            Stream::Stderr => {
+                tracing::warn!(target: "particle::stderr", pid = who, component, "{line}");
+                if !line.trim().is_empty() {
+                    if self.tail.len() == TAIL_LINES {
+                        self.tail.pop_front();
+                    }
+                    // Each kept line is cut, so a few long ones cannot
+                    // push everything else out of the reason.
+                    let kept: String = line.chars().take(TAIL_LINE).collect();
+                    self.tail.push_back(kept);
+                }
+            }
+        }
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for GuestOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.feed(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        // Lines go to the log at once: always room for a line's worth.
+        Ok(MAX_LINE)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for GuestOutput {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for GuestOutput {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.feed(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err() -> GuestOutput {
+        GuestOutput::stderr("n.1".into(), "py".into())
+    }
+
+    #[test]
+    fn the_tail_keeps_the_last_lines_in_order_and_flushes_a_partial_one() {
+        let e = err();
+        e.feed(b"Traceback (most recent call last):\n  File \"app.py\", line 3\n");
+        e.feed(b"ValueError: bo");
+        e.feed(b"om");
+        assert_eq!(
+            e.tail().as_deref(),
+            Some("Traceback (most recent call last):\n  File \"app.py\", line 3\nValueError: boom")
+        );
+    }
+
+    #[test]
+    fn the_tail_is_bounded_in_lines_and_bytes() {
+        let e = err();
+        for i in 0..100 {
+            e.feed(format!("line {i}\n").as_bytes());
+        }
+        let t = e.tail().unwrap();
+        assert_eq!(t.lines().count(), TAIL_LINES);
+        assert!(t.ends_with("line 99"));
+        let e = err();
+        e.feed(&vec![b'x'; 10 * MAX_LINE]);
+        e.feed(b"\n");
+        let t = e.tail().unwrap();
+        assert!(t.len() <= TAIL_BYTES, "{}", t.len());
+    }
+
+    #[test]
+    fn stdout_keeps_no_tail() {
+        let o = GuestOutput::stdout("n.1".into(), "py".into());
+        o.feed(b"hello\n");
+        assert_eq!(o.tail(), None);
+    }
+}
