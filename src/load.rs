@@ -12,7 +12,8 @@ pub struct Input {
 }
 
 /// Expand inputs: component files are taken as they are, a folder with a
-/// Cargo.toml is built for wasm32-wasip2, a `--load-path` folder contributes
+/// Cargo.toml is built for wasm32-wasip2, a `.py` module is built with
+/// componentize-py (provisioned on first use), a `--load-path` folder contributes
 /// every component file in it.
 pub fn collect(inputs: &[PathBuf], load_paths: &[PathBuf]) -> Result<Vec<Input>> {
     let mut out = Vec::new();
@@ -28,6 +29,10 @@ pub fn collect(inputs: &[PathBuf], load_paths: &[PathBuf]) -> Result<Vec<Input>>
             for (name, path) in build.components {
                 out.push(Input { name, path });
             }
+        } else if input.extension().is_some_and(|e| e == "py") {
+            let name = python_name(input)?;
+            let path = plasmoid_release::toolchain::build_python(&name, input)?;
+            out.push(Input { name, path });
         } else {
             out.push(Input {
                 name: component_name(input)?,
@@ -82,6 +87,19 @@ fn not_native(path: &Path) -> Result<PathBuf> {
         "{} is precompiled native code, and plasmoid start does not load native code it did not make (a .cwasm from elsewhere could do anything); pass the .wasm component instead, or run a built release",
         path.display()
     )
+}
+
+/// A Python component is named after its module, or after its folder when
+/// the module is the scaffold's `app.py`.
+fn python_name(path: &Path) -> Result<String> {
+    let folder = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent()?.file_name()?.to_str().map(str::to_string));
+    match (component_name(path)?, folder) {
+        (stem, Some(folder)) if stem == "app" => Ok(folder),
+        (stem, _) => Ok(stem),
+    }
 }
 
 fn component_name(path: &Path) -> Result<String> {

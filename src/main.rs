@@ -68,11 +68,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ComponentCommand {
-    /// Create a new component crate under `components/`.
+    /// Create a new component under `components/`: a Rust crate, or a
+    /// Python module built by componentize-py.
     New {
         name: String,
         #[arg(long)]
         sdk_path: Option<PathBuf>,
+        /// The component's language.
+        #[arg(long, value_enum, default_value_t = scaffold::Lang::Rust)]
+        lang: scaffold::Lang,
     },
 }
 
@@ -103,8 +107,13 @@ fn main() -> ExitCode {
             scaffold::new_app(&name, sdk_path).map(|_| ExitCode::SUCCESS)
         }
         Command::Component {
-            command: ComponentCommand::New { name, sdk_path },
-        } => scaffold::new_component(&name, sdk_path).map(|_| ExitCode::SUCCESS),
+            command:
+                ComponentCommand::New {
+                    name,
+                    sdk_path,
+                    lang,
+                },
+        } => scaffold::new_component(&name, sdk_path, lang).map(|_| ExitCode::SUCCESS),
         Command::Release { command } => release::run(command),
         Command::Upgrade(args) => upgrade::run(args),
         Command::Bench(args) => bench::run(args).map(|_| ExitCode::SUCCESS),

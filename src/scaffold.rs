@@ -96,11 +96,21 @@ children = [
     )
 }
 
-pub fn new_component(name: &str, sdk: Option<PathBuf>) -> Result<()> {
+/// The languages `component new` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+    Python,
+}
+
+pub fn new_component(name: &str, sdk: Option<PathBuf>, lang: Lang) -> Result<()> {
     valid_name(name)?;
     let dir = Path::new("components").join(name);
     if dir.exists() {
         bail!("{} already exists", dir.display());
+    }
+    if lang == Lang::Python {
+        return new_python(name, &dir);
     }
     let in_app = Path::new("Cargo.toml").is_file();
     let deps = if in_app {
@@ -172,4 +182,79 @@ fn start(init: Option<Init>) -> Result<(), String> {{
 }}
 "#
     )
+}
+
+/// A Python gen_server component: `components/NAME/app.py`, added to
+/// prod.toml as `python = ...` when there is one.
+fn new_python(name: &str, dir: &Path) -> Result<()> {
+    let app = dir.join("app.py");
+    write(&app, &python_source(name))?;
+    let manifest = Path::new("prod.toml");
+    if manifest.is_file() {
+        let mut text = std::fs::read_to_string(manifest).context("cannot read prod.toml")?;
+        text.push_str(&format!(
+            "\n[components.{name}]\npython = \"components/{name}/app.py\"\nlimits = {{ memory_mb = 64 }}\n"
+        ));
+        write(manifest, &text)?;
+        println!(
+            "created Python component `{name}` and added it to prod.toml; supervise it by adding \"{name}\" to a `children` list"
+        );
+    } else {
+        println!(
+            "created Python component `{name}`; run it: plasmoid start {} (the first build provisions componentize-py)",
+            app.display()
+        );
+    }
+    Ok(())
+}
+
+fn python_source(name: &str) -> String {
+    format!(
+        r#""""The `{name}` particle: a gen_server that counts the calls it answers.
+
+Build and run it with `plasmoid start components/{name}/app.py`; from Rust,
+call it with a postcard `u64` reply and the `Request` shape below.
+"""
+
+import plasmoid
+from plasmoid import codec
+
+# The requests, as a Rust enum would encode them with postcard:
+# enum Request {{ Hello(String), Count }}
+Request = codec.enum("Request", Hello=codec.string, Count=None)
+
+
+class {class_name}(plasmoid.GenServer):
+    call_type = Request
+    upgradable = True  # a hot swap hands `self.calls` to the new version
+
+    def init(self, args):
+        self.calls = 0
+        plasmoid.register("{name}")
+        plasmoid.info("{name} is up")
+
+    def handle_call(self, request, sender):
+        self.calls += 1
+        match request:
+            case Request.Hello(who):
+                return codec.string.encode(f"hello, {{who}}")
+            case Request.Count:
+                return codec.u64.encode(self.calls)
+
+
+WitWorld = plasmoid.serve({class_name})
+"#,
+        class_name = class_name(name)
+    )
+}
+
+fn class_name(name: &str) -> String {
+    name.split(['-', '_'])
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }

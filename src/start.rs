@@ -10,7 +10,7 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct StartArgs {
-    /// Components: .wasm/.wat/.cwasm files, or guest crate folders to build.
+    /// Components: .wasm/.wat/.cwasm files, guest crate folders, or Python modules (.py) to build.
     pub inputs: Vec<PathBuf>,
     /// Also load every component file in this folder.
     #[arg(long)]

@@ -49,7 +49,7 @@ pub fn default_out_dir(m: &Manifest) -> PathBuf {
     base.join("target").join("plasmoid").join(m.release_id())
 }
 
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ReleaseError {
+pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ReleaseError {
     let path = path.to_path_buf();
     move |source| ReleaseError::Io { what, path, source }
 }
@@ -251,6 +251,11 @@ fn component_bytes(c: &ComponentDef) -> Result<(Vec<u8>, String), ReleaseError> 
             };
             let bytes = std::fs::read(&file).map_err(io("read", &file))?;
             Ok((bytes, format!("crate {}", dir.display())))
+        }
+        Source::Python(app) => {
+            let built = crate::toolchain::build_python(&c.name, app)?;
+            let bytes = std::fs::read(&built).map_err(io("read", &built))?;
+            Ok((bytes, format!("python {}", app.display())))
         }
         Source::Wasm(file) => {
             let bytes = std::fs::read(file).map_err(io("read", file))?;

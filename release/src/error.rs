@@ -19,6 +19,9 @@ pub enum ReleaseError {
         "building the guest crate in {dir} failed (cargo exited with {status}); see the compiler output above"
     )]
     BuildFailed { dir: String, status: String },
+    /// A language toolchain is missing or could not be provisioned.
+    #[error("{0}")]
+    Toolchain(String),
     #[error("{0} is not a guest crate: it has no Cargo.toml")]
     NotACrate(String),
     #[error("building {0} produced no .wasm component (is it a `cdylib` or `bin` crate?)")]

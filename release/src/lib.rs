@@ -22,6 +22,7 @@ mod nodes;
 mod order;
 mod run;
 mod swap;
+pub mod toolchain;
 
 pub use boot::{Booted, boot, boot_as, boot_node, node_config, supervisor_spec};
 pub use build::{BuildOptions, Built, Progress, build, default_out_dir};

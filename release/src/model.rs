@@ -123,6 +123,8 @@ pub enum Source {
     Crate(PathBuf),
     /// A prebuilt `.wasm` component or `.wat` text.
     Wasm(PathBuf),
+    /// A Python module (`app.py`), built with componentize-py (toolchain.rs).
+    Python(PathBuf),
 }
 
 /// Per-component limits; `None` takes the node default.

@@ -335,6 +335,33 @@ impl Cx<'_> {
     ) -> Result<ComponentDef, ReleaseError> {
         let n = name.get_ref();
         let raw = c.get_ref();
+        let given: Vec<_> = [("path", &raw.path), ("wasm", &raw.wasm), ("python", &raw.python)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .collect();
+        if let [_, (second, v), ..] = given.as_slice() {
+            return Err(self.err(
+                v.span(),
+                format!(
+                    "component `{n}` has both `{}` and `{second}`; keep one",
+                    given[0].0
+                ),
+            ));
+        }
+        if let Some(py) = &raw.python {
+            let file = self.path(py.get_ref());
+            if !file.is_file() || file.extension().is_none_or(|e| e != "py") {
+                return Err(self.err(
+                    py.span(),
+                    format!(
+                        "component `{n}`: {} is not a Python file; point `python` at the component's entry module, \
+                         such as `python = \"{n}/app.py\"` (`plasmoid component new {n} --lang python` makes one)",
+                        file.display()
+                    ),
+                ));
+            }
+            return self.component_with(name, c, known, Source::Python(file.canonicalize().unwrap_or(file)));
+        }
         let source = match (&raw.path, &raw.wasm) {
             (Some(p), None) => {
                 let dir = self.path(p.get_ref());
@@ -367,7 +394,7 @@ impl Cx<'_> {
             (None, None) => {
                 return Err(self.err(
                     name.span(),
-                    format!("component `{n}` has no source; add `path = \"components/{n}\"` (a guest crate) or `wasm = \"{n}.wasm\"`"),
+                    format!("component `{n}` has no source; add `path = \"components/{n}\"` (a guest crate), `wasm = \"{n}.wasm\"` or `python = \"{n}/app.py\"`"),
                 ));
             }
             (Some(_), Some(w)) => {
@@ -377,6 +404,19 @@ impl Cx<'_> {
                 ));
             }
         };
+        self.component_with(name, c, known, source)
+    }
+
+    /// The rest of a component's definition, once its source is known.
+    fn component_with(
+        &self,
+        name: &Spanned<String>,
+        c: &Spanned<RawComponent>,
+        known: &[&str],
+        source: Source,
+    ) -> Result<ComponentDef, ReleaseError> {
+        let n = name.get_ref();
+        let raw = c.get_ref();
         let mut depends = Vec::new();
         for d in &raw.depends {
             let dep = d.get_ref();

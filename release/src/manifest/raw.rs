@@ -111,6 +111,8 @@ pub struct RawComponent {
     pub path: Option<Spanned<String>>,
     /// A prebuilt component (`.wasm`, or `.wat` text).
     pub wasm: Option<Spanned<String>>,
+    /// A Python component's entry module (`app.py`), built with componentize-py.
+    pub python: Option<Spanned<String>>,
     #[serde(default)]
     pub depends: Vec<Spanned<String>>,
     pub limits: Option<Spanned<RawLimits>>,

@@ -28,6 +28,7 @@ pub fn render_tree(m: &Manifest) -> String {
         let source = match &c.source {
             Source::Crate(p) => format!("crate {}", p.display()),
             Source::Wasm(p) => format!("file {}", p.display()),
+            Source::Python(p) => format!("python {}", p.display()),
         };
         let deps = if c.depends.is_empty() {
             String::new()
