@@ -21,18 +21,54 @@ pub const COMPONENTIZE_PY: &str = "0.25.0";
 
 /// The Python SDK and its WIT, as `(path under the SDK folder, text)`.
 pub const PYTHON_SDK: &[(&str, &str)] = &[
-    ("plasmoid/__init__.py", include_str!("../../sdk-py/plasmoid/__init__.py")),
-    ("plasmoid/codec.py", include_str!("../../sdk-py/plasmoid/codec.py")),
-    ("plasmoid/process.py", include_str!("../../sdk-py/plasmoid/process.py")),
-    ("plasmoid/server.py", include_str!("../../sdk-py/plasmoid/server.py")),
-    ("plasmoid/supervisor.py", include_str!("../../sdk-py/plasmoid/supervisor.py")),
-    ("plasmoid/wit/process.wit", include_str!("../../sdk-py/plasmoid/wit/process.wit")),
-    ("plasmoid/wit/deps/keyvalue/atomic.wit", include_str!("../../sdk-py/plasmoid/wit/deps/keyvalue/atomic.wit")),
-    ("plasmoid/wit/deps/keyvalue/batch.wit", include_str!("../../sdk-py/plasmoid/wit/deps/keyvalue/batch.wit")),
-    ("plasmoid/wit/deps/keyvalue/store.wit", include_str!("../../sdk-py/plasmoid/wit/deps/keyvalue/store.wit")),
-    ("plasmoid/wit/deps/keyvalue/watch.wit", include_str!("../../sdk-py/plasmoid/wit/deps/keyvalue/watch.wit")),
-    ("plasmoid/wit/deps/keyvalue/world.wit", include_str!("../../sdk-py/plasmoid/wit/deps/keyvalue/world.wit")),
-    ("plasmoid/wit/deps/plasmoid-keyvalue/cas.wit", include_str!("../../sdk-py/plasmoid/wit/deps/plasmoid-keyvalue/cas.wit")),
+    (
+        "plasmoid/__init__.py",
+        include_str!("../../sdk-py/plasmoid/__init__.py"),
+    ),
+    (
+        "plasmoid/codec.py",
+        include_str!("../../sdk-py/plasmoid/codec.py"),
+    ),
+    (
+        "plasmoid/process.py",
+        include_str!("../../sdk-py/plasmoid/process.py"),
+    ),
+    (
+        "plasmoid/server.py",
+        include_str!("../../sdk-py/plasmoid/server.py"),
+    ),
+    (
+        "plasmoid/supervisor.py",
+        include_str!("../../sdk-py/plasmoid/supervisor.py"),
+    ),
+    (
+        "plasmoid/wit/process.wit",
+        include_str!("../../sdk-py/plasmoid/wit/process.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/keyvalue/atomic.wit",
+        include_str!("../../sdk-py/plasmoid/wit/deps/keyvalue/atomic.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/keyvalue/batch.wit",
+        include_str!("../../sdk-py/plasmoid/wit/deps/keyvalue/batch.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/keyvalue/store.wit",
+        include_str!("../../sdk-py/plasmoid/wit/deps/keyvalue/store.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/keyvalue/watch.wit",
+        include_str!("../../sdk-py/plasmoid/wit/deps/keyvalue/watch.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/keyvalue/world.wit",
+        include_str!("../../sdk-py/plasmoid/wit/deps/keyvalue/world.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/plasmoid-keyvalue/cas.wit",
+        include_str!("../../sdk-py/plasmoid/wit/deps/plasmoid-keyvalue/cas.wit"),
+    ),
 ];
 
 /// Most bytes of an app folder hashed for the build cache (64 MiB): past
@@ -55,7 +91,9 @@ pub fn python_sdk_dir(root: &Path) -> Result<PathBuf, ReleaseError> {
     if dir.join("plasmoid").join("__init__.py").is_file() {
         return Ok(dir);
     }
-    let tmp = root.join("sdk-py").join(format!("tmp-{}", std::process::id()));
+    let tmp = root
+        .join("sdk-py")
+        .join(format!("tmp-{}", std::process::id()));
     for (rel, text) in PYTHON_SDK {
         let path = tmp.join(rel);
         if let Some(parent) = path.parent() {
@@ -85,7 +123,9 @@ pub fn componentize_py(root: &Path) -> Result<PathBuf, ReleaseError> {
     if let Some(given) = std::env::var_os("PLASMOID_COMPONENTIZE_PY") {
         return Ok(PathBuf::from(given));
     }
-    let venv = root.join("toolchains").join(format!("componentize-py-{COMPONENTIZE_PY}"));
+    let venv = root
+        .join("toolchains")
+        .join(format!("componentize-py-{COMPONENTIZE_PY}"));
     let exe = venv.join("bin").join("componentize-py");
     // Written last: a venv without it is a provisioning that did not finish.
     let ready = venv.join(".plasmoid-ready");
@@ -142,7 +182,10 @@ fn run_quiet(cmd: &mut Command, hint: &str) -> Result<(), ReleaseError> {
     let said = String::from_utf8_lossy(&out.stderr);
     let tail: Vec<&str> = said.lines().rev().take(6).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
-    Err(ReleaseError::Toolchain(format!("{hint}\n{}", tail.join("\n"))))
+    Err(ReleaseError::Toolchain(format!(
+        "{hint}\n{}",
+        tail.join("\n")
+    )))
 }
 
 /// Build the Python component whose entry module is `app` (`audit/app.py`):
@@ -152,13 +195,13 @@ pub fn build_python(component: &str, app: &Path) -> Result<PathBuf, ReleaseError
     let root = cache_root()?;
     let sdk = python_sdk_dir(&root)?;
     let folder = app.parent().unwrap_or(Path::new("."));
-    let module = app
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .ok_or_else(|| ReleaseError::Component {
-            component: component.into(),
-            reason: format!("{} is not a Python module name", app.display()),
-        })?;
+    let module =
+        app.file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or_else(|| ReleaseError::Component {
+                component: component.into(),
+                reason: format!("{} is not a Python module name", app.display()),
+            })?;
     let key = build_key(folder, module)?;
     let cached = root.join("builds").join(format!("{key}.wasm"));
     if cached.is_file() {
@@ -169,7 +212,11 @@ pub fn build_python(component: &str, app: &Path) -> Result<PathBuf, ReleaseError
     tracing::info!(component, "building {} with componentize-py", app.display());
     let out_dir = root.join("builds");
     std::fs::create_dir_all(&out_dir).map_err(io("create", &out_dir))?;
-    let out = out_dir.join(format!("{key}.{}.tmp", std::process::id()));
+    // Unique per build, so concurrent builds of one app in one process
+    // (tests) do not write the same file.
+    static BUILDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = out_dir.join(format!("{key}.{}-{n}.tmp", std::process::id()));
     let status = Command::new(&exe)
         .arg("-d")
         .arg(sdk.join("plasmoid").join("wit"))
@@ -229,7 +276,12 @@ fn build_key(folder: &Path, module: &str) -> Result<String, ReleaseError> {
     Ok(h.finalize().to_hex()[..32].to_string())
 }
 
-fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), ReleaseError> {
+fn collect(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    depth: usize,
+) -> Result<(), ReleaseError> {
     if depth > 8 {
         return Ok(());
     }
@@ -265,7 +317,10 @@ mod tests {
         for (rel, text) in PYTHON_SDK {
             if let Some(wit) = rel.strip_prefix("plasmoid/wit/") {
                 let original = std::fs::read_to_string(repo.join("wit").join(wit)).unwrap();
-                assert_eq!(&original, text, "sdk-py/{rel} differs from wit/{wit}: copy wit/ into sdk-py/plasmoid/wit");
+                assert_eq!(
+                    &original, text,
+                    "sdk-py/{rel} differs from wit/{wit}: copy wit/ into sdk-py/plasmoid/wit"
+                );
             }
         }
     }

@@ -34,10 +34,11 @@ try:
 except ImportError:  # outside a component: only the codec is usable
     from . import codec  # noqa: F401
 else:
+    from componentize_py_types import Err  # noqa: F401  (raise it from start to fail it)
     from . import codec  # noqa: F401
     from .process import *  # noqa: F401,F403
     from .process import __all__ as _process_all
     from .server import GenServer, STOP, serve, main, HttpResponse  # noqa: F401
     from . import supervisor  # noqa: F401
 
-    __all__ = list(_process_all) + ["GenServer", "STOP", "serve", "main", "HttpResponse", "codec", "supervisor"]
+    __all__ = list(_process_all) + ["GenServer", "STOP", "serve", "main", "HttpResponse", "codec", "supervisor", "Err"]

@@ -335,10 +335,14 @@ impl Cx<'_> {
     ) -> Result<ComponentDef, ReleaseError> {
         let n = name.get_ref();
         let raw = c.get_ref();
-        let given: Vec<_> = [("path", &raw.path), ("wasm", &raw.wasm), ("python", &raw.python)]
-            .into_iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-            .collect();
+        let given: Vec<_> = [
+            ("path", &raw.path),
+            ("wasm", &raw.wasm),
+            ("python", &raw.python),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+        .collect();
         if let [_, (second, v), ..] = given.as_slice() {
             return Err(self.err(
                 v.span(),
@@ -360,7 +364,12 @@ impl Cx<'_> {
                     ),
                 ));
             }
-            return self.component_with(name, c, known, Source::Python(file.canonicalize().unwrap_or(file)));
+            return self.component_with(
+                name,
+                c,
+                known,
+                Source::Python(file.canonicalize().unwrap_or(file)),
+            );
         }
         let source = match (&raw.path, &raw.wasm) {
             (Some(p), None) => {

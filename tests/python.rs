@@ -1,0 +1,201 @@
+//! Python particles in a node: built from apps/py/pyapp with the
+//! componentize-py the build provisions (a real CPython component in real
+//! wasmtime), called from Rust particles and calling them, crashing with
+//! their traceback in the exit reason, a thousand alive at once, and a pool
+//! that is full refusing with a spawn error instead of a crashing pid.
+
+mod common;
+
+use common::{Harness, repo};
+use plasmoid_runtime::{ExitReason, NodeConfig, SpawnOpts, footprint::Footprint};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// apps/py/pyapp built once per test binary (componentize-py takes ~15 s,
+/// and nothing when the build cache has it).
+fn pyapp() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let app = repo().join("apps/py/pyapp/app.py");
+            plasmoid_release::toolchain::build_python("pyapp", &app).expect("pyapp builds")
+        })
+        .clone()
+}
+
+fn harness(cfg: NodeConfig) -> Harness {
+    let h = Harness::with(cfg, None);
+    h.node.load_component("pyapp", &pyapp(), None).unwrap();
+    h
+}
+
+/// counter-proto's requests, in postcard.
+const GET: &[u8] = &[0];
+fn add(n: u8) -> Vec<u8> {
+    vec![2, n]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_rust_gen_servers_call_each_other() {
+    let h = harness(common::config());
+    // Rust (the node's native process) calls a Python counter.
+    let py = h
+        .node
+        .spawn(
+            "pyapp",
+            &json!({"role": "counter", "start": 5}).to_string(),
+            SpawnOpts::default(),
+        )
+        .unwrap();
+    let reply = h.ctl.call(py, add(3), Duration::from_secs(10)).await;
+    assert_eq!(reply.unwrap(), vec![8], "5 + 3, as a postcard u64");
+
+    // A Rust particle (the probe, through the Rust SDK's `call`) calls a
+    // Python echo server.
+    let echo = h
+        .node
+        .spawn("pyapp", "\"echo\"", SpawnOpts::default())
+        .unwrap();
+    let probe = h.probe().await;
+    let got = h
+        .ok(
+            probe,
+            json!({"call": {"to": echo.to_string(), "data": "from rust", "timeout_ms": 10_000}}),
+        )
+        .await;
+    assert_eq!(got, "from rust");
+
+    // A Python particle calls a Rust counter (apps/counter) by name.
+    h.node
+        .spawn(
+            "counter",
+            "40",
+            SpawnOpts {
+                name: Some("rust-counter".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let relay = h
+        .node
+        .spawn(
+            "pyapp",
+            &json!({"role": "relay", "to": "rust-counter"}).to_string(),
+            SpawnOpts::default(),
+        )
+        .unwrap();
+    let reply = h.ctl.call(relay, add(2), Duration::from_secs(10)).await;
+    assert_eq!(reply.unwrap(), vec![42], "40 + 2 from the Rust counter");
+    let reply = h
+        .ctl
+        .call(relay, GET.to_vec(), Duration::from_secs(10))
+        .await;
+    assert_eq!(reply.unwrap(), vec![42]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncaught_python_exception_is_the_exit_reason_with_its_traceback() {
+    let h = harness(common::config());
+    let (py, reference) = h
+        .ctl
+        .spawn_monitor(
+            "pyapp",
+            &json!({"role": "counter", "start": 7}).to_string(),
+            SpawnOpts::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        h.ctl
+            .call(py, GET.to_vec(), Duration::from_secs(10))
+            .await
+            .unwrap(),
+        vec![7]
+    );
+    h.ctl.send(py, b"crash".to_vec()).unwrap();
+    let reason = h
+        .down_reason(reference, Duration::from_secs(10))
+        .await
+        .expect("a DOWN");
+    let ExitReason::Exception(text) = reason else {
+        panic!("not an exception: {reason}")
+    };
+    assert!(
+        text.starts_with("Traceback (most recent call last)"),
+        "{text}"
+    );
+    assert!(text.contains("in handle_info"), "{text}");
+    assert!(text.contains("ZeroDivisionError"), "{text}");
+    // No doubled prefixes from any layer.
+    assert!(!text.contains("wasm trap: wasm trap"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_python_particles_live_at_once_on_the_default_node() {
+    let h = harness(NodeConfig::default());
+    let before = h.node.started_particles();
+    let t = Instant::now();
+    for _ in 0..1000 {
+        h.node
+            .spawn("pyapp", "\"idle\"", SpawnOpts::default())
+            .expect("a Python particle spawns");
+    }
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while h.node.started_particles() < before + 1000 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of 1000 started",
+            h.node.started_particles() - before
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("1000 Python particles up in {:?}", t.elapsed());
+    assert_eq!(h.node.live_particles(), before + 1000, "none crashed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_refuses_a_spawn_with_the_reason_and_no_pid() {
+    // Budget 4 core instances per slot, as before pools were sized per
+    // component: 10 slots hold 40, so two CPython particles (14 each).
+    let cfg = NodeConfig {
+        max_particles: 8,
+        pool_per_particle: Footprint {
+            core_instances: 4,
+            memories: 2,
+            tables: 4,
+        },
+        ..common::config()
+    };
+    let h = harness(cfg);
+    let mut alive = Vec::new();
+    let refusal = loop {
+        match h.node.spawn("pyapp", "\"idle\"", SpawnOpts::default()) {
+            Ok(pid) => alive.push(pid),
+            Err(e) => break e.to_string(),
+        }
+        assert!(alive.len() < 8, "the pool never filled");
+    };
+    assert!(
+        refusal.contains("instance pool is full") && refusal.contains("core instances"),
+        "{refusal}"
+    );
+    assert_eq!(alive.len(), 2, "{refusal}");
+    // Those that got a pid run: none crashed for want of a slot.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while h.node.started_particles() < alive.len() {
+        assert!(Instant::now() < deadline, "the spawned ones did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(h.node.live_particles(), alive.len());
+    // Ending one gives its share back: the next spawn fits.
+    h.ctl.send_exit(alive[0], ExitReason::Kill).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.node.live_particles() == alive.len() {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    h.node
+        .spawn("pyapp", "\"idle\"", SpawnOpts::default())
+        .expect("the freed share is reused");
+}
