@@ -199,3 +199,103 @@ async fn a_full_pool_refuses_a_spawn_with_the_reason_and_no_pid() {
         .spawn("pyapp", "\"idle\"", SpawnOpts::default())
         .expect("the freed share is reused");
 }
+
+/// The real binary: `release build` of a manifest naming `python = ...`,
+/// `release run`, a crash restarted by the supervisor with the traceback
+/// in the log under the particle's pid, and a hot swap to a new Python
+/// version that keeps the state.
+#[test]
+fn a_python_release_is_supervised_logged_and_hot_swapped_with_its_state() {
+    use common::{Running, plasmoid, run};
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("prod.toml");
+    let app = repo().join("apps/py/pyapp/app.py");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+[release]
+name = "py"
+version = "1"
+[node]
+max_particles = 64
+[components.pyapp]
+python = "{app}"
+upgrade = "handoff"
+[supervisor]
+strategy = "one-for-one"
+max_restarts = 5
+children = [{{ id = "pycounter", component = "pyapp", init = {{ role = "counter", start = 5, name = "pycounter" }} }}]
+"#,
+            app = app.display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(plasmoid().args(["release", "build"]).arg(&manifest));
+    assert_eq!(code, 0, "{err}");
+    let rel = PathBuf::from(out.trim());
+    let ctl = |args: &[&str]| run(plasmoid().args(args).arg("--release").arg(&rel));
+    let call_until = |msg: &str, want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (code, out, err) = ctl(&["call", "pycounter", msg, "--as", "hex"]);
+            if code == 0 && out.trim() == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "call {msg} never answered {want}: {out} {err}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut node = Running::start(plasmoid().args(["release", "run"]).arg(&rel));
+    assert!(
+        node.wait_for("release py-1 is up", Duration::from_secs(120)),
+        "{}",
+        node.seen
+    );
+    call_until("0203", "08");
+
+    // A crash: the supervisor restarts it, and the log has the traceback
+    // under the pid that died.
+    let (code, _, err) = ctl(&["send", "pycounter", "crash"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        node.wait_for("ZeroDivisionError", Duration::from_secs(30)),
+        "{}",
+        node.seen
+    );
+    let line = node
+        .seen
+        .lines()
+        .find(|l| l.contains("about to divide 8 by zero"))
+        .unwrap_or_else(|| panic!("the particle's print is in the log: {}", node.seen))
+        .to_string();
+    assert!(
+        line.contains("pid="),
+        "stdout is logged under the pid: {line}"
+    );
+    call_until("00", "05");
+    call_until("0202", "07");
+
+    // A new version, built from a copy that says VERSION = 2, dropped into
+    // the running release: same state, new code.
+    let v2 = tempfile::tempdir().unwrap();
+    let source = std::fs::read_to_string(&app).unwrap();
+    assert!(source.contains("VERSION = 1"));
+    std::fs::write(
+        v2.path().join("app.py"),
+        source.replace("VERSION = 1", "VERSION = 2"),
+    )
+    .unwrap();
+    let built =
+        plasmoid_release::toolchain::build_python("pyapp", &v2.path().join("app.py")).unwrap();
+    let live = rel.join("components/pyapp.wasm");
+    let part = live.with_extension("wasm.part");
+    std::fs::copy(&built, &part).unwrap();
+    std::fs::rename(&part, &live).unwrap();
+    call_until("03", "02");
+    call_until("00", "07");
+    drop(node);
+}
