@@ -61,22 +61,31 @@ pub(crate) fn key(engine: &Engine, bytes: &[u8]) -> String {
     format!("{}.bin", h.0.finalize().to_hex())
 }
 
+/// The serialized component (what `Component::serialize` gave) and its
+/// footprint, if a sound entry is there; a damaged one is removed.
+pub(crate) fn load_serialized(dir: &Path, key: &str) -> Option<(Vec<u8>, Footprint)> {
+    let path = dir.join(key);
+    let file = std::fs::read(&path).ok()?;
+    match parse(&file) {
+        Some((footprint, payload)) => Some((payload.to_vec(), footprint)),
+        None => {
+            tracing::warn!(path = %path.display(), "removing a damaged compile cache entry");
+            let _ = std::fs::remove_file(&path);
+            None
+        }
+    }
+}
+
 /// The cached compiled component and its footprint, if a sound entry is
 /// there. A damaged or incompatible entry is removed and reported as a miss.
 pub(crate) fn load(dir: &Path, key: &str, engine: &Engine) -> Option<(Component, Footprint)> {
     let path = dir.join(key);
-    let file = std::fs::read(&path).ok()?;
-    let parsed = parse(&file);
-    let Some((footprint, payload)) = parsed else {
-        tracing::warn!(path = %path.display(), "removing a damaged compile cache entry");
-        let _ = std::fs::remove_file(&path);
-        return None;
-    };
+    let (payload, footprint) = load_serialized(dir, key)?;
     // SAFETY: wasmtime requires precompiled bytes to come from a compatible
     // engine's `serialize`. The entry was written by `store` below from such
     // a component, its key names this engine's compatibility hash, and its
     // payload hash was checked above, so the bytes are the ones written.
-    match unsafe { Component::deserialize(engine, payload) } {
+    match unsafe { Component::deserialize(engine, &payload) } {
         Ok(c) => Some((c, footprint)),
         Err(e) => {
             tracing::warn!(path = %path.display(), "removing a compile cache entry wasmtime refused: {e}");
@@ -105,10 +114,15 @@ fn parse(file: &[u8]) -> Option<(Footprint, &[u8])> {
 
 /// Write an entry; a cache that cannot be written only costs time.
 pub(crate) fn store(dir: &Path, key: &str, component: &Component, footprint: Footprint) {
+    match component.serialize() {
+        Ok(payload) => store_serialized(dir, key, &payload, footprint),
+        Err(e) => tracing::warn!("cannot serialize a component for the compile cache: {e}"),
+    }
+}
+
+/// Write an entry from serialized bytes.
+pub(crate) fn store_serialized(dir: &Path, key: &str, payload: &[u8], footprint: Footprint) {
     let written = (|| -> std::io::Result<()> {
-        let payload = component
-            .serialize()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
         std::fs::create_dir_all(dir)?;
         let mut file = Vec::with_capacity(HEADER + payload.len());
         file.extend_from_slice(MAGIC);
@@ -119,8 +133,8 @@ pub(crate) fn store(dir: &Path, key: &str, component: &Component, footprint: Foo
         ] {
             file.extend_from_slice(&w.to_le_bytes());
         }
-        file.extend_from_slice(blake3::hash(&payload).as_bytes());
-        file.extend_from_slice(&payload);
+        file.extend_from_slice(blake3::hash(payload).as_bytes());
+        file.extend_from_slice(payload);
         let tmp = dir.join(format!("{key}.{}.tmp", std::process::id()));
         std::fs::write(&tmp, &file)?;
         std::fs::rename(&tmp, dir.join(key))

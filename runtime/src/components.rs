@@ -161,21 +161,35 @@ impl LoadedComponent {
 /// that booting deserializes instead of compiling.
 pub fn precompile(cfg: &crate::NodeConfig, name: &str, bytes: &[u8]) -> Result<Vec<u8>> {
     let bytes = binary(name, bytes)?;
-    checked_shape(name, &bytes)?;
+    let footprint = checked_shape(name, &bytes)?;
     let engine = wasmtime::Engine::new(&crate::engine::compile_config(cfg))
         .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+    let engine_err = |e: wasmtime::Error| RuntimeError::Engine(e.to_string());
+    let linker = crate::host::linker(&engine).map_err(engine_err)?;
+    let handler_linker = crate::handler::linker(&engine).map_err(engine_err)?;
+    // The compile cache serves builds too: a release of an 18 MB Python
+    // component is compiled once per machine, not at each build.
+    let cache = cfg.compile_cache.as_deref();
+    let key = crate::cache::key(&engine, &bytes);
+    if let Some((payload, _)) = cache.and_then(|dir| crate::cache::load_serialized(dir, &key)) {
+        // SAFETY: as in `cache::load`: an entry this engine's settings
+        // wrote, its payload hash checked.
+        if let Ok(component) = unsafe { Component::deserialize(&engine, &payload) } {
+            prelink(&engine, &linker, &handler_linker, name, &component)?;
+            return Ok(payload);
+        }
+    }
     let component =
         Component::new(&engine, &*bytes).map_err(|e| RuntimeError::InvalidComponent {
             component: name.to_string(),
             reason: first_line(&e),
         })?;
-    let engine_err = |e: wasmtime::Error| RuntimeError::Engine(e.to_string());
-    let linker = crate::host::linker(&engine).map_err(engine_err)?;
-    let handler_linker = crate::handler::linker(&engine).map_err(engine_err)?;
     prelink(&engine, &linker, &handler_linker, name, &component)?;
-    component
-        .serialize()
-        .map_err(|e| RuntimeError::Engine(e.to_string()))
+    let payload = component.serialize().map_err(engine_err)?;
+    if let Some(dir) = cache {
+        crate::cache::store_serialized(dir, &key, &payload, footprint);
+    }
+    Ok(payload)
 }
 
 /// Pre-link `component` as what it is: a handler when it exports

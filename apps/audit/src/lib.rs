@@ -1,4 +1,5 @@
-//! Audit: an append-only log of what the ledger settled. It starts first
+//! Audit (the Rust one, a fixture for the tests; the demo runs
+//! apps/demo/audit/app.py): an append-only log of what the ledger settled. It starts first
 //! (nothing depends on it being absent) and registers as `audit`.
 
 use plasmoid_sdk::prelude::*;
