@@ -12,8 +12,9 @@ pub struct Input {
 }
 
 /// Expand inputs: component files are taken as they are, a folder with a
-/// Cargo.toml is built for wasm32-wasip2, a `.py` module is built with
-/// componentize-py (provisioned on first use), a `--load-path` folder contributes
+/// Cargo.toml is built for wasm32-wasip2, a `.py` or `.js` module is built
+/// with componentize-py or componentize-js (provisioned on first use), a
+/// `--load-path` folder contributes
 /// every component file in it.
 pub fn collect(inputs: &[PathBuf], load_paths: &[PathBuf]) -> Result<Vec<Input>> {
     let mut out = Vec::new();
@@ -30,8 +31,13 @@ pub fn collect(inputs: &[PathBuf], load_paths: &[PathBuf]) -> Result<Vec<Input>>
                 out.push(Input { name, path });
             }
         } else if input.extension().is_some_and(|e| e == "py") {
-            let name = python_name(input)?;
+            let name = module_name(input)?;
             let path = plasmoid_release::toolchain::build_python(&name, input)?;
+            out.push(Input { name, path });
+        } else if input.extension().is_some_and(|e| e == "js" || e == "mjs") {
+            let name = module_name(input)?;
+            let engine = plasmoid_release::toolchain::JsEngine::StarlingMonkey;
+            let path = plasmoid_release::toolchain::build_js(&name, input, engine)?;
             out.push(Input { name, path });
         } else {
             out.push(Input {
@@ -89,9 +95,9 @@ fn not_native(path: &Path) -> Result<PathBuf> {
     )
 }
 
-/// A Python component is named after its module, or after its folder when
-/// the module is the scaffold's `app.py`.
-fn python_name(path: &Path) -> Result<String> {
+/// A Python or JS component is named after its module, or after its folder
+/// when the module is the scaffold's `app.py` / `app.js`.
+fn module_name(path: &Path) -> Result<String> {
     let folder = path
         .canonicalize()
         .ok()

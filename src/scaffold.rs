@@ -101,6 +101,7 @@ children = [
 pub enum Lang {
     Rust,
     Python,
+    Js,
 }
 
 pub fn new_component(name: &str, sdk: Option<PathBuf>, lang: Lang) -> Result<()> {
@@ -109,8 +110,10 @@ pub fn new_component(name: &str, sdk: Option<PathBuf>, lang: Lang) -> Result<()>
     if dir.exists() {
         bail!("{} already exists", dir.display());
     }
-    if lang == Lang::Python {
-        return new_python(name, &dir);
+    match lang {
+        Lang::Python => return new_module(name, &dir, "python", "app.py", &python_source(name)),
+        Lang::Js => return new_module(name, &dir, "js", "app.js", &js_source(name)),
+        Lang::Rust => {}
     }
     let in_app = Path::new("Cargo.toml").is_file();
     let deps = if in_app {
@@ -184,28 +187,70 @@ fn start(init: Option<Init>) -> Result<(), String> {{
     )
 }
 
-/// A Python gen_server component: `components/NAME/app.py`, added to
-/// prod.toml as `python = ...` when there is one.
-fn new_python(name: &str, dir: &Path) -> Result<()> {
-    let app = dir.join("app.py");
-    write(&app, &python_source(name))?;
+/// A Python or JS gen_server component: `components/NAME/<file>`, added to
+/// prod.toml as `<key> = ...` when there is one.
+fn new_module(name: &str, dir: &Path, key: &str, file: &str, source: &str) -> Result<()> {
+    let app = dir.join(file);
+    write(&app, source)?;
+    let tool = if key == "python" {
+        "componentize-py"
+    } else {
+        "componentize-js"
+    };
     let manifest = Path::new("prod.toml");
     if manifest.is_file() {
         let mut text = std::fs::read_to_string(manifest).context("cannot read prod.toml")?;
         text.push_str(&format!(
-            "\n[components.{name}]\npython = \"components/{name}/app.py\"\nlimits = {{ memory_mb = 64 }}\n"
+            "\n[components.{name}]\n{key} = \"components/{name}/{file}\"\nlimits = {{ memory_mb = 64 }}\n"
         ));
         write(manifest, &text)?;
         println!(
-            "created Python component `{name}` and added it to prod.toml; supervise it by adding \"{name}\" to a `children` list"
+            "created component `{name}` and added it to prod.toml; supervise it by adding \"{name}\" to a `children` list"
         );
     } else {
         println!(
-            "created Python component `{name}`; run it: plasmoid start {} (the first build provisions componentize-py)",
+            "created component `{name}`; run it: plasmoid start {} (the first build provisions {tool})",
             app.display()
         );
     }
     Ok(())
+}
+
+fn js_source(name: &str) -> String {
+    format!(
+        r#"// The `{name}` particle: a gen_server that counts the calls it answers.
+//
+// Build and run it with `plasmoid start components/{name}/app.js`; from
+// Rust, call it with the `Request` shape below (postcard, as a Rust enum
+// `Request {{ Hello(String), Count }}` encodes).
+import * as plasmoid from 'plasmoid';
+import {{ codec, GenServer }} from 'plasmoid';
+
+const Request = codec.enumOf('Request', {{ Hello: codec.string, Count: null }});
+
+class {class_name} extends GenServer {{
+  static callType = Request;
+  static upgradable = true; // a hot swap hands `this.calls` to the new version
+
+  init(args) {{
+    this.calls = 0;
+    plasmoid.register('{name}');
+    plasmoid.info('{name} is up');
+  }}
+
+  handleCall(request) {{
+    this.calls += 1;
+    switch (request.tag) {{
+      case 'Hello': return codec.string.encode(`hello, ${{request.value}}`);
+      case 'Count': return codec.u64.encode(this.calls);
+    }}
+  }}
+}}
+
+export const start = plasmoid.serve({class_name});
+"#,
+        class_name = class_name(name)
+    )
 }
 
 fn python_source(name: &str) -> String {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct StartArgs {
-    /// Components: .wasm/.wat/.cwasm files, guest crate folders, or Python modules (.py) to build.
+    /// Components: .wasm/.wat/.cwasm files, guest crate folders, or Python (.py) and JavaScript (.js) modules to build.
     pub inputs: Vec<PathBuf>,
     /// Also load every component file in this folder.
     #[arg(long)]

@@ -257,6 +257,11 @@ fn component_bytes(c: &ComponentDef) -> Result<(Vec<u8>, String), ReleaseError> 
             let bytes = std::fs::read(&built).map_err(io("read", &built))?;
             Ok((bytes, format!("python {}", app.display())))
         }
+        Source::Js(app, engine) => {
+            let built = crate::toolchain::build_js(&c.name, app, *engine)?;
+            let bytes = std::fs::read(&built).map_err(io("read", &built))?;
+            Ok((bytes, format!("js {}", app.display())))
+        }
         Source::Wasm(file) => {
             let bytes = std::fs::read(file).map_err(io("read", file))?;
             let bytes = if file.extension().is_some_and(|e| e == "wat") {

@@ -123,8 +123,11 @@ pub enum Source {
     Crate(PathBuf),
     /// A prebuilt `.wasm` component or `.wat` text.
     Wasm(PathBuf),
-    /// A Python module (`app.py`), built with componentize-py (toolchain.rs).
+    /// A Python module (`app.py`), built with componentize-py (toolchain/).
     Python(PathBuf),
+    /// A JavaScript module (`app.js`), bundled with the SDK and built with
+    /// componentize-js for the engine named.
+    Js(PathBuf, crate::toolchain::JsEngine),
 }
 
 /// Per-component limits; `None` takes the node default.

@@ -339,6 +339,7 @@ impl Cx<'_> {
             ("path", &raw.path),
             ("wasm", &raw.wasm),
             ("python", &raw.python),
+            ("js", &raw.js),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
@@ -370,6 +371,36 @@ impl Cx<'_> {
                 known,
                 Source::Python(file.canonicalize().unwrap_or(file)),
             );
+        }
+        if let Some(js) = &raw.js {
+            let file = self.path(js.get_ref());
+            if !file.is_file() || file.extension().is_none_or(|e| e != "js" && e != "mjs") {
+                return Err(self.err(
+                    js.span(),
+                    format!(
+                        "component `{n}`: {} is not a JavaScript file; point `js` at the component's entry module, \
+                         such as `js = \"{n}/app.js\"` (`plasmoid component new {n} --lang js` makes one)",
+                        file.display()
+                    ),
+                ));
+            }
+            let engine = match &raw.js_engine {
+                None => crate::toolchain::JsEngine::StarlingMonkey,
+                Some(e) => crate::toolchain::JsEngine::parse(e.get_ref()).ok_or_else(|| {
+                    self.err(
+                        e.span(),
+                        format!("component `{n}`: write js_engine = \"starlingmonkey\" (the default) or \"quickjs\""),
+                    )
+                })?,
+            };
+            let file = file.canonicalize().unwrap_or(file);
+            return self.component_with(name, c, known, Source::Js(file, engine));
+        }
+        if let Some(e) = &raw.js_engine {
+            return Err(self.err(
+                e.span(),
+                format!("component `{n}`: js_engine is for JavaScript components; add `js = \"{n}/app.js\"` or remove it"),
+            ));
         }
         let source = match (&raw.path, &raw.wasm) {
             (Some(p), None) => {
@@ -403,7 +434,7 @@ impl Cx<'_> {
             (None, None) => {
                 return Err(self.err(
                     name.span(),
-                    format!("component `{n}` has no source; add `path = \"components/{n}\"` (a guest crate), `wasm = \"{n}.wasm\"` or `python = \"{n}/app.py\"`"),
+                    format!("component `{n}` has no source; add `path = \"components/{n}\"` (a guest crate), `wasm = \"{n}.wasm\"`, `python = \"{n}/app.py\"` or `js = \"{n}/app.js\"`"),
                 ));
             }
             (Some(_), Some(w)) => {

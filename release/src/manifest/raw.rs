@@ -113,6 +113,10 @@ pub struct RawComponent {
     pub wasm: Option<Spanned<String>>,
     /// A Python component's entry module (`app.py`), built with componentize-py.
     pub python: Option<Spanned<String>>,
+    /// A JavaScript component's entry module (`app.js`), built with componentize-js.
+    pub js: Option<Spanned<String>>,
+    /// `"starlingmonkey"` (the default) or `"quickjs"`.
+    pub js_engine: Option<Spanned<String>>,
     #[serde(default)]
     pub depends: Vec<Spanned<String>>,
     pub limits: Option<Spanned<RawLimits>>,

@@ -29,6 +29,7 @@ pub fn render_tree(m: &Manifest) -> String {
             Source::Crate(p) => format!("crate {}", p.display()),
             Source::Wasm(p) => format!("file {}", p.display()),
             Source::Python(p) => format!("python {}", p.display()),
+            Source::Js(p, _) => format!("js {}", p.display()),
         };
         let deps = if c.depends.is_empty() {
             String::new()

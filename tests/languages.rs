@@ -1,34 +1,69 @@
-//! Python particles in a node: built from apps/py/pyapp with the
-//! componentize-py the build provisions (a real CPython component in real
-//! wasmtime), called from Rust particles and calling them, crashing with
-//! their traceback in the exit reason, a thousand alive at once, and a pool
-//! that is full refusing with a spawn error instead of a crashing pid.
+//! Python and JavaScript particles in a node: built from apps/py/pyapp and
+//! apps/js/jsapp with the toolchains the build provisions (componentize-py;
+//! componentize-js for StarlingMonkey and QuickJS), real components in real
+//! wasmtime. They are called from Rust particles and call them, crash with
+//! their traceback in the exit reason, a thousand Python ones live at once,
+//! and a pool that is full refuses with a spawn error instead of a
+//! crashing pid.
 
 mod common;
 
 use common::{Harness, repo};
+use plasmoid_release::toolchain::JsEngine;
 use plasmoid_runtime::{ExitReason, NodeConfig, SpawnOpts, footprint::Footprint};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// apps/py/pyapp built once per test binary (componentize-py takes ~15 s,
-/// and nothing when the build cache has it).
-fn pyapp() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let app = repo().join("apps/py/pyapp/app.py");
-            plasmoid_release::toolchain::build_python("pyapp", &app).expect("pyapp builds")
-        })
-        .clone()
+#[derive(Clone, Copy, Debug)]
+enum Lang {
+    Python,
+    Js(JsEngine),
+}
+
+const LANGS: [Lang; 3] = [
+    Lang::Python,
+    Lang::Js(JsEngine::StarlingMonkey),
+    Lang::Js(JsEngine::QuickJs),
+];
+
+/// The test app of `lang`, built once per test binary (a componentize run
+/// takes ~15 s, and nothing when the build cache has it).
+fn app(lang: Lang) -> PathBuf {
+    static BUILT: [OnceLock<PathBuf>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let (slot, build): (usize, Box<dyn Fn() -> PathBuf>) = match lang {
+        Lang::Python => (
+            0,
+            Box::new(|| {
+                let app = repo().join("apps/py/pyapp/app.py");
+                plasmoid_release::toolchain::build_python("pyapp", &app).expect("pyapp builds")
+            }),
+        ),
+        Lang::Js(engine) => (
+            if engine == JsEngine::StarlingMonkey {
+                1
+            } else {
+                2
+            },
+            Box::new(move || {
+                let app = repo().join("apps/js/jsapp/app.js");
+                plasmoid_release::toolchain::build_js("jsapp", &app, engine).expect("jsapp builds")
+            }),
+        ),
+    };
+    BUILT[slot].get_or_init(build).clone()
+}
+
+/// A harness with `lang`'s app loaded as `app`.
+fn harness_with(cfg: NodeConfig, lang: Lang) -> Harness {
+    let h = Harness::with(cfg, None);
+    h.node.load_component("app", &app(lang), None).unwrap();
+    h
 }
 
 fn harness(cfg: NodeConfig) -> Harness {
-    let h = Harness::with(cfg, None);
-    h.node.load_component("pyapp", &pyapp(), None).unwrap();
-    h
+    harness_with(cfg, Lang::Python)
 }
 
 /// counter-proto's requests, in postcard.
@@ -38,25 +73,35 @@ fn add(n: u8) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_and_rust_gen_servers_call_each_other() {
-    let h = harness(common::config());
+async fn python_js_and_rust_gen_servers_call_each_other() {
+    for lang in LANGS {
+        calls_both_ways(lang).await;
+    }
+}
+
+async fn calls_both_ways(lang: Lang) {
+    let h = harness_with(common::config(), lang);
     // Rust (the node's native process) calls a Python counter.
     let py = h
         .node
         .spawn(
-            "pyapp",
+            "app",
             &json!({"role": "counter", "start": 5}).to_string(),
             SpawnOpts::default(),
         )
         .unwrap();
     let reply = h.ctl.call(py, add(3), Duration::from_secs(10)).await;
-    assert_eq!(reply.unwrap(), vec![8], "5 + 3, as a postcard u64");
+    assert_eq!(
+        reply.unwrap(),
+        vec![8],
+        "{lang:?}: 5 + 3, as a postcard u64"
+    );
 
     // A Rust particle (the probe, through the Rust SDK's `call`) calls a
     // Python echo server.
     let echo = h
         .node
-        .spawn("pyapp", "\"echo\"", SpawnOpts::default())
+        .spawn("app", "\"echo\"", SpawnOpts::default())
         .unwrap();
     let probe = h.probe().await;
     let got = h
@@ -65,7 +110,7 @@ async fn python_and_rust_gen_servers_call_each_other() {
             json!({"call": {"to": echo.to_string(), "data": "from rust", "timeout_ms": 10_000}}),
         )
         .await;
-    assert_eq!(got, "from rust");
+    assert_eq!(got, "from rust", "{lang:?}");
 
     // A Python particle calls a Rust counter (apps/counter) by name.
     h.node
@@ -81,13 +126,17 @@ async fn python_and_rust_gen_servers_call_each_other() {
     let relay = h
         .node
         .spawn(
-            "pyapp",
+            "app",
             &json!({"role": "relay", "to": "rust-counter"}).to_string(),
             SpawnOpts::default(),
         )
         .unwrap();
     let reply = h.ctl.call(relay, add(2), Duration::from_secs(10)).await;
-    assert_eq!(reply.unwrap(), vec![42], "40 + 2 from the Rust counter");
+    assert_eq!(
+        reply.unwrap(),
+        vec![42],
+        "{lang:?}: 40 + 2 from the Rust counter"
+    );
     let reply = h
         .ctl
         .call(relay, GET.to_vec(), Duration::from_secs(10))
@@ -96,12 +145,18 @@ async fn python_and_rust_gen_servers_call_each_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_uncaught_python_exception_is_the_exit_reason_with_its_traceback() {
-    let h = harness(common::config());
+async fn an_uncaught_exception_is_the_exit_reason_with_its_traceback() {
+    for lang in LANGS {
+        crash_reason(lang).await;
+    }
+}
+
+async fn crash_reason(lang: Lang) {
+    let h = harness_with(common::config(), lang);
     let (py, reference) = h
         .ctl
         .spawn_monitor(
-            "pyapp",
+            "app",
             &json!({"role": "counter", "start": 7}).to_string(),
             SpawnOpts::default(),
         )
@@ -119,14 +174,28 @@ async fn an_uncaught_python_exception_is_the_exit_reason_with_its_traceback() {
         .await
         .expect("a DOWN");
     let ExitReason::Exception(text) = reason else {
-        panic!("not an exception: {reason}")
+        panic!("{lang:?}: not an exception: {reason}")
     };
-    assert!(
-        text.starts_with("Traceback (most recent call last)"),
-        "{text}"
-    );
-    assert!(text.contains("in handle_info"), "{text}");
-    assert!(text.contains("ZeroDivisionError"), "{text}");
+    match lang {
+        Lang::Python => {
+            assert!(
+                text.starts_with("Traceback (most recent call last)"),
+                "{text}"
+            );
+            assert!(text.contains("in handle_info"), "{text}");
+            assert!(text.contains("ZeroDivisionError"), "{text}");
+        }
+        Lang::Js(_) => {
+            assert!(
+                text.starts_with("TypeError: cannot count past 7"),
+                "{lang:?}: {text}"
+            );
+            assert!(
+                text.contains("handleInfo"),
+                "{lang:?}: the stack names the handler: {text}"
+            );
+        }
+    }
     // No doubled prefixes from any layer.
     assert!(!text.contains("wasm trap: wasm trap"), "{text}");
 }
@@ -138,7 +207,7 @@ async fn a_thousand_python_particles_live_at_once_on_the_default_node() {
     let t = Instant::now();
     for _ in 0..1000 {
         h.node
-            .spawn("pyapp", "\"idle\"", SpawnOpts::default())
+            .spawn("app", "\"idle\"", SpawnOpts::default())
             .expect("a Python particle spawns");
     }
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -170,7 +239,7 @@ async fn a_full_pool_refuses_a_spawn_with_the_reason_and_no_pid() {
     let h = harness(cfg);
     let mut alive = Vec::new();
     let refusal = loop {
-        match h.node.spawn("pyapp", "\"idle\"", SpawnOpts::default()) {
+        match h.node.spawn("app", "\"idle\"", SpawnOpts::default()) {
             Ok(pid) => alive.push(pid),
             Err(e) => break e.to_string(),
         }
@@ -196,7 +265,7 @@ async fn a_full_pool_refuses_a_spawn_with_the_reason_and_no_pid() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     h.node
-        .spawn("pyapp", "\"idle\"", SpawnOpts::default())
+        .spawn("app", "\"idle\"", SpawnOpts::default())
         .expect("the freed share is reused");
 }
 
