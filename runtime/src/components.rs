@@ -2,7 +2,7 @@
 //! for a component that exports `wasi:http/incoming-handler`, the handler
 //! imports), and pre-linked once so each spawn or request only instantiates.
 
-use crate::engine::{EngineHandle, Limits};
+use crate::engine::{EngineHandle, Limits, LinkRef};
 use crate::error::{Result, RuntimeError};
 use crate::footprint::Footprint;
 use crate::handler::HandlerState;
@@ -25,6 +25,9 @@ pub struct LoadedComponent {
     pub version: Arc<str>,
     /// What one instance holds of the node's pool (footprint.rs).
     pub footprint: Footprint,
+    /// The engine it was compiled for (the lean one, or the async one):
+    /// its stores are made on it.
+    pub(crate) engine: wasmtime::Engine,
     /// Hot swap: the version this one replaced, and until when a crash of a
     /// particle running this one puts that version back.
     pub(crate) probation: parking_lot::Mutex<Option<Probation>>,
@@ -74,17 +77,27 @@ impl LoadedComponent {
             // trusted `Engine::precompile_component` of a compatible engine;
             // wasmtime checks the header and the release layer checks the
             // hash recorded in release.lock before it gets here.
-            let component =
-                unsafe { Component::deserialize(&engine.engine, &bytes) }.map_err(|e| {
-                    RuntimeError::InvalidComponent {
-                        component: name.to_string(),
-                        reason: format!("{e:#}"),
-                    }
-                })?;
+            // A .cwasm made for the async engine is refused by the lean
+            // one (its header names the async features): try that next.
+            let lean = engine.lean();
+            let (component, with) = match unsafe { Component::deserialize(lean.engine, &bytes) } {
+                Ok(c) => (c, lean),
+                Err(e) => {
+                    let with = engine.for_async()?;
+                    let c =
+                        unsafe { Component::deserialize(with.engine, &bytes) }.map_err(|_| {
+                            RuntimeError::InvalidComponent {
+                                component: name.to_string(),
+                                reason: format!("{e:#}"),
+                            }
+                        })?;
+                    (c, with)
+                }
+            };
             // A compiled component no longer says what it instantiates:
             // budget it as one whole particle slot.
             let footprint = engine.per_particle;
-            return Self::link(engine, name, component, footprint, limits, version);
+            return Self::link(with, name, component, footprint, limits, version);
         }
         Self::from_bytes(engine, name, &bytes, limits, version)
     }
@@ -97,22 +110,30 @@ impl LoadedComponent {
         version: &str,
     ) -> Result<Arc<Self>> {
         let binary = binary(name, bytes)?;
-        let footprint = checked_shape(name, &binary)?;
+        let (footprint, needs_async) = checked_shape(name, &binary)?;
+        let with = if needs_async {
+            tracing::debug!(
+                component = name,
+                "uses the component-model async ABI: the async engine runs it"
+            );
+            engine.for_async()?
+        } else {
+            engine.lean()
+        };
         let cache = engine.compile_cache.as_deref();
-        let key = crate::cache::key(&engine.engine, &binary);
+        let key = crate::cache::key(with.engine, &binary);
         if let Some((component, footprint)) =
-            cache.and_then(|dir| crate::cache::load(dir, &key, &engine.engine))
+            cache.and_then(|dir| crate::cache::load(dir, &key, with.engine))
         {
             tracing::debug!(component = name, "compiled code from the compile cache");
-            return Self::link(engine, name, component, footprint, limits, version);
+            return Self::link(with, name, component, footprint, limits, version);
         }
-        let component = Component::new(&engine.engine, &*binary).map_err(|e| {
-            RuntimeError::InvalidComponent {
+        let component =
+            Component::new(with.engine, &*binary).map_err(|e| RuntimeError::InvalidComponent {
                 component: name.to_string(),
                 reason: first_line(&e),
-            }
-        })?;
-        let loaded = Self::link(engine, name, component, footprint, limits, version)?;
+            })?;
+        let loaded = Self::link(with, name, component, footprint, limits, version)?;
         // Only what linked is worth keeping.
         if let (Some(dir), Some(component)) = (cache, loaded.component()) {
             crate::cache::store(dir, &key, component, footprint);
@@ -128,7 +149,7 @@ impl LoadedComponent {
     }
 
     fn link(
-        engine: &EngineHandle,
+        with: LinkRef<'_>,
         name: &str,
         component: Component,
         footprint: Footprint,
@@ -136,13 +157,14 @@ impl LoadedComponent {
         version: &str,
     ) -> Result<Arc<Self>> {
         let code = prelink(
-            &engine.engine,
-            &engine.linker,
-            &engine.handler_linker,
+            with.engine,
+            with.linker,
+            with.handler_linker,
             name,
             &component,
         )?;
         Ok(Arc::new(LoadedComponent {
+            engine: with.engine.clone(),
             name: name.into(),
             code,
             limits,
@@ -161,9 +183,13 @@ impl LoadedComponent {
 /// that booting deserializes instead of compiling.
 pub fn precompile(cfg: &crate::NodeConfig, name: &str, bytes: &[u8]) -> Result<Vec<u8>> {
     let bytes = binary(name, bytes)?;
-    let footprint = checked_shape(name, &bytes)?;
-    let engine = wasmtime::Engine::new(&crate::engine::compile_config(cfg))
-        .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+    let (footprint, needs_async) = checked_shape(name, &bytes)?;
+    let config = if needs_async {
+        crate::engine::async_config(cfg)
+    } else {
+        crate::engine::compile_config(cfg)
+    };
+    let engine = wasmtime::Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
     let engine_err = |e: wasmtime::Error| RuntimeError::Engine(e.to_string());
     let linker = crate::host::linker(&engine).map_err(engine_err)?;
     let handler_linker = crate::handler::linker(&engine).map_err(engine_err)?;
@@ -249,7 +275,7 @@ fn binary<'a>(name: &str, bytes: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>>
 /// Read what the component imports and holds of the pool, before paying
 /// for a compile: an import the runtime does not offer, or more pool
 /// resources than one component may hold, is refused in words.
-fn checked_shape(name: &str, bytes: &[u8]) -> Result<Footprint> {
+fn checked_shape(name: &str, bytes: &[u8]) -> Result<(Footprint, bool)> {
     let invalid = |reason: String| RuntimeError::InvalidComponent {
         component: name.to_string(),
         reason,
@@ -288,7 +314,7 @@ fn checked_shape(name: &str, bytes: &[u8]) -> Result<Footprint> {
             )));
         }
     }
-    Ok(fp)
+    Ok((fp, shape.needs_async))
 }
 
 fn first_line(e: &wasmtime::Error) -> String {

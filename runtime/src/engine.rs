@@ -84,9 +84,18 @@ const WASM_STACK: usize = 512 << 10;
 const ASYNC_STACK: usize = 1 << 20;
 
 pub struct EngineHandle {
+    /// The lean engine: the component-model async ABI off, so no host call
+    /// pays for concurrency bookkeeping. Every component that does not need
+    /// the async ABI (all Rust, Python and StarlingMonkey ones) runs here.
     pub engine: Engine,
     pub linker: Linker<ParticleState>,
     pub(crate) handler_linker: Linker<crate::handler::HandlerState>,
+    /// The engine for components built for the async ABI (QuickJS's
+    /// default, WASI p3 toolchains), made when the first one loads. It
+    /// allocates instances on demand rather than from a second pool, so it
+    /// reserves nothing until used.
+    async_engine: std::sync::OnceLock<std::result::Result<Linking, String>>,
+    config: NodeConfig,
     /// What live instances hold of the pool: a spawn that would go past it
     /// is refused before it has a pid (footprint.rs).
     pub budget: Arc<PoolBudget>,
@@ -94,6 +103,41 @@ pub struct EngineHandle {
     pub per_particle: Footprint,
     pub(crate) compile_cache: Option<std::path::PathBuf>,
     stop: Arc<AtomicBool>,
+}
+
+/// An engine with its linkers: what a component is compiled and
+/// instantiated with.
+pub(crate) struct Linking {
+    pub engine: Engine,
+    pub linker: Linker<ParticleState>,
+    pub handler_linker: Linker<crate::handler::HandlerState>,
+}
+
+/// An engine and its linkers, borrowed.
+#[derive(Clone, Copy)]
+pub(crate) struct LinkRef<'a> {
+    pub engine: &'a Engine,
+    pub linker: &'a Linker<ParticleState>,
+    pub handler_linker: &'a Linker<crate::handler::HandlerState>,
+}
+
+impl Linking {
+    fn refs(&self) -> LinkRef<'_> {
+        LinkRef {
+            engine: &self.engine,
+            linker: &self.linker,
+            handler_linker: &self.handler_linker,
+        }
+    }
+
+    fn new(engine: Engine) -> Result<Self> {
+        let err = |e: wasmtime::Error| RuntimeError::Engine(e.to_string());
+        Ok(Linking {
+            linker: crate::host::linker(&engine).map_err(err)?,
+            handler_linker: crate::handler::linker(&engine).map_err(err)?,
+            engine,
+        })
+    }
 }
 
 impl Drop for EngineHandle {
@@ -174,10 +218,11 @@ impl EngineHandle {
         let mut config = compile_config(cfg);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        let linker =
-            crate::host::linker(&engine).map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        let handler_linker =
-            crate::handler::linker(&engine).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let Linking {
+            linker,
+            handler_linker,
+            ..
+        } = Linking::new(engine.clone())?;
 
         let stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), cfg.tick, stop.clone());
@@ -188,9 +233,48 @@ impl EngineHandle {
             budget: PoolBudget::new(total),
             per_particle: per,
             compile_cache: cfg.compile_cache.clone(),
+            async_engine: std::sync::OnceLock::new(),
+            config: cfg.clone(),
             stop,
         })
     }
+
+    /// The lean engine and its linkers.
+    pub(crate) fn lean(&self) -> LinkRef<'_> {
+        LinkRef {
+            engine: &self.engine,
+            linker: &self.linker,
+            handler_linker: &self.handler_linker,
+        }
+    }
+
+    /// The engine for async-ABI components, made (and its epoch ticked) on
+    /// first use.
+    pub(crate) fn for_async(&self) -> Result<LinkRef<'_>> {
+        let made = self.async_engine.get_or_init(|| {
+            let config = async_config(&self.config);
+            let engine = Engine::new(&config).map_err(|e| e.to_string())?;
+            let linking = Linking::new(engine.clone()).map_err(|e| e.to_string())?;
+            spawn_ticker(engine, self.config.tick, self.stop.clone());
+            Ok(linking)
+        });
+        made.as_ref().map(Linking::refs).map_err(|e| {
+            RuntimeError::Engine(format!("cannot make the engine for async components: {e}"))
+        })
+    }
+}
+
+/// The settings of the engine for async-ABI components: the lean ones plus
+/// the component-model async features, instances allocated on demand.
+pub(crate) fn async_config(cfg: &NodeConfig) -> Config {
+    let mut config = compile_config(cfg);
+    config
+        .concurrency_support(true)
+        .wasm_component_model_async(true)
+        .wasm_component_model_more_async_builtins(true)
+        .wasm_component_model_async_stackful(true)
+        .wasm_component_model_error_context(true);
+    config
 }
 
 /// The settings that shape compiled code. `plasmoid release build`
@@ -201,6 +285,11 @@ pub(crate) fn compile_config(cfg: &NodeConfig) -> Config {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
+        // The async ABI and the bookkeeping it needs in every store and
+        // host call stay off here; `async_config` turns them on for the
+        // components that need them.
+        .wasm_component_model_async(false)
+        .concurrency_support(false)
         .epoch_interruption(true)
         // Exit reasons keep only the trap's message; capturing a wasm
         // backtrace on every crash and kill would slow restarts.

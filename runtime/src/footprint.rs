@@ -12,7 +12,7 @@
 //! list in [`OFFERED`], nor does it size the pool (engine.rs does).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use wasmparser::{Encoding, Instance, Parser, Payload};
+use wasmparser::{CanonicalFunction, CanonicalOption, Encoding, Instance, Parser, Payload};
 
 /// Pool resources one instance of a component holds while it lives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,6 +30,10 @@ pub struct Shape {
     pub memories_per_module: u32,
     pub tables_per_module: u32,
     pub imports: Vec<String>,
+    /// Whether it uses the component-model async ABI (async lifts or
+    /// lowers, `task.*`, `waitable-set.*`, streams, futures...): such a
+    /// component runs on the node's second engine.
+    pub needs_async: bool,
 }
 
 /// Interface packages the node links for particles and handlers: an
@@ -77,6 +81,12 @@ pub fn shape(bytes: &[u8]) -> Result<Shape, String> {
                 out.footprint.tables += s.count();
                 out.tables_per_module = out.tables_per_module.max(s.count());
             }
+            Payload::ComponentCanonicalSection(s) => {
+                for f in s {
+                    let f = f.map_err(|e| format!("not a valid component: {e}"))?;
+                    out.needs_async |= is_async(&f);
+                }
+            }
             Payload::ComponentImportSection(s) if stack.len() == 1 => {
                 for import in s {
                     let import = import.map_err(|e| format!("not a valid component: {e}"))?;
@@ -87,6 +97,22 @@ pub fn shape(bytes: &[u8]) -> Result<Shape, String> {
         }
     }
     Ok(out)
+}
+
+/// Whether a canonical function belongs to the async ABI: every one but a
+/// plain lift, lower and the resource built-ins does.
+fn is_async(f: &CanonicalFunction) -> bool {
+    match f {
+        CanonicalFunction::Lift { options, .. } | CanonicalFunction::Lower { options, .. } => {
+            options
+                .iter()
+                .any(|o| matches!(o, CanonicalOption::Async | CanonicalOption::Callback(_)))
+        }
+        CanonicalFunction::ResourceNew { .. }
+        | CanonicalFunction::ResourceDrop { .. }
+        | CanonicalFunction::ResourceRep { .. } => false,
+        _ => true,
+    }
 }
 
 /// The first import the node cannot satisfy, if any.
@@ -234,6 +260,7 @@ mod tests {
         assert_eq!(s.footprint, need(2, 1, 2));
         assert_eq!((s.memories_per_module, s.tables_per_module), (1, 2));
         assert_eq!(s.imports, vec!["wasi:cli/stdout@0.2.0".to_string()]);
+        assert!(!s.needs_async);
         assert_eq!(unoffered(&s.imports), None);
         let other = vec!["fermyon:spin/llm@2.0.0".to_string()];
         assert_eq!(unoffered(&other), Some("fermyon:spin/llm@2.0.0"));

@@ -173,7 +173,7 @@ async fn serve(
             budget.div_ceil(tick_ms)
         },
     };
-    let mut store = Store::new(&node.engine.engine, state);
+    let mut store = Store::new(&comp.engine, state);
     store.limiter(|s| &mut s.memory);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |mut cx: StoreContextMut<'_, HandlerState>| {

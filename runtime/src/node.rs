@@ -229,11 +229,15 @@ pub struct Preopen {
     pub read_only: bool,
 }
 
-/// The first reference a node hands out: 32 bits of its id, then a counter.
+/// The first reference a node hands out: 21 bits of its id, then a 32-bit
+/// counter. Every ref stays below 2^53, so a JavaScript engine that gives
+/// u64 as a Number (QuickJS) hands it back exact.
 fn ref_base(id: &NodeId) -> u64 {
-    let prefix = u32::from_le_bytes([id.0[0], id.0[1], id.0[2], id.0[3]]);
+    let prefix = u32::from_le_bytes([id.0[0], id.0[1], id.0[2], id.0[3]]) & REF_PREFIX_MASK;
     (u64::from(prefix) << 32) | 1
 }
+
+const REF_PREFIX_MASK: u32 = (1 << 21) - 1;
 
 impl Node {
     /// Start a node on the current tokio runtime.

@@ -353,7 +353,7 @@ async fn instance(
         handoff_in: start.handoff,
         handoff_out: None,
     };
-    let mut store = Store::new(&node.engine.engine, state);
+    let mut store = Store::new(&comp.engine, state);
     store.limiter(|s| &mut s.memory);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(on_epoch);

@@ -127,7 +127,13 @@ pub fn build_js(component: &str, app: &Path, engine: JsEngine) -> Result<PathBuf
     let folder = app.parent().unwrap_or(Path::new("."));
     let entry = app.file_name().and_then(|s| s.to_str()).unwrap_or("app.js");
     let sdk_id = files_hash(JS_SDK);
-    let key = build_key(folder, &[COMPONENTIZE_JS, &sdk_id, entry, engine.word()])?;
+    // QuickJS builds use its default, the component-model async ABI (the
+    // node runs them on its async engine).
+    let mode = match engine {
+        JsEngine::StarlingMonkey => "starlingmonkey",
+        JsEngine::QuickJs => "quickjs-async-abi",
+    };
+    let key = build_key(folder, &[COMPONENTIZE_JS, &sdk_id, entry, mode])?;
     let (built, out) = build_slot(&root, &key)?;
     if built.is_file() {
         tracing::debug!(component, "JavaScript component from the build cache");
@@ -173,7 +179,7 @@ pub fn build_js(component: &str, app: &Path, engine: JsEngine) -> Result<PathBuf
         }
         JsEngine::QuickJs => {
             let mut c = Command::new(bin.join("componentize-qjs"));
-            c.arg("--sync").arg("-w")
+            c.arg("-w")
                 .arg(&wit)
                 .args(["-n", "particle", "-j"])
                 .arg(&bundle)
