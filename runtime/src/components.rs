@@ -111,7 +111,7 @@ impl LoadedComponent {
     ) -> Result<Arc<Self>> {
         let binary = binary(name, bytes)?;
         let (footprint, needs_async) = checked_shape(name, &binary)?;
-        let with = if needs_async {
+        let with = if needs_async || engine.config().all_on_async_engine {
             tracing::debug!(
                 component = name,
                 "uses the component-model async ABI: the async engine runs it"

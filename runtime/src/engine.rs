@@ -239,6 +239,10 @@ impl EngineHandle {
         })
     }
 
+    pub(crate) fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
     /// The lean engine and its linkers.
     pub(crate) fn lean(&self) -> LinkRef<'_> {
         LinkRef {

@@ -54,6 +54,10 @@ pub struct NodeConfig {
     /// settings, so a `.wasm` is compiled once per machine. Default: see
     /// [`crate::cache::default_dir`]; `None` compiles every time.
     pub compile_cache: Option<std::path::PathBuf>,
+    /// Run every component on the async-ABI engine, not only those that
+    /// need it. Default off; on only to measure what that engine costs
+    /// (`plasmoid bench call`).
+    pub all_on_async_engine: bool,
     /// Count messages, CPU ticks and memory per process for the observer
     /// (stats.rs). Default on; off only to measure what counting costs.
     pub metrics: bool,
@@ -74,6 +78,7 @@ impl Default for NodeConfig {
             metrics: true,
             pool_per_particle: crate::engine::DEFAULT_POOL_PER_PARTICLE,
             compile_cache: crate::cache::default_dir(),
+            all_on_async_engine: false,
         }
     }
 }

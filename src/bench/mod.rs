@@ -4,6 +4,7 @@
 //! noisy, and a median is what compares run to run.
 
 mod boot;
+mod call;
 mod common;
 mod http;
 mod mesh;
@@ -118,10 +119,22 @@ enum Which {
         #[arg(long, default_value_t = 2000)]
         count: u32,
     },
-    /// A send to self followed by its recv, inside one particle: ns per pair.
+    /// A send to self followed by its recv, inside one particle, on the
+    /// lean engine and on the async-ABI one: ns per pair; and a gen_server
+    /// call round trip from the node to a particle: µs.
     Call {
         #[arg(long, default_value_t = 200_000)]
         iters: u64,
+        /// The gen_server to call (default: build apps/echo): a Python or
+        /// JS one such as apps/py/pyapp built with `--server-init '"echo"'`.
+        #[arg(long)]
+        server: Option<PathBuf>,
+        /// Init args for the server.
+        #[arg(long, default_value = "")]
+        server_init: String,
+        /// Round trips per run.
+        #[arg(long, default_value_t = 20_000)]
+        calls: u32,
     },
 }
 
@@ -220,9 +233,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 | Which::Store { .. }
                 | Which::MeshPeer { .. }
                 | Which::Nodedown => {}
-                Which::Call { iters } => {
-                    let node = node_with(&wasm, 16)?;
-                    bench_call(&node, iters, runs).await?;
+                Which::Call {
+                    iters,
+                    server,
+                    server_init,
+                    calls,
+                } => {
+                    call::send_recv(&wasm, iters, runs).await?;
+                    let server = echo_wasm(server)?;
+                    call::round_trip(&server, &server_init, calls, runs).await?;
                 }
             }
             Ok(())
@@ -247,7 +266,7 @@ fn node_with_metrics(wasm: &Path, max_particles: u32, metrics: bool) -> Result<N
 }
 
 /// Spawn a ring particle with `init` and wait for the JSON report it sends back.
-async fn report(me: &NativeProcess, init: Value) -> Result<Value> {
+pub(super) async fn report(me: &NativeProcess, init: Value) -> Result<Value> {
     let (_, reference) = me
         .spawn_monitor("ring", &init.to_string(), SpawnOpts::default())
         .map_err(|e| anyhow!("spawn failed: {e}"))?;
@@ -309,26 +328,6 @@ async fn bench_ring(on: &Node, off: &Node, procs: u32, msgs: u32, runs: usize) -
     p_off["metrics"] = json!(false);
     emit("ring.hop", ns_off, "ns", p_off);
     emit("ring.metrics_cost", ns / ns_off, "ratio", params);
-    Ok(())
-}
-
-async fn bench_call(node: &Node, iters: u64, runs: usize) -> Result<()> {
-    let me = node.native("bench");
-    let mut per_call = Vec::new();
-    for _ in 0..runs {
-        let init = json!({"self_call": {"iters": iters, "report_to": me.pid().to_string()}});
-        let r = report(&me, init).await?;
-        let elapsed = r["elapsed_ns"]
-            .as_f64()
-            .context("report without elapsed_ns")?;
-        per_call.push(elapsed / iters as f64);
-    }
-    emit(
-        "call.send_recv",
-        median(per_call),
-        "ns",
-        json!({"iters": iters, "runs": runs}),
-    );
     Ok(())
 }
 
