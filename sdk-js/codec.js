@@ -29,7 +29,7 @@ function readVarint(r, bits) {
     n |= BigInt(b & 0x7f) << shift;
     if (!(b & 0x80)) break;
     shift += 7n;
-    if (shift >= BigInt(bits + 7)) throw new DecodeError('a varint is longer than its type allows');
+    if (shift >= BigInt(bits)) throw new DecodeError('a varint is longer than its type allows');
   }
   if (n >> BigInt(bits)) throw new DecodeError(`a varint is out of range for ${bits} bits`);
   return n;

@@ -117,8 +117,10 @@ export function call(target, request, { reply, requestShape, timeout = 5 } = {})
     wit.sendTagged(server, ref, payload);
   } catch (e) {
     demonitor(ref);
-    const tag = e && e.payload && e.payload.tag;
-    throw new PlasmoidError(tag === 'noproc' ? 'exit' : 'send', tag === 'noproc' ? 'noproc' : tag, 'call');
+    const p = e && e.payload;
+    if (!p) throw e;
+    if (p.tag === 'noproc') throw new PlasmoidError('exit', 'noproc', 'call');
+    throw new PlasmoidError('send', none(p.val) ? p.tag : `${p.tag}: ${p.val}`, 'call');
   }
   const m = recvRef(ref, timeout);
   if (m && m.kind === 'tagged') {
@@ -176,7 +178,12 @@ function loop(server, cls) {
         }
       }
       const answer = server.handleCall(req, m.sender);
-      try { wit.sendTagged(m.sender, m.ref, codec.shapeOf(answer, cls.replyType).encode(answer)); } catch (e) { debug('the caller is gone; its reply is dropped'); }
+      // An answer that cannot be encoded is this server's bug: it throws.
+      const body = codec.shapeOf(answer, cls.replyType).encode(answer);
+      try { wit.sendTagged(m.sender, m.ref, body); } catch (e) {
+        if (!(e && e.payload)) throw e;
+        debug('the caller is gone; its reply is dropped');
+      }
     } else if (m.kind === 'data') {
       let out;
       let msg;
@@ -212,7 +219,7 @@ function run(body, init) {
 /** The component's `start` for a GenServer class: `export const start = serve(Counter);` */
 export function serve(cls) {
   return (init) => run((i) => {
-    const server = Object.create(cls.prototype);
+    const server = new cls();
     const old = wit.takeHandoff();
     if (!none(old)) server.codeChange(bytesOf(old));
     else server.init(decodeInit(i));

@@ -368,3 +368,22 @@ children = [{{ id = "pycounter", component = "pyapp", init = {{ role = "counter"
     call_until("00", "07");
     drop(node);
 }
+
+/// The SDKs' own tests (their codecs against the bytes the Rust SDK
+/// writes), under a plain CPython and Node.js.
+#[test]
+fn the_python_and_js_sdks_pass_their_own_tests() {
+    let py = std::process::Command::new("python3")
+        .args(["-m", "unittest", "discover", "-s", "tests"])
+        .current_dir(repo().join("sdk-py"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python3 runs");
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let js = std::process::Command::new("node")
+        .args(["--test", "test/"])
+        .current_dir(repo().join("sdk-js"))
+        .output()
+        .expect("node runs");
+    assert!(js.status.success(), "{}", String::from_utf8_lossy(&js.stdout));
+}

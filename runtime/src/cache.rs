@@ -16,6 +16,7 @@
 
 use crate::footprint::Footprint;
 use std::hash::{Hash, Hasher};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -64,6 +65,9 @@ pub(crate) fn key(engine: &Engine, bytes: &[u8]) -> String {
 /// The serialized component (what `Component::serialize` gave) and its
 /// footprint, if a sound entry is there; a damaged one is removed.
 pub(crate) fn load_serialized(dir: &Path, key: &str) -> Option<(Vec<u8>, Footprint)> {
+    if !private(dir) {
+        return None;
+    }
     let path = dir.join(key);
     let file = std::fs::read(&path).ok()?;
     match parse(&file) {
@@ -95,6 +99,23 @@ pub(crate) fn load(dir: &Path, key: &str, engine: &Engine) -> Option<(Component,
     }
 }
 
+/// Whether `dir` is this user's and no one else may write it: native code
+/// from a folder others can write is not loaded (the entry's hash guards
+/// against damage, not against a writer).
+fn private(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return false;
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let ok = meta.uid() == me && meta.mode() & 0o022 == 0;
+    if !ok {
+        tracing::warn!(dir = %dir.display(), "not using the compile cache: the folder is not yours alone (another user or group may write it)");
+    }
+    ok
+}
+
 fn parse(file: &[u8]) -> Option<(Footprint, &[u8])> {
     if file.len() < HEADER || &file[..MAGIC.len()] != MAGIC {
         return None;
@@ -123,7 +144,10 @@ pub(crate) fn store(dir: &Path, key: &str, component: &Component, footprint: Foo
 /// Write an entry from serialized bytes.
 pub(crate) fn store_serialized(dir: &Path, key: &str, payload: &[u8], footprint: Footprint) {
     let written = (|| -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
         let mut file = Vec::with_capacity(HEADER + payload.len());
         file.extend_from_slice(MAGIC);
         for w in [
@@ -135,7 +159,9 @@ pub(crate) fn store_serialized(dir: &Path, key: &str, payload: &[u8], footprint:
         }
         file.extend_from_slice(blake3::hash(payload).as_bytes());
         file.extend_from_slice(payload);
-        let tmp = dir.join(format!("{key}.{}.tmp", std::process::id()));
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!("{key}.{}-{n}.tmp", std::process::id()));
         std::fs::write(&tmp, &file)?;
         std::fs::rename(&tmp, dir.join(key))
     })();

@@ -94,9 +94,21 @@ impl LoadedComponent {
                     (c, with)
                 }
             };
-            // A compiled component no longer says what it instantiates:
-            // budget it as one whole particle slot.
-            let footprint = engine.per_particle;
+            // A compiled component no longer says how many core instances
+            // it makes: the .wasm a release keeps beside it does; without
+            // one, it is budgeted a whole particle slot's. Its memories and
+            // tables wasmtime tells (in `link`).
+            let core_instances = std::fs::read(path.with_extension("wasm"))
+                .ok()
+                .and_then(|w| crate::footprint::shape(&w).ok())
+                .map_or(engine.per_particle.core_instances, |s| {
+                    s.footprint.core_instances
+                });
+            let footprint = Footprint {
+                core_instances,
+                memories: 0,
+                tables: 0,
+            };
             return Self::link(with, name, component, footprint, limits, version);
         }
         Self::from_bytes(engine, name, &bytes, limits, version)
@@ -163,6 +175,13 @@ impl LoadedComponent {
             name,
             &component,
         )?;
+        // What wasmtime will allocate per instance, counted by wasmtime:
+        // never budget less.
+        let mut footprint = footprint;
+        if let Some(needs) = component.resources_required() {
+            footprint.memories = footprint.memories.max(needs.num_memories);
+            footprint.tables = footprint.tables.max(needs.num_tables);
+        }
         Ok(Arc::new(LoadedComponent {
             engine: with.engine.clone(),
             name: name.into(),
@@ -193,18 +212,12 @@ pub fn precompile(cfg: &crate::NodeConfig, name: &str, bytes: &[u8]) -> Result<V
     let engine_err = |e: wasmtime::Error| RuntimeError::Engine(e.to_string());
     let linker = crate::host::linker(&engine).map_err(engine_err)?;
     let handler_linker = crate::handler::linker(&engine).map_err(engine_err)?;
-    // The compile cache serves builds too: a release of an 18 MB Python
-    // component is compiled once per machine, not at each build.
+    // A release's native code is compiled here, not taken from the compile
+    // cache: release.lock and the node's MAC vouch for what this process
+    // compiled, and a cache folder is only as trustworthy as its owner. The
+    // result goes into the cache for `start` and later loads.
     let cache = cfg.compile_cache.as_deref();
     let key = crate::cache::key(&engine, &bytes);
-    if let Some((payload, _)) = cache.and_then(|dir| crate::cache::load_serialized(dir, &key)) {
-        // SAFETY: as in `cache::load`: an entry this engine's settings
-        // wrote, its payload hash checked.
-        if let Ok(component) = unsafe { Component::deserialize(&engine, &payload) } {
-            prelink(&engine, &linker, &handler_linker, name, &component)?;
-            return Ok(payload);
-        }
-    }
     let component =
         Component::new(&engine, &*bytes).map_err(|e| RuntimeError::InvalidComponent {
             component: name.to_string(),

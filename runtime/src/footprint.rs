@@ -139,6 +139,28 @@ pub struct Lease {
     held: Footprint,
 }
 
+impl Lease {
+    /// Hold `need` instead (a new version of the component): only the
+    /// difference is taken or given back, so a version no bigger than the
+    /// old one always fits.
+    pub fn resize(&mut self, need: Footprint) -> Result<(), String> {
+        let (old, new) = (self.held, need);
+        let grow = Footprint {
+            core_instances: new.core_instances.saturating_sub(old.core_instances),
+            memories: new.memories.saturating_sub(old.memories),
+            tables: new.tables.saturating_sub(old.tables),
+        };
+        self.budget.reserve(grow)?;
+        self.budget.give_back(Footprint {
+            core_instances: old.core_instances.saturating_sub(new.core_instances),
+            memories: old.memories.saturating_sub(new.memories),
+            tables: old.tables.saturating_sub(new.tables),
+        });
+        self.held = need;
+        Ok(())
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         self.budget.give_back(self.held);
@@ -169,6 +191,17 @@ impl PoolBudget {
 
     /// Take `need` for one instance, or say which resource ran out.
     pub fn take(self: &std::sync::Arc<Self>, need: Footprint) -> Result<Lease, String> {
+        self.reserve(need)?;
+        Ok(Lease {
+            budget: self.clone(),
+            held: need,
+        })
+    }
+
+    /// Add `need` to what is in use, all or nothing. Each counter is moved
+    /// with a compare-and-swap, so two spawns near the limit never both
+    /// fail when one fits.
+    fn reserve(&self, need: Footprint) -> Result<(), String> {
         let wants = [
             (
                 need.core_instances,
@@ -180,22 +213,20 @@ impl PoolBudget {
         ];
         for (i, (want, total, what)) in wants.into_iter().enumerate() {
             let want = u64::from(want);
-            let before = self.used[i].fetch_add(want, Ordering::AcqRel);
-            if before + want > u64::from(total) {
-                self.used[i].fetch_sub(want, Ordering::AcqRel);
+            let got = self.used[i].fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used + want <= u64::from(total)).then_some(used + want)
+            });
+            if let Err(used) = got {
                 for (j, (w, _, _)) in wants.iter().enumerate().take(i) {
                     self.used[j].fetch_sub(u64::from(*w), Ordering::AcqRel);
                 }
                 return Err(format!(
-                    "the instance pool is full: one more instance needs {want} {what}, and {before} of the pool's {total} are in use \
-                     (raise the node's particle capacity, e.g. `--max-particles`, or its pool budget per particle)"
+                    "the instance pool is full: one more instance needs {want} {what}, and {used} of the pool's {total} are in use \
+                     (raise the node's particle capacity, `[node] max_particles` or `--max-particles`)"
                 ));
             }
         }
-        Ok(Lease {
-            budget: self.clone(),
-            held: need,
-        })
+        Ok(())
     }
 
     fn give_back(&self, held: Footprint) {
@@ -235,6 +266,21 @@ mod tests {
         let c = budget.take(need(14, 1, 2)).unwrap();
         drop((b, c));
         assert_eq!(budget.used(), need(0, 0, 0));
+    }
+
+    #[test]
+    fn a_lease_resizes_by_the_difference() {
+        let budget = PoolBudget::new(need(20, 2, 4));
+        let mut a = budget.take(need(14, 1, 2)).unwrap();
+        let _b = budget.take(need(5, 1, 2)).unwrap();
+        // Smaller always fits, even with the pool nearly full.
+        a.resize(need(3, 1, 2)).unwrap();
+        assert_eq!(budget.used(), need(8, 2, 4));
+        // Bigger takes only the difference, or is refused holding the old share.
+        assert!(a.resize(need(3, 2, 2)).is_err());
+        assert_eq!(budget.used(), need(8, 2, 4));
+        a.resize(need(15, 1, 2)).unwrap();
+        assert_eq!(budget.used(), need(20, 2, 4));
     }
 
     #[test]

@@ -26,6 +26,13 @@ pub const MAX_LINE: usize = 2_048;
 pub const TAIL_LINES: usize = 12;
 /// Most characters of one line an exit reason carries.
 const TAIL_LINE: usize = 300;
+/// Lines of stderr older than this are not blamed for a trap.
+const TAIL_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+/// Lines one stream may log at once, and per second after that; the rest
+/// are counted and the count logged, so a guest printing in a loop costs
+/// the log a line a second, not the node its log.
+const BURST: f64 = 1_000.0;
+const PER_SECOND: f64 = 200.0;
 /// Most bytes of stderr an exit reason carries.
 const TAIL_BYTES: usize = 1_536;
 
@@ -40,7 +47,10 @@ struct Lines {
     component: Arc<str>,
     stream: Stream,
     partial: Vec<u8>,
-    tail: VecDeque<String>,
+    tail: VecDeque<(std::time::Instant, String)>,
+    tokens: f64,
+    refilled: std::time::Instant,
+    suppressed: u64,
 }
 
 /// One of a guest's output streams; clones write to the same lines.
@@ -64,6 +74,9 @@ impl GuestOutput {
             stream,
             partial: Vec::new(),
             tail: VecDeque::new(),
+            tokens: BURST,
+            refilled: std::time::Instant::now(),
+            suppressed: 0,
         })))
     }
 
@@ -91,20 +104,27 @@ impl GuestOutput {
         }
     }
 
-    /// Log what is left of an unfinished line (the guest ended).
+    /// Log what is left of an unfinished line, and how many were not
+    /// logged (the guest ended).
     pub fn flush(&self) {
         let mut l = self.0.lock();
         if !l.partial.is_empty() {
             l.emit();
         }
+        l.report_suppressed();
     }
 
-    /// The last lines of stderr, oldest first, at most [`TAIL_BYTES`].
+    /// The last lines of stderr of the last [`TAIL_AGE`], oldest first, at
+    /// most [`TAIL_BYTES`].
     pub fn tail(&self) -> Option<String> {
         self.flush();
         let l = self.0.lock();
+        let now = std::time::Instant::now();
         let mut out = String::new();
-        for line in l.tail.iter().rev() {
+        for (at, line) in l.tail.iter().rev() {
+            if now.duration_since(*at) > TAIL_AGE {
+                break;
+            }
             if out.len() + line.len() + 1 > TAIL_BYTES {
                 break;
             }
@@ -116,18 +136,47 @@ impl GuestOutput {
 }
 
 impl Lines {
+    /// Whether the rate limit lets one more line into the log.
+    fn admit(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let earned = now.duration_since(self.refilled).as_secs_f64() * PER_SECOND;
+        self.tokens = (self.tokens + earned).min(BURST);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.report_suppressed();
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+
+    fn report_suppressed(&mut self) {
+        if self.suppressed > 0 {
+            let (who, component, n) = (&*self.who, &*self.component, self.suppressed);
+            tracing::warn!(target: "particle::output", pid = who, component, "{n} lines of output were not logged (more than {PER_SECOND} a second)");
+            self.suppressed = 0;
+        }
+    }
+
     fn emit(&mut self) {
         let line = String::from_utf8_lossy(&self.partial)
             .trim_end()
             .to_string();
         self.partial.clear();
+        let logged = self.admit();
         let (who, component) = (&*self.who, &*self.component);
         match self.stream {
             Stream::Stdout => {
-                tracing::info!(target: "particle::stdout", pid = who, component, "{line}")
+                if logged {
+                    tracing::info!(target: "particle::stdout", pid = who, component, "{line}")
+                }
             }
             Stream::Stderr => {
-                tracing::warn!(target: "particle::stderr", pid = who, component, "{line}");
+                if logged {
+                    tracing::warn!(target: "particle::stderr", pid = who, component, "{line}");
+                }
                 if !line.trim().is_empty() {
                     if self.tail.len() == TAIL_LINES {
                         self.tail.pop_front();
@@ -135,7 +184,7 @@ impl Lines {
                     // Each kept line is cut, so a few long ones cannot
                     // push everything else out of the reason.
                     let kept: String = line.chars().take(TAIL_LINE).collect();
-                    self.tail.push_back(kept);
+                    self.tail.push_back((std::time::Instant::now(), kept));
                 }
             }
         }
@@ -233,6 +282,17 @@ mod tests {
         e.feed(b"\n");
         let t = e.tail().unwrap();
         assert!(t.len() <= TAIL_BYTES, "{}", t.len());
+    }
+
+    #[test]
+    fn a_flood_is_counted_not_logged_and_the_tail_still_follows() {
+        let e = err();
+        for i in 0..5_000 {
+            e.feed(format!("line {i}\n").as_bytes());
+        }
+        let l = e.0.lock();
+        assert!(l.suppressed >= 3_000, "{}", l.suppressed);
+        assert_eq!(l.tail.back().map(|(_, s)| s.as_str()), Some("line 4999"));
     }
 
     #[test]

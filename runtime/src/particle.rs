@@ -236,13 +236,15 @@ pub(crate) async fn run(
     ack: Option<(Pid, u64)>,
     lease: crate::footprint::Lease,
 ) {
-    // Held while an instance lives; a new version may need more.
-    let mut lease = Some(lease);
     let mut guard = ExitGuard {
         node: node.clone(),
         proc: proc.clone(),
         armed: true,
     };
+    // Held while an instance lives; a new version may need more. Declared
+    // after the guard, so an unwinding task gives it back before the guard
+    // reports the exit.
+    let mut lease = lease;
     let mut comp = comp;
     let mut start = Start { ack, handoff: None };
     // One instance per version: a handoff ends this instance normally and
@@ -255,17 +257,10 @@ pub(crate) async fn run(
             Ok(reason) => break reason,
             Err(handoff) => {
                 tracing::info!(pid = %proc.pid, component = %comp.name, from = %comp.version, to = %handoff.next.version, "particle handed its state to the new version");
-                if handoff.next.footprint != comp.footprint {
-                    lease = None;
-                    match node.engine.budget.take(handoff.next.footprint) {
-                        Ok(l) => lease = Some(l),
-                        Err(why) => {
-                            comp = handoff.next;
-                            break ExitReason::Exception(format!(
-                                "cannot start the new version: {why}"
-                            ));
-                        }
-                    }
+                if let Err(why) = lease.resize(handoff.next.footprint) {
+                    // Not the new code's failure: the pool is full. The
+                    // particle stops rather than rolling the version back.
+                    break ExitReason::Shutdown(format!("cannot start the new version: {why}"));
                 }
                 comp = handoff.next;
                 start = Start {
@@ -329,7 +324,16 @@ async fn instance(
 ) -> Result<ExitReason, Handoff> {
     let tick_ms = node.config.tick.as_millis().max(1) as u64;
     let budget_ms = comp.limits.cpu_ms;
-    let (wasi, stderr) = wasi_ctx(node, &comp.name, proc.pid.to_string().into());
+    let (wasi, [stdout, stderr]) = wasi_ctx(node, &comp.name, proc.pid.to_string().into());
+    // Whatever the guest left unfinished is logged however it ends.
+    struct Flush(GuestOutput, GuestOutput);
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            self.0.flush();
+            self.1.flush();
+        }
+    }
+    let _flush = Flush(stdout, stderr.clone());
     let state = ParticleState {
         wasi,
         stderr,
@@ -459,16 +463,17 @@ fn one_trap_prefix(text: &str, is_trap: bool) -> String {
 /// listening sockets, UDP or stdin.
 /// (`resolve` is decided when the instance starts; `connect` at each call.)
 ///
-/// Output goes to the log under `who` (output.rs); the stderr handle that
-/// comes back keeps its last lines for an exit reason.
+/// Output goes to the log under `who` (output.rs); the handles come back
+/// (stdout, stderr) to flush at the end, stderr's last lines for a reason.
 pub(crate) fn wasi_ctx(
     node: &Arc<NodeInner>,
     component: &Arc<str>,
     who: Arc<str>,
-) -> (WasiCtx, GuestOutput) {
+) -> (WasiCtx, [GuestOutput; 2]) {
     let mut b = WasiCtx::builder();
     let stderr = GuestOutput::stderr(who.clone(), component.clone());
-    b.stdout(GuestOutput::stdout(who, component.clone()))
+    let stdout = GuestOutput::stdout(who, component.clone());
+    b.stdout(stdout.clone())
         .stderr(stderr.clone())
         .arg(&**component);
     if let Some(g) = node.guest_env.get(&**component) {
@@ -513,7 +518,7 @@ pub(crate) fn wasi_ctx(
         };
         Box::pin(async move { ok })
     });
-    (b.build(), stderr)
+    (b.build(), [stdout, stderr])
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ def _read_varint(buf: bytes, pos: int, bits: int):
         if not b & 0x80:
             break
         shift += 7
-        if shift >= bits + 7:
+        if shift >= bits:
             raise DecodeError("a varint is longer than its type allows")
     if n >> bits:
         raise DecodeError(f"a varint is out of range for {bits} bits")
@@ -423,7 +423,7 @@ class _Json(Shape):
     def decode(self, buf: bytes):
         try:
             return _json.loads(bytes(buf).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
             raise DecodeError(f"not JSON: {e}") from None
 
 

@@ -69,19 +69,23 @@ class CallError(PlasmoidError):
         self.reason = reason
 
 
-_KINDS = {
-    "UnknownComponent": "unknown-component", "NameTaken": "name-taken", "Denied": "denied",
-    "Failed": "failed", "Noproc": "noproc", "MailboxFull": "mailbox-full",
-    "Noconnection": "noconnection", "Taken": "taken", "NotFound": "not-found",
-    "Limit": "limit",
-}
+
+
+def _kebab(case: str) -> str:
+    """``NotASupervisor`` -> ``not-a-supervisor``: the WIT case's name."""
+    out = []
+    for i, ch in enumerate(case):
+        if ch.isupper() and i > 0:
+            out.append("-")
+        out.append(ch.lower())
+    return "".join(out)
 
 
 def _raise(err: Err, cls):
     """Turn a WIT error variant into ``cls`` with the case's name."""
     v = err.value
     case = type(v).__name__.split("_", 1)[-1]
-    raise cls(_KINDS.get(case, case.lower()), getattr(v, "value", None)) from None
+    raise cls(_kebab(case), getattr(v, "value", None)) from None
 
 
 # Exit reasons: the WIT variant's cases, under shorter names.

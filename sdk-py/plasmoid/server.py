@@ -97,21 +97,21 @@ def _loop(server: GenServer) -> None:
             else:
                 req = m.payload
             answer = server.handle_call(req, m.sender)
+            # An answer that cannot be encoded is this server's bug: it raises.
+            body = _codec.shape_of(answer, server.reply_type).encode(answer)
             try:
-                body = _codec.shape_of(answer, server.reply_type).encode(answer)
                 _wit.send_tagged(m.sender, m.ref, body)
             except Err:
                 _p.debug("the caller is gone; its reply is dropped")
             continue
         if isinstance(m, _p.Data):
-            out = None
+            cast, is_cast = None, False
             if server.cast_type is not None:
                 try:
-                    out = server.handle_cast(server.cast_type.decode(m.payload))
+                    cast, is_cast = server.cast_type.decode(m.payload), True
                 except _codec.DecodeError:
-                    out = server.handle_info(m.payload)
-            else:
-                out = server.handle_info(m.payload)
+                    pass
+            out = server.handle_cast(cast) if is_cast else server.handle_info(m.payload)
             if out is STOP:
                 return
             continue
@@ -139,7 +139,7 @@ def _run(body, init: str) -> None:
         body(init)
     except Err:
         raise
-    except BaseException as exc:  # noqa: BLE001 - every failure is the exit reason
+    except Exception as exc:  # noqa: BLE001 - every failure is the exit reason
         traceback.print_exc(file=sys.stderr)
         raise Err(_reason(exc)) from None
 
@@ -151,7 +151,7 @@ def serve(cls):
     """
 
     def body(init: str) -> None:
-        server = cls.__new__(cls)
+        server = cls()
         old = _wit.take_handoff()
         if old is not None:
             server.code_change(old)

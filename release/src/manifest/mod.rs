@@ -353,6 +353,12 @@ impl Cx<'_> {
                 ),
             ));
         }
+        if let (None, Some(e)) = (&raw.js, &raw.js_engine) {
+            return Err(self.err(
+                e.span(),
+                format!("component `{n}`: js_engine is for JavaScript components; add `js = \"{n}/app.js\"` or remove it"),
+            ));
+        }
         if let Some(py) = &raw.python {
             let file = self.path(py.get_ref());
             if !file.is_file() || file.extension().is_none_or(|e| e != "py") {
@@ -395,12 +401,6 @@ impl Cx<'_> {
             };
             let file = file.canonicalize().unwrap_or(file);
             return self.component_with(name, c, known, Source::Js(file, engine));
-        }
-        if let Some(e) = &raw.js_engine {
-            return Err(self.err(
-                e.span(),
-                format!("component `{n}`: js_engine is for JavaScript components; add `js = \"{n}/app.js\"` or remove it"),
-            ));
         }
         let source = match (&raw.path, &raw.wasm) {
             (Some(p), None) => {

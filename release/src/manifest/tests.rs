@@ -470,3 +470,42 @@ fn store_backends_and_quotas_resolve_or_say_what_to_write() {
         assert!(message.contains(want), "{rest}: {message}");
     }
 }
+
+#[test]
+fn python_and_js_sources_are_checked_where_they_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.py"), "x = 1\n").unwrap();
+    std::fs::write(dir.path().join("app.js"), "export function start() {}\n").unwrap();
+    let tail = "[supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"a\"]\n";
+    let load = |body: &str| {
+        let path = dir.path().join("prod.toml");
+        std::fs::write(
+            &path,
+            format!("[release]\nname = \"x\"\nversion = \"1\"\n[components.a]\n{body}{tail}"),
+        )
+        .unwrap();
+        crate::load_manifest(&path)
+    };
+    assert!(load("python = \"app.py\"\n").is_ok());
+    assert!(load("js = \"app.js\"\njs_engine = \"quickjs\"\n").is_ok());
+    let msg = load("python = \"app.js\"\n").unwrap_err().to_string();
+    assert!(
+        msg.contains("prod.toml:5:") && msg.contains("not a Python file"),
+        "{msg}"
+    );
+    let msg = load("js = \"app.js\"\njs_engine = \"v8\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains(":6:") && msg.contains("\"quickjs\""), "{msg}");
+    let msg = load("python = \"app.py\"\njs_engine = \"quickjs\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("js_engine is for JavaScript components"),
+        "{msg}"
+    );
+    let msg = load("python = \"app.py\"\njs = \"app.js\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("both `python` and `js`"), "{msg}");
+}

@@ -133,7 +133,8 @@ pub fn build_js(component: &str, app: &Path, engine: JsEngine) -> Result<PathBuf
         JsEngine::StarlingMonkey => "starlingmonkey",
         JsEngine::QuickJs => "quickjs-async-abi",
     };
-    let key = build_key(folder, &[COMPONENTIZE_JS, &sdk_id, entry, mode])?;
+    let tool = std::env::var("PLASMOID_COMPONENTIZE_JS").unwrap_or_default();
+    let key = build_key(folder, &[COMPONENTIZE_JS, &tool, &sdk_id, entry, mode])?;
     let (built, out) = build_slot(&root, &key)?;
     if built.is_file() {
         tracing::debug!(component, "JavaScript component from the build cache");
@@ -165,7 +166,10 @@ pub fn build_js(component: &str, app: &Path, engine: JsEngine) -> Result<PathBuf
         "rolldown",
     );
     let _ = std::fs::remove_file(&config);
-    bundled?;
+    if let Err(e) = bundled {
+        let _ = std::fs::remove_file(&bundle);
+        return Err(e);
+    }
     let wit = sdk.join("plasmoid").join("wit");
     let mut cmd = match engine {
         JsEngine::StarlingMonkey => {

@@ -30,12 +30,22 @@ pub use python::{COMPONENTIZE_PY, PYTHON_SDK, build_python};
 const MAX_APP_BYTES: u64 = 64 << 20;
 
 /// The cache folder for toolchains and builds.
+/// (`PLASMOID_CACHE_DIR=off` turns off the compile cache only: toolchains
+/// still need a home.)
 pub fn cache_root() -> Result<PathBuf, ReleaseError> {
-    plasmoid_runtime::cache::default_dir()
-        .and_then(|d| d.parent().map(Path::to_path_buf))
-        .ok_or_else(|| ReleaseError::Toolchain(
-            "no cache folder: set PLASMOID_CACHE_DIR (or HOME) to a writable folder for the Python toolchain".into(),
-        ))
+    let given = std::env::var_os("PLASMOID_CACHE_DIR").filter(|d| !d.is_empty() && d != "off");
+    let base = given.map(PathBuf::from).or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("plasmoid"))
+    });
+    base.ok_or_else(|| {
+        ReleaseError::Toolchain(
+            "no folder for the Python and JavaScript toolchains: set PLASMOID_CACHE_DIR (or HOME) to a writable folder".into(),
+        )
+    })
 }
 
 /// `files` written under `root/<kind>/<hash of files>`, once per content.

@@ -110,7 +110,8 @@ pub fn build_python(component: &str, app: &Path) -> Result<PathBuf, ReleaseError
                 reason: format!("{} is not a Python module name", app.display()),
             })?;
     let sdk_id = files_hash(PYTHON_SDK);
-    let key = build_key(folder, &[COMPONENTIZE_PY, &sdk_id, module])?;
+    let tool = std::env::var("PLASMOID_COMPONENTIZE_PY").unwrap_or_default();
+    let key = build_key(folder, &[COMPONENTIZE_PY, &tool, &sdk_id, module])?;
     let (built, out) = build_slot(&root, &key)?;
     if built.is_file() {
         tracing::debug!(component, "Python component from the build cache");
@@ -127,6 +128,8 @@ pub fn build_python(component: &str, app: &Path) -> Result<PathBuf, ReleaseError
         .arg(&sdk)
         .arg("-o")
         .arg(&out)
+        // No __pycache__ left in the app's folder.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .status()
