@@ -379,11 +379,19 @@ fn the_python_and_js_sdks_pass_their_own_tests() {
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .expect("python3 runs");
-    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
     let js = std::process::Command::new("node")
         .args(["--test", "test/"])
         .current_dir(repo().join("sdk-js"))
         .output()
         .expect("node runs");
-    assert!(js.status.success(), "{}", String::from_utf8_lossy(&js.stdout));
+    assert!(
+        js.status.success(),
+        "{}",
+        String::from_utf8_lossy(&js.stdout)
+    );
 }
