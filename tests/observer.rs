@@ -28,7 +28,17 @@ fn demo_release(dir: &Path) -> PathBuf {
         "policies = \"policies\"",
         &format!("policies = \"{}\"", demo.join("policies").display()),
     );
-    for name in ["audit", "ledger", "notifier", "gateway"] {
+    // The audit log is Python: built from its source, by absolute path.
+    let audit = "python = \"audit/app.py\"";
+    assert!(
+        text.contains(audit),
+        "the demo manifest changed: no `{audit}`"
+    );
+    text = text.replace(
+        audit,
+        &format!("python = \"{}\"", demo.join("audit/app.py").display()),
+    );
+    for name in ["ledger", "notifier", "gateway"] {
         let from = format!("path = \"{name}\"");
         assert!(
             text.contains(&from),
