@@ -219,24 +219,3 @@ fn step(component: &str, cmd: &mut Command, what: &str) -> Result<(), ReleaseErr
         reason: format!("{what} failed ({status}); its output is above"),
     })
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The SDK's WIT is the runtime's, so a JS particle is built against
-    /// exactly what the node offers.
-    #[test]
-    fn the_js_sdk_ships_the_runtime_wit_unchanged() {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for (rel, text) in JS_SDK {
-            if let Some(wit) = rel.strip_prefix("plasmoid/wit/") {
-                let original = std::fs::read_to_string(repo.join("wit").join(wit)).unwrap();
-                assert_eq!(
-                    &original, text,
-                    "sdk-js/{rel} differs from wit/{wit}: copy wit/ into sdk-js/wit"
-                );
-            }
-        }
-    }
-}

@@ -214,3 +214,24 @@ fn collect(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each SDK's WIT is the runtime's, so a Python or JS particle is built
+    /// against exactly what the node offers.
+    #[test]
+    fn the_sdks_ship_the_runtime_wit_unchanged() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for (rel, text) in PYTHON_SDK.iter().chain(JS_SDK) {
+            if let Some(wit) = rel.strip_prefix("plasmoid/wit/") {
+                let original = std::fs::read_to_string(repo.join("wit").join(wit)).unwrap();
+                assert_eq!(
+                    &original, text,
+                    "the SDK's {rel} differs from wit/{wit}: copy wit/ into sdk-py/plasmoid/wit and sdk-js/wit"
+                );
+            }
+        }
+    }
+}
