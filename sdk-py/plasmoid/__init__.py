@@ -1,6 +1,6 @@
 """Plasmoid particles in Python.
 
-A particle is a component of the ``particle`` world (``plasmoid/wit``),
+A particle is a component of the ``particle-kv`` world (``plasmoid/wit``),
 built with componentize-py. This package wraps the runtime's interfaces::
 
     import plasmoid
@@ -27,7 +27,8 @@ import os as _os
 WIT_DIR = _os.path.join(_os.path.dirname(__file__), "wit")
 """The WIT this SDK is written against; pass it to componentize-py's ``-d``."""
 
-WORLD = "particle"
+WORLD = "particle-kv"
+"""The world to build against: a particle with the durable store."""
 
 try:
     from wit_world.imports import process as _probe  # noqa: F401
@@ -40,5 +41,9 @@ else:
     from .process import __all__ as _process_all
     from .server import GenServer, STOP, serve, main, HttpResponse  # noqa: F401
     from . import supervisor  # noqa: F401
+    try:
+        from . import store  # noqa: F401
+    except ImportError:  # built against `particle`, not `particle-kv`: no store
+        pass
 
-    __all__ = list(_process_all) + ["GenServer", "STOP", "serve", "main", "HttpResponse", "codec", "supervisor", "Err"]
+    __all__ = list(_process_all) + ["GenServer", "STOP", "serve", "main", "HttpResponse", "codec", "supervisor", "store", "Err"]

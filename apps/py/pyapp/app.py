@@ -7,11 +7,15 @@
   ``call`` sends).
 - ``{"role": "relay", "to": "counter"}``: answers a counter request by
   calling the gen_server registered as ``to`` (a Rust one, say).
+- ``{"role": "stored", "bucket": "app"}``: a counter kept in the store:
+  ``Add`` through compare-and-swap (and a log entry by ``set_many``),
+  ``Increment`` the atomic counter ``hits``, ``Version`` the number of keys,
+  ``Get`` the count; a store error ends it with the error as the reason.
 - ``"idle"``: waits in ``recv`` forever (``bench spawn``).
 """
 
 import plasmoid
-from plasmoid import codec
+from plasmoid import codec, store
 
 VERSION = 1
 
@@ -71,13 +75,35 @@ class Relay(plasmoid.GenServer):
         return plasmoid.call(self.to, request, reply=codec.u64, timeout=5.0)
 
 
+class Stored(plasmoid.GenServer):
+    call_type, reply_type = CounterRequest, codec.u64
+
+    def init(self, args):
+        self.bucket = args.get("bucket", "app")
+
+    def handle_call(self, request, sender):
+        b = self.bucket
+        match request:
+            case CounterRequest.Add(n):
+                v = store.update(b, "count", lambda old: (old or 0) + n, codec.u64)
+                store.set_many(b, {f"log/{v}": codec.string.encode(f"+{n}")})
+                return v
+            case CounterRequest.Increment:
+                return store.increment(b, "hits")
+            case CounterRequest.Version:
+                return len(store.keys(b))
+        got = store.get(b, "count", codec.u64)
+        return 0 if got is None else got
+
+
 def idle(_args):
     while True:
         plasmoid.recv(None)
 
 
 ROLES = {"counter": plasmoid.serve(Counter), "echo": plasmoid.serve(Echo),
-         "relay": plasmoid.serve(Relay), "idle": plasmoid.main(idle)}
+         "relay": plasmoid.serve(Relay), "stored": plasmoid.serve(Stored),
+         "idle": plasmoid.main(idle)}
 
 
 class WitWorld:

@@ -27,6 +27,10 @@ pub const JS_SDK: &[(&str, &str)] = &[
         include_str!("../../../sdk-js/codec.js"),
     ),
     (
+        "plasmoid/store.js",
+        include_str!("../../../sdk-js/store.js"),
+    ),
+    (
         "plasmoid/wit/process.wit",
         include_str!("../../../sdk-js/wit/process.wit"),
     ),
@@ -177,7 +181,7 @@ pub fn build_js(component: &str, app: &Path, engine: JsEngine) -> Result<PathBuf
             c.arg(&bundle)
                 .arg("-w")
                 .arg(&wit)
-                .args(["-n", "particle", "-o"])
+                .args(["-n", "particle-kv", "-o"])
                 .arg(&out);
             c
         }
@@ -185,7 +189,7 @@ pub fn build_js(component: &str, app: &Path, engine: JsEngine) -> Result<PathBuf
             let mut c = Command::new(bin.join("componentize-qjs"));
             c.arg("-w")
                 .arg(&wit)
-                .args(["-n", "particle", "-j"])
+                .args(["-n", "particle-kv", "-j"])
                 .arg(&bundle)
                 .arg("-o")
                 .arg(&out);

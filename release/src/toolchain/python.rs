@@ -33,6 +33,10 @@ pub const PYTHON_SDK: &[(&str, &str)] = &[
         include_str!("../../../sdk-py/plasmoid/supervisor.py"),
     ),
     (
+        "plasmoid/store.py",
+        include_str!("../../../sdk-py/plasmoid/store.py"),
+    ),
+    (
         "plasmoid/wit/process.wit",
         include_str!("../../../sdk-py/plasmoid/wit/process.wit"),
     ),
@@ -122,7 +126,7 @@ pub fn build_python(component: &str, app: &Path) -> Result<PathBuf, ReleaseError
     let status = Command::new(&exe)
         .arg("-d")
         .arg(sdk.join("plasmoid").join("wit"))
-        .args(["-w", "particle", "componentize", module, "-p"])
+        .args(["-w", "particle-kv", "componentize", module, "-p"])
         .arg(folder)
         .arg("-p")
         .arg(&sdk)
