@@ -14,8 +14,9 @@
 import * as wit from 'plasmoid:runtime/process@0.1.0';
 import { respond } from 'plasmoid:runtime/http@0.1.0';
 import * as codec from './codec.js';
+import * as store from './store.js';
 
-export { codec };
+export { codec, store };
 
 let bigU64;
 /** A u64 argument in the engine's representation. */
@@ -23,6 +24,8 @@ function u64(n) {
   if (bigU64 === undefined) bigU64 = typeof wit.makeRef() === 'bigint';
   return bigU64 ? BigInt(n) : Number(n);
 }
+/** Whether this engine gives u64 as BigInt: StarlingMonkey does, QuickJS not. */
+const bigU64Engine = () => typeof u64(0) === 'bigint';
 const none = (v) => v === undefined || v === null;
 const ms = (seconds) => (none(seconds) ? undefined : u64(Math.max(0, Math.ceil(seconds * 1000))));
 const bytesOf = (b) => (b instanceof Uint8Array ? b : Uint8Array.from(b));
@@ -166,54 +169,106 @@ function decodeInit(init) {
   return init.trim() === '' ? null : JSON.parse(init);
 }
 
-function loop(server, cls) {
-  for (;;) {
-    const m = recv();
-    if (m.kind === 'tagged') {
-      let req = m.payload;
-      if (cls.callType) {
-        try { req = cls.callType.decode(m.payload); } catch (e) {
-          if (e instanceof codec.DecodeError) { warn(`dropping a call that is not a ${cls.callType.name}: ${e.message}`); continue; }
-          throw e;
-        }
+const isThenable = (v) => v !== null && typeof v === 'object' && typeof v.then === 'function';
+/** What `step` returns when the server is done. */
+const DONE = Symbol('done');
+
+/** Handle one message; DONE to end, or a promise of either when a handler is async. */
+function step(server, cls, m) {
+  if (m.kind === 'tagged') {
+    let req = m.payload;
+    if (cls.callType) {
+      try { req = cls.callType.decode(m.payload); } catch (e) {
+        if (e instanceof codec.DecodeError) { warn(`dropping a call that is not a ${cls.callType.name}: ${e.message}`); return undefined; }
+        throw e;
       }
-      const answer = server.handleCall(req, m.sender);
+    }
+    const reply = (answer) => {
       // An answer that cannot be encoded is this server's bug: it throws.
       const body = codec.shapeOf(answer, cls.replyType).encode(answer);
       try { wit.sendTagged(m.sender, m.ref, body); } catch (e) {
         if (!(e && e.payload)) throw e;
         debug('the caller is gone; its reply is dropped');
       }
-    } else if (m.kind === 'data') {
-      let out;
-      let msg;
-      let isCast = false;
-      if (cls.castType) {
-        try { msg = cls.castType.decode(m.payload); isCast = true; } catch (e) { if (!(e instanceof codec.DecodeError)) throw e; }
-      }
-      out = isCast ? server.handleCast(msg) : server.handleInfo(m.payload);
-      if (out === STOP) return;
-    } else if (m.kind === 'exit' || m.kind === 'down') {
-      if (server.handleExit(m) === STOP) return;
-    } else if (m.kind === 'http') {
-      const resp = server.handleHttp(m.request);
-      try { respond(m.request.ref, resp); } catch (e) { warn(`cannot answer the HTTP request: ${JSON.stringify(e.payload)}`); }
-    } else if (m.kind === 'upgrade' && cls.upgradable) {
-      wit.handoff(server.handoff());
-      return;
+    };
+    const answer = server.handleCall(req, m.sender);
+    if (isThenable(answer)) return answer.then(reply);
+    reply(answer);
+    return undefined;
+  }
+  const ended = (out) => (out === STOP ? DONE : undefined);
+  const after = (out) => (isThenable(out) ? out.then(ended) : ended(out));
+  if (m.kind === 'data') {
+    let msg;
+    let isCast = false;
+    if (cls.castType) {
+      try { msg = cls.castType.decode(m.payload); isCast = true; } catch (e) { if (!(e instanceof codec.DecodeError)) throw e; }
     }
+    return after(isCast ? server.handleCast(msg) : server.handleInfo(m.payload));
+  }
+  if (m.kind === 'exit' || m.kind === 'down') return after(server.handleExit(m));
+  if (m.kind === 'http') {
+    const answer = (resp) => {
+      try { respond(m.request.ref, resp); } catch (e) { warn(`cannot answer the HTTP request: ${JSON.stringify(e.payload)}`); }
+    };
+    const resp = server.handleHttp(m.request);
+    if (isThenable(resp)) return resp.then(answer);
+    answer(resp);
+    return undefined;
+  }
+  if (m.kind === 'upgrade' && cls.upgradable) {
+    wit.handoff(server.handoff());
+    return DONE;
+  }
+  return undefined;
+}
+
+/**
+ * The receive loop. It stays synchronous while the handlers are; the first
+ * handler that returns a promise (an `async` one, say around `fetch`) moves
+ * it to `loopAsync`, which awaits each such promise before the next message,
+ * so messages are still handled one at a time and in order. StarlingMonkey
+ * runs its event loop (fetch's I/O) while `start`'s promise is pending;
+ * QuickJS would end the particle there, so under it that is an error.
+ */
+function loop(server, cls) {
+  for (;;) {
+    const out = step(server, cls, recv());
+    if (isThenable(out)) {
+      // componentize-qjs ends a sync export when it returns, promise or not.
+      if (!bigU64Engine()) throw new Error(`${cls.name}: async handlers need StarlingMonkey (js_engine = "starlingmonkey"); QuickJS does not run an export's promise`);
+      return loopAsync(server, cls, out);
+    }
+    if (out === DONE) return undefined;
   }
 }
 
-/** Run `body(init)`; an exception ends the particle with its stack as the reason. */
-function run(body, init) {
-  try {
-    body(init);
-  } catch (e) {
-    const text = e instanceof Error ? `${e.name}: ${e.message}\n${e.stack ?? ''}`.trim() : String(e);
-    error(`uncaught: ${text}`);
-    throw text.length > 1500 ? text.slice(0, 1500) + '…' : text;
+async function loopAsync(server, cls, pending) {
+  if ((await pending) === DONE) return;
+  for (;;) {
+    let out = step(server, cls, recv());
+    if (isThenable(out)) out = await out;
+    if (out === DONE) return;
   }
+}
+
+/** Why the particle ends: the error and its stack, bounded. */
+function failure(e) {
+  const text = e instanceof Error ? `${e.name}: ${e.message}\n${e.stack ?? ''}`.trim() : String(e);
+  error(`uncaught: ${text}`);
+  return text.length > 1500 ? text.slice(0, 1500) + '…' : text;
+}
+
+/** Run `body(init)`; an exception (or a rejected promise) ends the particle with its stack as the reason. */
+function run(body, init) {
+  let out;
+  try {
+    out = body(init);
+  } catch (e) {
+    throw failure(e);
+  }
+  if (isThenable(out)) return out.then(() => undefined, (e) => { throw failure(e); });
+  return undefined;
 }
 
 /** The component's `start` for a GenServer class: `export const start = serve(Counter);` */
@@ -224,7 +279,7 @@ export function serve(cls) {
     if (!none(old)) server.codeChange(bytesOf(old));
     else server.init(decodeInit(i));
     if (cls.upgradable) wit.setUpgradable(true);
-    loop(server, cls);
+    return loop(server, cls);
   }, init);
 }
 
