@@ -297,6 +297,18 @@ async fn receiver() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_notifier_posts_to_a_webhook_its_policy_allows_and_not_to_another() {
+    webhooks("wasm = \"{notifier}\"").await;
+}
+
+/// The demo's notifier, in JavaScript: `fetch` in an async handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_js_notifier_fetches_a_webhook_its_policy_allows_and_not_another() {
+    let app = common::repo().join("apps/demo/notifier/app.js");
+    webhooks(&format!("js = \"{}\"", app.display())).await;
+}
+
+/// The webhook test, with the notifier component given by `notifier`.
+async fn webhooks(notifier: &str) {
     let (allowed, got) = receiver().await;
     let (other, other_got) = receiver().await;
     let dir = tempfile::tempdir().unwrap();
@@ -320,7 +332,7 @@ wasm = "{{audit}}"
 wasm = "{{ledger}}"
 depends = ["audit"]
 [components.notifier]
-wasm = "{{notifier}}"
+{notifier}
 depends = ["ledger"]
 [components.gateway]
 wasm = "{{gateway}}"

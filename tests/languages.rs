@@ -201,6 +201,119 @@ async fn crash_reason(lang: Lang) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_js_particles_keep_state_in_the_store() {
+    for lang in LANGS {
+        stored(lang).await;
+    }
+}
+
+/// The SDKs' `store`: compare-and-swap, the atomic counter, batches and
+/// key listing on the embedded backend, in bytes a Rust particle reads.
+async fn stored(lang: Lang) {
+    use plasmoid_runtime::kv::{KvOp, KvReply, KvStore};
+    const INCREMENT: &[u8] = &[1];
+    const VERSION: &[u8] = &[3];
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness_with(common::config(), lang);
+    let store =
+        std::sync::Arc::new(plasmoid_store::Embedded::open(&dir.path().join("s.redb")).unwrap());
+    h.node.set_store(store.clone());
+    let init = json!({"role": "stored"}).to_string();
+    let call = |pid, req: &[u8]| h.ctl.call(pid, req.to_vec(), Duration::from_secs(10));
+    let first = h.node.spawn("app", &init, SpawnOpts::default()).unwrap();
+    assert_eq!(call(first, &add(3)).await.unwrap(), vec![3], "{lang:?}");
+    assert_eq!(call(first, &add(4)).await.unwrap(), vec![7], "{lang:?}");
+    assert_eq!(call(first, INCREMENT).await.unwrap(), vec![1], "{lang:?}");
+    assert_eq!(call(first, INCREMENT).await.unwrap(), vec![2], "{lang:?}");
+    // Another particle of the component sees what the first wrote.
+    let second = h.node.spawn("app", &init, SpawnOpts::default()).unwrap();
+    assert_eq!(call(second, GET).await.unwrap(), vec![7], "{lang:?}");
+    assert_eq!(
+        call(second, VERSION).await.unwrap(),
+        vec![4],
+        "{lang:?}: count, hits, log/3 and log/7"
+    );
+    // The count is a postcard u64, as the Rust SDK stores it; the log
+    // entries went in as postcard strings.
+    let got = store.call("app", KvOp::Get("count".into())).await.unwrap();
+    assert_eq!(got, KvReply::Value(Some(vec![7])), "{lang:?}");
+    let got = store.call("app", KvOp::Get("log/7".into())).await.unwrap();
+    assert_eq!(got, KvReply::Value(Some(b"\x02+4".to_vec())), "{lang:?}");
+    // A bucket the policy does not grant: the refusal is the exit reason.
+    let (denied, reference) = h
+        .ctl
+        .spawn_monitor(
+            "app",
+            &json!({"role": "stored", "bucket": "ledger"}).to_string(),
+            SpawnOpts::default(),
+        )
+        .unwrap();
+    assert!(call(denied, GET).await.is_err(), "{lang:?}");
+    let reason = h
+        .down_reason(reference, Duration::from_secs(10))
+        .await
+        .expect("a DOWN");
+    assert!(
+        reason
+            .to_string()
+            .contains("access to bucket `ledger` denied by policy"),
+        "{lang:?}: {reason}"
+    );
+}
+
+/// A JS gen_server whose handlers are all `async`: under StarlingMonkey the
+/// SDK's loop awaits each, in order, and a rejected promise is the exit
+/// reason; QuickJS cannot run an export's promise, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_js_handlers_are_awaited_in_order() {
+    let init = json!({"role": "async", "start": 1}).to_string();
+    let h = harness_with(common::config(), Lang::Js(JsEngine::StarlingMonkey));
+    let (pid, reference) = h
+        .ctl
+        .spawn_monitor("app", &init, SpawnOpts::default())
+        .unwrap();
+    let call = |req: Vec<u8>| h.ctl.call(pid, req, Duration::from_secs(10));
+    assert_eq!(call(add(2)).await.unwrap(), vec![3]);
+    for _ in 0..10 {
+        h.ctl.send(pid, vec![0]).unwrap(); // CounterCast::Increment
+    }
+    assert_eq!(call(GET.to_vec()).await.unwrap(), vec![13]);
+    h.ctl.send(pid, b"crash".to_vec()).unwrap();
+    let reason = h
+        .down_reason(reference, Duration::from_secs(10))
+        .await
+        .expect("a DOWN");
+    assert!(
+        reason
+            .to_string()
+            .contains("RangeError: async handler gave up at 13"),
+        "{reason}"
+    );
+
+    let h = harness_with(common::config(), Lang::Js(JsEngine::QuickJs));
+    let (pid, reference) = h
+        .ctl
+        .spawn_monitor("app", &init, SpawnOpts::default())
+        .unwrap();
+    assert!(
+        h.ctl
+            .call(pid, add(2), Duration::from_secs(10))
+            .await
+            .is_err()
+    );
+    let reason = h
+        .down_reason(reference, Duration::from_secs(10))
+        .await
+        .expect("a DOWN");
+    assert!(
+        reason
+            .to_string()
+            .contains("async handlers need StarlingMonkey"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_python_particles_live_at_once_on_the_default_node() {
     let h = harness(NodeConfig::default());
     let before = h.node.started_particles();

@@ -28,17 +28,17 @@ fn demo_release(dir: &Path) -> PathBuf {
         "policies = \"policies\"",
         &format!("policies = \"{}\"", demo.join("policies").display()),
     );
-    // The audit log is Python: built from its source, by absolute path.
-    let audit = "python = \"audit/app.py\"";
-    assert!(
-        text.contains(audit),
-        "the demo manifest changed: no `{audit}`"
-    );
-    text = text.replace(
-        audit,
-        &format!("python = \"{}\"", demo.join("audit/app.py").display()),
-    );
-    for name in ["ledger", "notifier", "gateway"] {
+    // The audit log is Python and the notifier JavaScript: built from
+    // their sources, by absolute path.
+    for (key, file) in [("python", "audit/app.py"), ("js", "notifier/app.js")] {
+        let from = format!("{key} = \"{file}\"");
+        assert!(
+            text.contains(&from),
+            "the demo manifest changed: no `{from}`"
+        );
+        text = text.replace(&from, &format!("{key} = \"{}\"", demo.join(file).display()));
+    }
+    for name in ["ledger", "gateway"] {
         let from = format!("path = \"{name}\"");
         assert!(
             text.contains(&from),

@@ -1,4 +1,5 @@
-//! Notifier: tells the payee about each settled order. It subscribes to the
+//! Notifier (the Rust one, a fixture for the tests; the demo runs
+//! apps/demo/notifier/app.js): tells the payee about each settled order. It subscribes to the
 //! ledger when it starts (so it depends on the ledger, and its supervisor is
 //! rest-for-one: a new ledger needs a new subscription), and it crashes now
 //! and then on purpose (`crash_every`) so the supervisors visibly work.
