@@ -261,6 +261,100 @@ async fn stored(lang: Lang) {
     );
 }
 
+/// An HTTP server on 127.0.0.1 that answers `<n> bytes` for a body of n.
+async fn counting_server() -> std::net::SocketAddr {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let body = req.into_body().collect().await?.to_bytes();
+                        let text = format!("{} bytes", body.len());
+                        Ok::<_, hyper::Error>(hyper::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from(text),
+                        )))
+                    },
+                );
+                let io = hyper_util::rt::TokioIo::new(s);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// The Python SDK's `http`: a GET and a 100 KB POST (past wasi:io's 4 KiB
+/// writes) to a host the policy permits; another host is refused, and the
+/// refusal is the exit reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_particle_sends_http_to_a_host_its_policy_permits() {
+    let allowed = counting_server().await;
+    let other = counting_server().await;
+    let policies = format!(
+        "{}\npermit (principal == Particle::\"app\", action == Action::\"connect\", resource == Host::\"{allowed}\");\n",
+        plasmoid_runtime::DEFAULT_POLICIES
+    );
+    let h = harness_with(common::config_with_policies(&policies), Lang::Python);
+    let fetch = |addr: std::net::SocketAddr| {
+        h.ctl.spawn_monitor(
+            "app",
+            &json!({"role": "fetch", "url": format!("http://{addr}/count")}).to_string(),
+            SpawnOpts::default(),
+        )
+    };
+    let (py, _) = fetch(allowed).unwrap();
+    let call = |req: Vec<u8>| h.ctl.call(py, req, Duration::from_secs(20));
+    assert_eq!(
+        call(GET.to_vec()).await.unwrap(),
+        postcard_u64(200_000_000_000),
+        "GET: 200 and 0 bytes"
+    );
+    // Add(100_000): variant 2, then 100_000 as a varint.
+    let mut big = vec![2];
+    big.extend(postcard_u64(100_000));
+    assert_eq!(
+        call(big).await.unwrap(),
+        postcard_u64(200_000_100_000),
+        "POST of 100,000 bytes: 200 and the server counted them all"
+    );
+    let (denied, reference) = fetch(other).unwrap();
+    assert!(
+        h.ctl
+            .call(denied, GET.to_vec(), Duration::from_secs(20))
+            .await
+            .is_err()
+    );
+    let reason = h
+        .down_reason(reference, Duration::from_secs(10))
+        .await
+        .expect("a DOWN");
+    assert!(
+        reason
+            .to_string()
+            .contains("HttpError: http-request-denied"),
+        "{reason}"
+    );
+}
+
+/// A u64 as postcard writes it (a varint).
+fn postcard_u64(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return out;
+        }
+        out.push(b | 0x80);
+    }
+}
+
 /// A JS gen_server whose handlers are all `async`: under StarlingMonkey the
 /// SDK's loop awaits each, in order, and a rejected promise is the exit
 /// reason; QuickJS cannot run an export's promise, and says so.

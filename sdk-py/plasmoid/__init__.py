@@ -1,6 +1,6 @@
 """Plasmoid particles in Python.
 
-A particle is a component of the ``particle-kv`` world (``plasmoid/wit``),
+A particle is a component of the ``particle-kv-http`` world (``plasmoid/wit``),
 built with componentize-py. This package wraps the runtime's interfaces::
 
     import plasmoid
@@ -27,8 +27,8 @@ import os as _os
 WIT_DIR = _os.path.join(_os.path.dirname(__file__), "wit")
 """The WIT this SDK is written against; pass it to componentize-py's ``-d``."""
 
-WORLD = "particle-kv"
-"""The world to build against: a particle with the durable store."""
+WORLD = "particle-kv-http"
+"""The world to build against: a particle with the durable store and outgoing HTTP."""
 
 try:
     from wit_world.imports import process as _probe  # noqa: F401
@@ -45,5 +45,9 @@ else:
         from . import store  # noqa: F401
     except ImportError:  # built against `particle`, not `particle-kv`: no store
         pass
+    try:
+        from . import http  # noqa: F401
+    except ImportError:  # built without `wasi:http` (not `particle-kv-http`)
+        pass
 
-    __all__ = list(_process_all) + ["GenServer", "STOP", "serve", "main", "HttpResponse", "codec", "supervisor", "store", "Err"]
+    __all__ = list(_process_all) + ["GenServer", "STOP", "serve", "main", "HttpResponse", "codec", "supervisor", "store", "http", "Err"]

@@ -29,7 +29,7 @@ try:
     from wit_world.imports import cas as _cas
     from wit_world.imports import store as _store
 except ImportError as e:
-    raise ImportError("plasmoid.store needs the `particle-kv` world: build with `-w particle-kv`") from e
+    raise ImportError("plasmoid.store needs the `particle-kv` world (or `particle-kv-http`): build with `-w particle-kv-http`") from e
 
 from . import codec as _codec
 from .process import PlasmoidError

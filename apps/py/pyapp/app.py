@@ -11,11 +11,14 @@
   ``Add`` through compare-and-swap (and a log entry by ``set_many``),
   ``Increment`` the atomic counter ``hits``, ``Version`` the number of keys,
   ``Get`` the count; a store error ends it with the error as the reason.
+- ``{"role": "fetch", "url": "http://..."}``: ``Add(n)`` POSTs ``n`` bytes
+  to ``url`` and answers ``status * 10**9`` plus the number the server's
+  text answer starts with; an HTTP error ends it with the error as reason.
 - ``"idle"``: waits in ``recv`` forever (``bench spawn``).
 """
 
 import plasmoid
-from plasmoid import codec, store
+from plasmoid import codec, http, store
 
 VERSION = 1
 
@@ -96,6 +99,21 @@ class Stored(plasmoid.GenServer):
         return 0 if got is None else got
 
 
+class Fetch(plasmoid.GenServer):
+    call_type, reply_type = CounterRequest, codec.u64
+
+    def init(self, args):
+        self.url = args["url"]
+
+    def handle_call(self, request, sender):
+        match request:
+            case CounterRequest.Add(n):
+                resp = http.post(self.url, b"x" * n, headers={"content-type": "text/plain"}, timeout=5.0)
+            case _:
+                resp = http.get(self.url, timeout=5.0)
+        return resp.status * 10**9 + int(resp.text().split()[0])
+
+
 def idle(_args):
     while True:
         plasmoid.recv(None)
@@ -103,6 +121,7 @@ def idle(_args):
 
 ROLES = {"counter": plasmoid.serve(Counter), "echo": plasmoid.serve(Echo),
          "relay": plasmoid.serve(Relay), "stored": plasmoid.serve(Stored),
+         "fetch": plasmoid.serve(Fetch),
          "idle": plasmoid.main(idle)}
 
 

@@ -55,6 +55,34 @@ pub const JS_SDK: &[(&str, &str)] = &[
         include_str!("../../../sdk-js/wit/deps/keyvalue/world.wit"),
     ),
     (
+        "plasmoid/wit/deps/wasi-cli.wit",
+        include_str!("../../../sdk-js/wit/deps/wasi-cli.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/wasi-clocks.wit",
+        include_str!("../../../sdk-js/wit/deps/wasi-clocks.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/wasi-filesystem.wit",
+        include_str!("../../../sdk-js/wit/deps/wasi-filesystem.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/wasi-http.wit",
+        include_str!("../../../sdk-js/wit/deps/wasi-http.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/wasi-io.wit",
+        include_str!("../../../sdk-js/wit/deps/wasi-io.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/wasi-random.wit",
+        include_str!("../../../sdk-js/wit/deps/wasi-random.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/wasi-sockets.wit",
+        include_str!("../../../sdk-js/wit/deps/wasi-sockets.wit"),
+    ),
+    (
         "plasmoid/wit/deps/plasmoid-keyvalue/cas.wit",
         include_str!("../../../sdk-js/wit/deps/plasmoid-keyvalue/cas.wit"),
     ),

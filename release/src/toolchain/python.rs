@@ -37,6 +37,10 @@ pub const PYTHON_SDK: &[(&str, &str)] = &[
         include_str!("../../../sdk-py/plasmoid/store.py"),
     ),
     (
+        "plasmoid/http.py",
+        include_str!("../../../sdk-py/plasmoid/http.py"),
+    ),
+    (
         "plasmoid/wit/process.wit",
         include_str!("../../../sdk-py/plasmoid/wit/process.wit"),
     ),
@@ -59,6 +63,34 @@ pub const PYTHON_SDK: &[(&str, &str)] = &[
     (
         "plasmoid/wit/deps/keyvalue/world.wit",
         include_str!("../../../sdk-py/plasmoid/wit/deps/keyvalue/world.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/wasi-cli.wit",
+        include_str!("../../../sdk-py/plasmoid/wit/deps/wasi-cli.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/wasi-clocks.wit",
+        include_str!("../../../sdk-py/plasmoid/wit/deps/wasi-clocks.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/wasi-filesystem.wit",
+        include_str!("../../../sdk-py/plasmoid/wit/deps/wasi-filesystem.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/wasi-http.wit",
+        include_str!("../../../sdk-py/plasmoid/wit/deps/wasi-http.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/wasi-io.wit",
+        include_str!("../../../sdk-py/plasmoid/wit/deps/wasi-io.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/wasi-random.wit",
+        include_str!("../../../sdk-py/plasmoid/wit/deps/wasi-random.wit"),
+    ),
+    (
+        "plasmoid/wit/deps/wasi-sockets.wit",
+        include_str!("../../../sdk-py/plasmoid/wit/deps/wasi-sockets.wit"),
     ),
     (
         "plasmoid/wit/deps/plasmoid-keyvalue/cas.wit",
@@ -126,7 +158,7 @@ pub fn build_python(component: &str, app: &Path) -> Result<PathBuf, ReleaseError
     let status = Command::new(&exe)
         .arg("-d")
         .arg(sdk.join("plasmoid").join("wit"))
-        .args(["-w", "particle-kv", "componentize", module, "-p"])
+        .args(["-w", "particle-kv-http", "componentize", module, "-p"])
         .arg(folder)
         .arg("-p")
         .arg(&sdk)
