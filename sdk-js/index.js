@@ -6,7 +6,7 @@
 // byte lists as Uint8Array; QuickJS gives u64 as Number and `none` as null.
 // This module takes and returns the same things under both: timeouts in
 // seconds (Numbers), messages as `{ kind: 'data' | 'tagged' | 'exit' |
-// 'down' | 'upgrade' | 'http', ... }` with payloads as Uint8Array, refs as
+// 'down' | 'upgrade' | 'http' | 'node-up' | 'node-down', ... }` with payloads as Uint8Array, refs as
 // opaque values handed back as they came, and errors as `PlasmoidError`
 // with the WIT case as `kind`. (The runtime keeps refs below 2^53, so a
 // Number ref is exact.)
@@ -15,8 +15,9 @@ import * as wit from 'plasmoid:runtime/process@0.1.0';
 import { respond } from 'plasmoid:runtime/http@0.1.0';
 import * as codec from './codec.js';
 import * as store from './store.js';
+import * as pg from './pg.js';
 
-export { codec, store };
+export { codec, store, pg };
 
 let bigU64;
 /** A u64 argument in the engine's representation. */
@@ -59,6 +60,8 @@ function message(m) {
     case 'down': return { kind: 'down', sender: v.sender, ref: v.ref, reason: v.reason };
     case 'upgrade': return { kind: 'upgrade' };
     case 'http': return { kind: 'http', request: v };
+    case 'node-up': return { kind: 'node-up', node: { id: v.id, name: v.name } };
+    case 'node-down': return { kind: 'node-down', node: { id: v.id, name: v.name } };
     default: throw new Error(`unknown message ${m.tag}`);
   }
 }
@@ -90,6 +93,11 @@ export const resolve = (text) => wit.resolve(text) ?? null;
 export const register = (name) => checked('register', () => wit.register(name));
 export const unregister = (name) => checked('unregister', () => wit.unregister(name));
 export const lookup = (name) => checked('lookup', () => wit.lookup(name));
+/** Erlang's global:register_name: hold `name` in the whole cluster (throws kind 'taken'). */
+export const registerGlobal = (name) => checked('register', () => wit.registerGlobal(name));
+export const unregisterGlobal = (name) => checked('unregister', () => wit.unregisterGlobal(name));
+/** Who holds `name` cluster-wide. */
+export const lookupGlobal = (name) => checked('lookup', () => wit.lookupGlobal(name));
 export function whereis(name) {
   try { return lookup(name); } catch (e) { if (e.kind === 'not-found') return null; throw e; }
 }
@@ -104,6 +112,19 @@ export const unlink = (target) => wit.unlink(pidOf(target));
 export const monitor = (target) => checked('monitor', () => wit.monitor(pidOf(target)));
 export const demonitor = (ref) => wit.demonitor(ref);
 export const trapExit = (on) => wit.trapExit(on);
+/** A WIT call whose error is a plain string (a Cedar denial). */
+function denied(what, f) {
+  try {
+    return f();
+  } catch (e) {
+    if (e && typeof e.payload === 'string') throw new PlasmoidError('denied', e.payload, what);
+    throw e;
+  }
+}
+/** Erlang's net_kernel:monitor_nodes: `node-up` / `node-down` messages; returns the old setting. */
+export const monitorNodes = (on) => denied('monitor-nodes', () => wit.monitorNodes(on));
+/** The other nodes connected now, `[{ id, name }]` (Erlang's nodes()). */
+export const nodes = () => denied('nodes', () => wit.nodes().map((n) => ({ id: n.id, name: n.name })));
 export const sendAfter = (target, seconds, msg, shape) => checked('timer', () => wit.sendAfter(pidOf(target), ms(seconds), codec.shapeOf(msg, shape).encode(msg)));
 export const cancelTimer = (ref) => { const left = wit.cancelTimer(ref); return none(left) ? null : Number(left) / 1000; };
 
@@ -158,6 +179,7 @@ export class GenServer {
   handleCast(msg) {}
   handleInfo(data) { debug(`${this.constructor.name}: unhandled message of ${data.length} bytes`); }
   handleExit(msg) {}
+  handleNode(msg) {}
   handleHttp(request) { return { status: 501, headers: [], body: codec.text.encode('not implemented\n') }; }
   /** The state for the next version (default: own fields as JSON). */
   handoff() { return codec.JSON.encode({ ...this }); }
@@ -207,6 +229,7 @@ function step(server, cls, m) {
     return after(isCast ? server.handleCast(msg) : server.handleInfo(m.payload));
   }
   if (m.kind === 'exit' || m.kind === 'down') return after(server.handleExit(m));
+  if (m.kind === 'node-up' || m.kind === 'node-down') return after(server.handleNode(m));
   if (m.kind === 'http') {
     const answer = (resp) => {
       try { respond(m.request.ref, resp); } catch (e) { warn(`cannot answer the HTTP request: ${JSON.stringify(e.payload)}`); }

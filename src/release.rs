@@ -41,9 +41,17 @@ pub enum ReleaseCommand {
         #[arg(long, default_value_t = 10)]
         probation: u64,
         /// For a release with [nodes]: which node this process is (default:
-        /// the first, which runs the root supervisor).
+        /// the first, which runs the root supervisor). With --join, a name
+        /// the manifest does not list makes this process an extra member of
+        /// the cluster, its key kept in `<release>/nodes/NAME/`.
         #[arg(long)]
         node: Option<String>,
+        /// Join the running cluster through this member (`NODE_ID@IP:PORT`,
+        /// as `<release>/nodes/NAME/control` holds it); repeatable. The
+        /// member admits this node by the release's cluster key, and every
+        /// other member learns of it by gossip.
+        #[arg(long, value_name = "NODE_ID@IP:PORT")]
+        join: Vec<plasmoid_mesh::ControlAddr>,
         /// Also admit this peer node (its 64-hex id); repeatable.
         #[arg(long = "allow", value_name = "NODE_ID", value_parser = parse_id)]
         allow: Vec<plasmoid_runtime::NodeId>,
@@ -111,6 +119,7 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             no_watch,
             probation,
             node,
+            join,
             allow,
             allow_client,
             listen,
@@ -127,6 +136,7 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             });
             let opts = plasmoid_release::RunOptions {
                 node,
+                join,
                 allow,
                 allow_clients: allow_client,
                 listen,

@@ -21,10 +21,17 @@ pub enum Frame {
     /// Sent when idle, so that a peer that hangs is noticed.
     Heartbeat,
     Op(WireOp),
+    /// After `Hello`, from a node holding the cluster key: its token
+    /// (cluster.rs), which admits a node that the receiver does not list.
+    Admit {
+        token: [u8; 32],
+    },
 }
 
 /// 2: `Lookup` and `Found` (name@node). 4: `HttpRequest`, `HttpAnswer`.
-pub const VERSION: u32 = 4;
+/// 5: `Admit` (cluster membership), `Group*` (process groups), `Global*`
+/// (cluster-wide names).
+pub const VERSION: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WirePid(pub [u8; 32], pub u64);
@@ -111,6 +118,49 @@ pub enum WireOp {
         node: [u8; 32],
         reference: u64,
         answer: Box<WireAnswer>,
+    },
+    GroupJoin {
+        node: [u8; 32],
+        group: String,
+        pid: WirePid,
+    },
+    GroupLeave {
+        node: [u8; 32],
+        group: String,
+        pid: WirePid,
+    },
+    GroupSync {
+        node: [u8; 32],
+        from: [u8; 32],
+        replace: bool,
+        groups: Vec<(String, Vec<WirePid>)>,
+    },
+    GlobalClaim {
+        node: [u8; 32],
+        from: [u8; 32],
+        name: String,
+        pid: WirePid,
+        reference: u64,
+    },
+    GlobalClaimed {
+        node: [u8; 32],
+        reference: u64,
+        won: bool,
+    },
+    GlobalSet {
+        node: [u8; 32],
+        name: String,
+        pid: WirePid,
+        stamp: u64,
+    },
+    GlobalUnset {
+        node: [u8; 32],
+        name: String,
+        pid: WirePid,
+    },
+    GlobalSync {
+        node: [u8; 32],
+        entries: Vec<(String, WirePid, u64)>,
     },
 }
 
@@ -237,6 +287,16 @@ impl WireOp {
                 component, init, ..
             } => component.len() + init.len(),
             WireOp::Lookup { name, .. } => name.len(),
+            WireOp::GroupJoin { group, .. } | WireOp::GroupLeave { group, .. } => group.len(),
+            WireOp::GroupSync { groups, .. } => {
+                groups.iter().map(|(g, p)| g.len() + 40 * p.len()).sum()
+            }
+            WireOp::GlobalClaim { name, .. }
+            | WireOp::GlobalSet { name, .. }
+            | WireOp::GlobalUnset { name, .. } => name.len(),
+            WireOp::GlobalSync { entries, .. } => {
+                entries.iter().map(|(n, _, _)| n.len() + 48).sum()
+            }
             WireOp::HttpRequest(r) => {
                 r.name.len()
                     + r.method.len()
@@ -410,6 +470,72 @@ impl WireOp {
                 reference,
                 answer: Box::new(wa(*answer)),
             },
+            RemoteOp::GroupJoin { node, group, pid } => WireOp::GroupJoin {
+                node: node.0,
+                group,
+                pid: wp(pid),
+            },
+            RemoteOp::GroupLeave { node, group, pid } => WireOp::GroupLeave {
+                node: node.0,
+                group,
+                pid: wp(pid),
+            },
+            RemoteOp::GroupSync {
+                node,
+                from,
+                replace,
+                groups,
+            } => WireOp::GroupSync {
+                node: node.0,
+                from: from.0,
+                replace,
+                groups: groups
+                    .into_iter()
+                    .map(|(g, pids)| (g, pids.into_iter().map(wp).collect()))
+                    .collect(),
+            },
+            RemoteOp::GlobalClaim {
+                node,
+                from,
+                name,
+                pid,
+                reference,
+            } => WireOp::GlobalClaim {
+                node: node.0,
+                from: from.0,
+                name,
+                pid: wp(pid),
+                reference,
+            },
+            RemoteOp::GlobalClaimed {
+                node,
+                reference,
+                won,
+            } => WireOp::GlobalClaimed {
+                node: node.0,
+                reference,
+                won,
+            },
+            RemoteOp::GlobalSet {
+                node,
+                name,
+                pid,
+                stamp,
+            } => WireOp::GlobalSet {
+                node: node.0,
+                name,
+                pid: wp(pid),
+                stamp,
+            },
+            RemoteOp::GlobalUnset { node, name, pid } => WireOp::GlobalUnset {
+                node: node.0,
+                name,
+                pid: wp(pid),
+            },
+            RemoteOp::GlobalSync { node, entries } => WireOp::GlobalSync {
+                node: node.0,
+                entries: entries.into_iter().map(|(n, p, s)| (n, wp(p), s)).collect(),
+            },
         })
     }
 
@@ -559,6 +685,83 @@ impl WireOp {
                 node: NodeId(node),
                 reference,
                 answer: Box::new(answer(*a)),
+            },
+            WireOp::GroupJoin {
+                node,
+                group,
+                pid: p,
+            } => RemoteOp::GroupJoin {
+                node: NodeId(node),
+                group,
+                pid: pid(p),
+            },
+            WireOp::GroupLeave {
+                node,
+                group,
+                pid: p,
+            } => RemoteOp::GroupLeave {
+                node: NodeId(node),
+                group,
+                pid: pid(p),
+            },
+            WireOp::GroupSync {
+                node,
+                from,
+                replace,
+                groups,
+            } => RemoteOp::GroupSync {
+                node: NodeId(node),
+                from: NodeId(from),
+                replace,
+                groups: groups
+                    .into_iter()
+                    .map(|(g, pids)| (g, pids.into_iter().map(pid).collect()))
+                    .collect(),
+            },
+            WireOp::GlobalClaim {
+                node,
+                from,
+                name,
+                pid: p,
+                reference,
+            } => RemoteOp::GlobalClaim {
+                node: NodeId(node),
+                from: NodeId(from),
+                name,
+                pid: pid(p),
+                reference,
+            },
+            WireOp::GlobalClaimed {
+                node,
+                reference,
+                won,
+            } => RemoteOp::GlobalClaimed {
+                node: NodeId(node),
+                reference,
+                won,
+            },
+            WireOp::GlobalSet {
+                node,
+                name,
+                pid: p,
+                stamp,
+            } => RemoteOp::GlobalSet {
+                node: NodeId(node),
+                name,
+                pid: pid(p),
+                stamp,
+            },
+            WireOp::GlobalUnset { node, name, pid: p } => RemoteOp::GlobalUnset {
+                node: NodeId(node),
+                name,
+                pid: pid(p),
+            },
+            WireOp::GlobalSync { node, entries } => RemoteOp::GlobalSync {
+                node: NodeId(node),
+                entries: entries
+                    .into_iter()
+                    .map(|(n, p, s)| (n, pid(p), s))
+                    .collect(),
             },
         }
     }

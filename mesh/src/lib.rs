@@ -8,11 +8,13 @@
 //! stays in plasmoid-runtime ([`plasmoid_runtime::RemoteOp`]); this crate
 //! only carries those ops in order between two nodes.
 
+mod cluster;
 mod control;
 mod frame;
 mod key;
 mod transport;
 
+pub use cluster::{ClusterConfig, ClusterKey};
 pub use control::{
     CONTROL_ALPN, ControlAddr, ControlClient, ControlFuture, ControlHandler, MAX_CONTROL,
     ParticleRow, PeerStatus, Reply, Request, Status, StoreRequest, TreeRow,

@@ -34,6 +34,10 @@ pub struct MeshConfig {
     /// Find allowed peers on the local network by mDNS as well (off by
     /// default: the mesh then only dials the addresses it is given).
     pub mdns: bool,
+    /// Membership by gossip (cluster.rs): nodes holding the cluster key are
+    /// admitted besides `allow`, and every member learns of every other.
+    /// `None`: the mesh is exactly `allow` and the peers it is given.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl MeshConfig {
@@ -44,6 +48,7 @@ impl MeshConfig {
             heartbeat: Duration::from_millis(100),
             peer_timeout: Duration::from_millis(600),
             mdns: false,
+            cluster: None,
         }
     }
 }
@@ -55,11 +60,27 @@ pub struct Mesh {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    node: Node,
-    endpoint: Endpoint,
+pub(crate) struct Inner {
+    pub(crate) node: Node,
+    pub(crate) endpoint: Endpoint,
     cfg: MeshConfig,
     allow: HashSet<NodeId>,
+    /// Peers admitted by their cluster token (cluster.rs), besides `allow`.
+    admitted: dashmap::DashSet<NodeId>,
+    /// Peers that said they leave, and when: their token is refused for
+    /// [`LEFT_FOR`], so a goodbye is not undone by a last redial.
+    left: DashMap<NodeId, std::time::Instant>,
+    /// Peers connected both ways, for which node-up has been told.
+    up: dashmap::DashSet<NodeId>,
+    /// Peers that just came up, for the cluster's gossip to join through.
+    ups: Option<mpsc::Sender<NodeId>>,
+    /// Where peers listen, for the gossip's own dials.
+    lookup: iroh::address_lookup::memory::MemoryLookup,
+    /// The gossip of the membership (with `cfg.cluster`), there from the
+    /// start so that no gossip connection arrives before it.
+    pub(crate) gossip: Option<iroh_gossip::Gossip>,
+    /// The membership, once started.
+    cluster: tokio::sync::Mutex<Option<crate::cluster::Cluster>>,
     /// Live outgoing connections: how to send to a peer now.
     out: DashMap<NodeId, Outgoing>,
     /// Peers whose own connection to us is up (they can answer), with
@@ -70,7 +91,8 @@ struct Inner {
     /// Peers this node keeps a dial loop for (one each).
     dialing: dashmap::DashSet<NodeId>,
     /// Where each peer this node dials back (one that dialled in without
-    /// being named to it) last dialled in from; one entry per admitted peer.
+    /// being named to it) last dialled in from, or last announced it
+    /// listens (cluster.rs); one entry per admitted peer.
     came_from: DashMap<NodeId, SocketAddr>,
     /// Answers control clients, once [`Mesh::serve_control`] is called.
     control: parking_lot::RwLock<Option<Arc<crate::control::ControlServer>>>,
@@ -143,6 +165,13 @@ impl Remote for Route {
         self.0.upgrade().is_some_and(|i| i.both_ways(node))
     }
 
+    fn connected_peers(&self) -> Vec<NodeId> {
+        self.0
+            .upgrade()
+            .map(|i| i.connected_peers())
+            .unwrap_or_default()
+    }
+
     fn peer_stats(&self) -> Vec<plasmoid_runtime::PeerStats> {
         let Some(inner) = self.0.upgrade() else {
             return Vec::new();
@@ -179,14 +208,34 @@ impl Mesh {
         let endpoint = offline_endpoint(
             key,
             cfg.listen,
-            vec![ALPN.to_vec(), crate::control::CONTROL_ALPN.to_vec()],
+            vec![
+                ALPN.to_vec(),
+                crate::control::CONTROL_ALPN.to_vec(),
+                iroh_gossip::ALPN.to_vec(),
+            ],
             cfg.mdns,
         )
         .await?;
+        let lookup = iroh::address_lookup::memory::MemoryLookup::new();
+        if let Ok(services) = endpoint.address_lookup() {
+            services.add(lookup.clone());
+        }
+        let (ups_tx, ups_rx) = mpsc::channel(256);
+        let cluster_cfg = cfg.cluster.clone();
+        let gossip = cluster_cfg
+            .as_ref()
+            .map(|_| iroh_gossip::Gossip::builder().spawn(endpoint.clone()));
         let inner = Arc::new(Inner {
             node: node.clone(),
             endpoint: endpoint.clone(),
             allow: cfg.allow.iter().copied().collect(),
+            admitted: dashmap::DashSet::new(),
+            left: DashMap::new(),
+            up: dashmap::DashSet::new(),
+            ups: cluster_cfg.as_ref().map(|_| ups_tx),
+            lookup,
+            cluster: tokio::sync::Mutex::new(None),
+            gossip,
             cfg,
             out: DashMap::new(),
             inbound: DashMap::new(),
@@ -197,6 +246,13 @@ impl Mesh {
         });
         node.set_remote(Arc::new(Route(Arc::downgrade(&inner))));
         tokio::spawn(accept_loop(Arc::downgrade(&inner), endpoint));
+        if let (Some(ccfg), Some(gossip)) = (cluster_cfg, inner.gossip.clone()) {
+            // Gossip starts with no neighbour: it joins through each peer
+            // once that peer is connected both ways (admitted on both
+            // sides, its address known).
+            let cluster = crate::cluster::Cluster::start(&inner, gossip, ccfg, ups_rx).await?;
+            *inner.cluster.lock().await = Some(cluster);
+        }
         Ok(Mesh { inner })
     }
 
@@ -210,9 +266,13 @@ impl Mesh {
     }
 
     /// Keep a connection to `peer` at `addr`, redialling when it breaks.
+    /// A peer that is not in `allow` is dialled with this node's cluster
+    /// token: this is how a node joins a cluster through one member.
     pub fn add_peer(&self, peer: NodeId, addr: SocketAddr) {
-        self.inner.dialing.insert(peer);
-        tokio::spawn(dial_loop(Arc::downgrade(&self.inner), peer, Some(addr)));
+        self.inner.remember_addr(peer, addr);
+        if self.inner.dialing.insert(peer) {
+            tokio::spawn(dial_loop(Arc::downgrade(&self.inner), peer, Some(addr)));
+        }
     }
 
     /// Keep a connection to `peer` wherever mDNS finds it (needs
@@ -241,8 +301,20 @@ impl Mesh {
         *self.inner.control.write() = Some(Arc::new(server));
     }
 
-    /// Close every connection and the endpoint.
+    /// The peers connected both ways now.
+    pub fn members(&self) -> Vec<NodeId> {
+        self.inner.connected_peers()
+    }
+
+    /// Close every connection and the endpoint (after telling the cluster
+    /// this node leaves).
     pub async fn close(&self) {
+        // Dial no one again: a peer that let this node go must not see it
+        // come back while it says goodbye.
+        self.inner.dialing.clear();
+        if let Some(cluster) = self.inner.cluster.lock().await.take() {
+            cluster.leave().await;
+        }
         self.inner.out.clear();
         // Peers that are gone cannot acknowledge the close: do not wait long.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.inner.endpoint.close()).await;
@@ -254,13 +326,102 @@ impl Inner {
         self.out.contains_key(&peer) && self.inbound.contains_key(&peer)
     }
 
+    fn allowed(&self, peer: NodeId) -> bool {
+        self.allow.contains(&peer) || self.admitted.contains(&peer)
+    }
+
+    pub(crate) fn connected_peers(&self) -> Vec<NodeId> {
+        let mut peers: Vec<NodeId> = self.up.iter().map(|p| *p).collect();
+        peers.sort();
+        peers
+    }
+
+    /// Where this node tells the cluster it listens: the bound address,
+    /// with the configured IP when it was bound to a specific one.
+    pub(crate) fn announced_addr(&self) -> Option<SocketAddr> {
+        let bound = self.endpoint.bound_sockets().into_iter().next()?;
+        Some(if self.cfg.listen.ip().is_unspecified() {
+            bound
+        } else {
+            SocketAddr::new(self.cfg.listen.ip(), bound.port())
+        })
+    }
+
+    fn remember_addr(&self, peer: NodeId, addr: SocketAddr) {
+        if let Ok(key) = PublicKey::from_bytes(&peer.0) {
+            self.lookup
+                .add_endpoint_info(EndpointAddr::new(key).with_ip_addr(addr));
+        }
+    }
+
+    /// A member announced itself (cluster.rs): admit it, name it and keep
+    /// a connection to it. True when it was new here.
+    pub(crate) fn learn(self: &Arc<Self>, peer: NodeId, name: &str, addr: SocketAddr) -> bool {
+        self.left.remove(&peer);
+        let listed = self.allow.contains(&peer);
+        let new = !listed && self.admitted.insert(peer);
+        if !name.is_empty() {
+            self.node.learn_peer(name, peer);
+        }
+        // A listed node keeps the address it was given; an unspecified one
+        // (a node bound to 0.0.0.0) is no place to dial: that node dials in.
+        if listed || addr.ip().is_unspecified() {
+            return new;
+        }
+        self.remember_addr(peer, addr);
+        let moved = self
+            .came_from
+            .insert(peer, addr)
+            .is_none_or(|old| old != addr);
+        if self.dialing.insert(peer) {
+            tokio::spawn(dial_loop(Arc::downgrade(self), peer, Some(addr)));
+        }
+        new || moved && !self.up.contains(&peer)
+    }
+
+    /// A member left the cluster: stop dialling it and let it go.
+    pub(crate) fn forget(&self, peer: NodeId) {
+        if self.allow.contains(&peer) {
+            // A node of the release: it comes back at its address.
+            return;
+        }
+        self.admitted.remove(&peer);
+        self.left.retain(|_, at| at.elapsed() < LEFT_FOR);
+        self.left.insert(peer, std::time::Instant::now());
+        self.dialing.remove(&peer);
+        self.came_from.remove(&peer);
+        if let Ok(key) = PublicKey::from_bytes(&peer.0) {
+            self.lookup.remove_endpoint_info(key);
+        }
+        self.node.forget_peer(peer);
+        self.inbound.remove(&peer);
+        self.lost(peer);
+    }
+
+    /// Tell node-up once a peer is connected both ways.
+    fn check_up(&self, peer: NodeId) {
+        if self.both_ways(peer) && self.up.insert(peer) {
+            tracing::info!(peer = %peer.short(), "peer up: connected both ways");
+            self.node.peer_up(peer);
+            if let Some(ups) = &self.ups {
+                let _ = ups.try_send(peer);
+            }
+        }
+    }
+
     /// Forget `peer` until it is back; links and monitors across it fire.
     fn lost(&self, peer: NodeId) {
         if let Some((_, o)) = self.out.remove(&peer) {
             o.conn.close(0u32.into(), b"peer lost");
         }
         tracing::info!(peer = %peer.short(), "peer lost: links and monitors across it get noconnection");
+        // Out of `up` first: a new connection's `check_up` during the walk
+        // below then tells node-up again.
+        let was_up = self.up.remove(&peer).is_some();
         self.node.peer_lost(peer);
+        if was_up {
+            self.node.peer_down(peer);
+        }
     }
 }
 
@@ -308,7 +469,7 @@ async fn dial_loop(inner: Weak<Inner>, peer: NodeId, addr: Option<SocketAddr>) {
     };
     loop {
         let Some(me) = inner.upgrade() else { return };
-        if me.endpoint.is_closed() {
+        if me.endpoint.is_closed() || !me.dialing.contains(&peer) {
             return;
         }
         // A peer that dialled in is dialled back where it last came from
@@ -345,6 +506,11 @@ async fn send_until_broken(me: &Arc<Inner>, peer: NodeId, conn: Connection) {
         },
         &mut buf,
     );
+    // A peer that does not list this node admits it by its cluster token.
+    if let Some(c) = &me.cfg.cluster {
+        let token = c.key.token(me.node.id());
+        frame::encode_into(&Frame::Admit { token }, &mut buf);
+    }
     if stream.write_all(&buf).await.is_err() {
         return;
     }
@@ -357,6 +523,7 @@ async fn send_until_broken(me: &Arc<Inner>, peer: NodeId, conn: Connection) {
         },
     );
     tracing::info!(peer = %peer.short(), "connected to peer");
+    me.check_up(peer);
     let mut beat = tokio::time::interval(me.cfg.heartbeat);
     loop {
         buf.clear();
@@ -403,6 +570,17 @@ async fn accept_loop(inner: Weak<Inner>, endpoint: Endpoint) {
         };
         tokio::spawn(async move {
             let Ok(conn) = incoming.await else { return };
+            if conn.alpn() == iroh_gossip::ALPN {
+                let peer = NodeId(*conn.remote_id().as_bytes());
+                return match &me.gossip {
+                    Some(g) if me.allowed(peer) => {
+                        if let Err(e) = g.handle_connection(conn).await {
+                            tracing::warn!("the cluster's gossip took no connection: {e}");
+                        }
+                    }
+                    _ => conn.close(1u32.into(), b"not admitted"),
+                };
+            }
             if conn.alpn() != crate::control::CONTROL_ALPN {
                 return serve(me, conn, from).await;
             }
@@ -419,10 +597,39 @@ async fn accept_loop(inner: Weak<Inner>, endpoint: Endpoint) {
 /// Read what a peer sends on the connection it dialled.
 async fn serve(me: Arc<Inner>, conn: Connection, from: Option<SocketAddr>) {
     let peer = NodeId(*conn.remote_id().as_bytes());
-    if !me.allow.contains(&peer) {
-        tracing::warn!(peer = %peer.to_hex(), "refused a connection from a node that is not allowed");
+    let listed = me.allowed(peer);
+    let refuse = |why: &str| {
+        tracing::warn!(peer = %peer.to_hex(), "refused a connection from a node that is not allowed: {why}");
         conn.close(1u32.into(), b"not allowed");
+    };
+    if !listed && me.cfg.cluster.is_none() {
+        return refuse("this node admits only the nodes it lists");
+    }
+    // A node that is not listed has ADMIT_WITHIN to open its stream and
+    // present its token; a listed one may take its time.
+    let stream = if listed {
+        conn.accept_uni().await.ok()
+    } else {
+        tokio::time::timeout(ADMIT_WITHIN, conn.accept_uni())
+            .await
+            .ok()
+            .and_then(Result::ok)
+    };
+    let Some(mut stream) = stream else {
+        if !listed {
+            refuse("it opened no stream to present a cluster token on");
+        }
         return;
+    };
+    // Frames are parsed out of large reads: one read (and one timer) per
+    // batch the sender wrote, not two per frame.
+    let mut buf: Vec<u8> = Vec::with_capacity(128 << 10);
+    let mut chunk = vec![0u8; 64 << 10];
+    if !listed {
+        if let Err(why) = admit(&me, peer, &mut stream, &mut buf, &mut chunk).await {
+            return refuse(&why);
+        }
+        tracing::info!(peer = %peer.short(), "admitted a node by its cluster token");
     }
     // An admitted peer this node was not told to dial (`--allow` with
     // static discovery): dial it back where it came from, so it is
@@ -432,23 +639,18 @@ async fn serve(me: Arc<Inner>, conn: Connection, from: Option<SocketAddr>) {
         && (dial_back || me.came_from.contains_key(&peer))
     {
         me.came_from.insert(peer, addr);
+        me.remember_addr(peer, addr);
     }
     if dial_back {
         tracing::info!(peer = %peer.short(), "an admitted peer dialled in; dialling it back");
         tokio::spawn(dial_loop(Arc::downgrade(&me), peer, from));
     }
-    let Ok(mut stream) = conn.accept_uni().await else {
-        return;
-    };
     let number = me
         .next_conn
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     me.inbound.insert(peer, number);
+    me.check_up(peer);
     let timeout = me.cfg.peer_timeout;
-    // Frames are parsed out of large reads: one read (and one timer) per
-    // batch the sender wrote, not two per frame.
-    let mut buf: Vec<u8> = Vec::with_capacity(128 << 10);
-    let mut chunk = vec![0u8; 64 << 10];
     let broken = 'conn: loop {
         let mut at = 0;
         while let Some(prefix) = buf.get(at..at + 4) {
@@ -473,7 +675,7 @@ async fn serve(me: Arc<Inner>, conn: Connection, from: Option<SocketAddr>) {
                     conn.close(3u32.into(), b"protocol version");
                     break 'conn format!("protocol version {version}");
                 }
-                Ok(Frame::Hello { .. } | Frame::Heartbeat) => {}
+                Ok(Frame::Hello { .. } | Frame::Heartbeat | Frame::Admit { .. }) => {}
                 Err(e) => break 'conn bad_frame(&conn, peer, e),
             }
             at += 4 + len;
@@ -489,6 +691,78 @@ async fn serve(me: Arc<Inner>, conn: Connection, from: Option<SocketAddr>) {
     tracing::debug!(peer = %peer.short(), "incoming connection closed: {broken}");
     if me.inbound.remove_if(&peer, |_, n| *n == number).is_some() {
         me.lost(peer);
+    }
+}
+
+/// How long a node that is not listed has to present its cluster token.
+const ADMIT_WITHIN: Duration = Duration::from_secs(2);
+
+/// How long a node that said it leaves is not admitted again by token.
+const LEFT_FOR: Duration = Duration::from_secs(3);
+
+/// The largest frame a node that is not admitted yet may send (its
+/// `Hello` and `Admit` are a few dozen bytes).
+const MAX_ADMIT_FRAME: usize = 256;
+
+/// Read the first frames of a peer that `allow` does not list: its
+/// `Hello`, then an `Admit` whose token this node's cluster key made for
+/// it. The frames after them stay in `buf`.
+async fn admit(
+    me: &Inner,
+    peer: NodeId,
+    stream: &mut iroh::endpoint::RecvStream,
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+) -> Result<(), String> {
+    let Some(cluster) = &me.cfg.cluster else {
+        return Err("this node admits only the nodes it lists".into());
+    };
+    if me.left.get(&peer).is_some_and(|at| at.elapsed() < LEFT_FOR) {
+        return Err("it left the cluster moments ago".into());
+    }
+    let deadline = tokio::time::Instant::now() + ADMIT_WITHIN;
+    loop {
+        let mut at = 0;
+        while let Some(prefix) = buf.get(at..at + 4) {
+            let len = frame::frame_len([prefix[0], prefix[1], prefix[2], prefix[3]])
+                .map_err(|e| e.to_string())?;
+            if len > MAX_ADMIT_FRAME {
+                return Err(format!(
+                    "a {len}-byte frame before presenting a cluster token"
+                ));
+            }
+            let Some(body) = buf.get(at + 4..at + 4 + len) else {
+                break;
+            };
+            let f = frame::decode(body).map_err(|e| e.to_string())?;
+            at += 4 + len;
+            match f {
+                Frame::Hello { version } if version != frame::VERSION => {
+                    return Err(format!(
+                        "it speaks mesh protocol {version}, this node {}; run the same plasmoid version on every node",
+                        frame::VERSION
+                    ));
+                }
+                Frame::Hello { .. } => {}
+                Frame::Admit { token } if cluster.key.admits(peer, &token) => {
+                    buf.drain(..at);
+                    me.admitted.insert(peer);
+                    return Ok(());
+                }
+                Frame::Admit { .. } => {
+                    return Err(
+                        "its cluster token was not made with this release's cluster key".into(),
+                    );
+                }
+                _ => return Err("it sent ops before presenting a cluster token".into()),
+            }
+        }
+        buf.drain(..at);
+        match tokio::time::timeout_at(deadline, stream.read(chunk)).await {
+            Err(_) => return Err("it presented no cluster token".into()),
+            Ok(Ok(Some(n))) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Ok(_) => return Err("it closed the stream before presenting a cluster token".into()),
+        }
     }
 }
 
@@ -523,5 +797,20 @@ fn sent_by(op: &RemoteOp, peer: NodeId) -> bool {
         RemoteOp::HttpRequest { from, .. } => *from == peer,
         // Matched against the node the request went to (remote_http.rs).
         RemoteOp::HttpAnswer { .. } => true,
+        RemoteOp::GroupJoin { pid, .. }
+        | RemoteOp::GroupLeave { pid, .. }
+        | RemoteOp::GlobalUnset { pid, .. } => pid.node == peer,
+        RemoteOp::GlobalClaim { from, pid, .. } => *from == peer && pid.node == peer,
+        // From a name's home, or a table sync: any member (conflicts are
+        // settled by the same rule everywhere).
+        RemoteOp::GlobalClaimed { .. }
+        | RemoteOp::GlobalSet { .. }
+        | RemoteOp::GlobalSync { .. } => true,
+        RemoteOp::GroupSync { from, groups, .. } => {
+            *from == peer
+                && groups
+                    .iter()
+                    .all(|(_, pids)| pids.iter().all(|p| p.node == peer))
+        }
     }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 /// each node's public id next to it.
 pub fn ensure_keys(dir: &Path, m: &Manifest) -> Result<(), ReleaseError> {
     client_key(dir)?;
+    cluster_key(dir)?;
     for n in &m.nodes {
         let ndir = dir.join("nodes").join(&n.name);
         let key = plasmoid_mesh::load_or_create_key(&ndir)
@@ -59,6 +60,14 @@ pub fn node_dir(dir: &Path, node: Option<&str>) -> PathBuf {
 /// release admits it.
 pub fn client_key(dir: &Path) -> Result<plasmoid_mesh::SecretKey, ReleaseError> {
     plasmoid_mesh::load_or_create_key(&dir.join("client"))
+        .map_err(|e| ReleaseError::Boot(e.to_string()))
+}
+
+/// The secret that admits a node the manifest does not list
+/// (`cluster/node.key`, made once by `release build` and copied with the
+/// release folder): a node that holds it can `--join`.
+pub fn cluster_key(dir: &Path) -> Result<plasmoid_mesh::ClusterKey, ReleaseError> {
+    plasmoid_mesh::ClusterKey::load_or_create(&dir.join("cluster"))
         .map_err(|e| ReleaseError::Boot(e.to_string()))
 }
 

@@ -11,8 +11,8 @@ use crate::policy::Action;
 use crate::process::Process;
 use crate::reason::Msg;
 use plasmoid::runtime::process::{
-    ExitReason, Host, HostPid, LinkError, LogLevel, Message, RegistryError, SendError, SpawnError,
-    TimerError,
+    ExitReason, Host, HostPid, LinkError, LogLevel, Message, NodeInfo, RegistryError, SendError,
+    SpawnError, TimerError,
 };
 use std::sync::{Arc, Weak};
 use wasmtime::component::{HasSelf, Linker, Resource};
@@ -24,6 +24,7 @@ wasmtime::component::bindgen!({
         "plasmoid:runtime/process.recv": async | trappable,
         "plasmoid:runtime/process.recv-ref": async | trappable,
         "plasmoid:runtime/process.lookup": async | trappable,
+        "plasmoid:runtime/process.register-global": async | trappable,
         "plasmoid:runtime/process.spawn-on": async | trappable,
         "plasmoid:runtime/supervisor": async | trappable,
         "plasmoid:runtime/http": trappable,
@@ -381,6 +382,10 @@ impl Host for ParticleState {
         let found = node
             .whereis_qualified(&name, std::time::Duration::from_secs(2))
             .await;
+        let found = match found {
+            Ok(None) if !name.contains('@') => Ok(node.whereis_global(&name)),
+            other => other,
+        };
         match found {
             Ok(Some(pid)) => Ok(Ok(self.pid_handle(pid)?)),
             Ok(None) => Ok(Err(RegistryError::NotFound)),
@@ -388,6 +393,52 @@ impl Host for ParticleState {
                 tracing::debug!("lookup of `{name}`: {e}");
                 Ok(Err(RegistryError::NotFound))
             }
+        }
+    }
+
+    async fn register_global(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<(), RegistryError>> {
+        if let Err(e) = self.check_name(Action::Register, &name) {
+            return Ok(Err(e));
+        }
+        if name.contains('@') {
+            return Ok(Err(RegistryError::Denied(
+                "a global name cannot contain `@` (that is how `lookup` names another node)".into(),
+            )));
+        }
+        let node = crate::node::Node {
+            inner: self.node.clone(),
+        };
+        Ok(node
+            .register_global(&name, self.proc.pid)
+            .await
+            .map_err(registry_error))
+    }
+
+    fn unregister_global(&mut self, name: String) -> wasmtime::Result<Result<(), RegistryError>> {
+        let node = crate::node::Node {
+            inner: self.node.clone(),
+        };
+        Ok(node
+            .unregister_global(&name, self.proc.pid)
+            .map_err(registry_error))
+    }
+
+    fn lookup_global(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<Resource<PidRep>, RegistryError>> {
+        if let Err(e) = self.check_name(Action::Lookup, &name) {
+            return Ok(Err(e));
+        }
+        let node = crate::node::Node {
+            inner: self.node.clone(),
+        };
+        match node.whereis_global(&name) {
+            Some(pid) => Ok(Ok(self.pid_handle(pid)?)),
+            None => Ok(Err(RegistryError::NotFound)),
         }
     }
 
@@ -440,6 +491,37 @@ impl Host for ParticleState {
 
     fn take_handoff(&mut self) -> wasmtime::Result<Option<Vec<u8>>> {
         Ok(self.handoff_in.take())
+    }
+
+    fn monitor_nodes(&mut self, enabled: bool) -> wasmtime::Result<Result<bool, String>> {
+        if !self.allowed(Action::MonitorNodes, "local") {
+            return Ok(Err(
+                "monitor_nodes on Node::\"local\" denied by policy".into()
+            ));
+        }
+        let node = node::Node {
+            inner: self.node.clone(),
+        };
+        Ok(Ok(node.monitor_nodes(self.proc.pid, enabled)))
+    }
+
+    fn nodes(&mut self) -> wasmtime::Result<Result<Vec<NodeInfo>, String>> {
+        if !self.allowed(Action::MonitorNodes, "local") {
+            return Ok(Err(
+                "monitor_nodes on Node::\"local\" denied by policy".into()
+            ));
+        }
+        let node = node::Node {
+            inner: self.node.clone(),
+        };
+        Ok(Ok(node
+            .connected_nodes()
+            .into_iter()
+            .map(|(id, name)| NodeInfo {
+                id: id.to_hex(),
+                name: name.unwrap_or_default(),
+            })
+            .collect()))
     }
 
     fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {

@@ -2,16 +2,27 @@
 //! start acknowledgement its first wait sends) and turning node messages
 //! into the guest's `message` values.
 
-use crate::host::plasmoid::runtime::process::{DownMessage, ExitMessage, Message, TaggedMessage};
+use crate::host::plasmoid::runtime::process::{
+    DownMessage, ExitMessage, Message, NodeInfo, TaggedMessage,
+};
 use crate::particle::ParticleState;
 use crate::reason::Msg;
 use std::time::Duration;
 
 impl ParticleState {
+    fn node_info(&self, id: crate::pid::NodeId) -> NodeInfo {
+        NodeInfo {
+            id: id.to_hex(),
+            name: self.node.node_name(id).unwrap_or_default(),
+        }
+    }
+
     pub(crate) fn lower(&mut self, msg: Msg) -> wasmtime::Result<Message> {
         Ok(match msg {
             Msg::Data(d) => Message::Data(d),
             Msg::Upgrade => Message::Upgrade,
+            Msg::NodeUp(id) => Message::NodeUp(self.node_info(id)),
+            Msg::NodeDown(id) => Message::NodeDown(self.node_info(id)),
             Msg::Http(r) => {
                 let r = *r;
                 Message::Http(crate::host::plasmoid::runtime::http::HttpRequest {

@@ -191,6 +191,12 @@ pub(crate) struct NodeInner {
     pub(crate) remote: parking_lot::RwLock<Option<Arc<dyn crate::remote::Remote>>>,
     /// Other nodes by name, for `name@node` and spawns on a named node.
     pub(crate) peers: parking_lot::RwLock<std::collections::HashMap<String, NodeId>>,
+    /// Particles that asked for node-up and node-down messages (node_monitor.rs).
+    pub(crate) node_watchers: parking_lot::Mutex<std::collections::HashSet<Pid>>,
+    /// Process groups, local and of the connected nodes (groups.rs).
+    pub(crate) groups: parking_lot::Mutex<crate::groups::Groups>,
+    /// This node's copy of the cluster-wide names (global.rs).
+    pub(crate) globals: parking_lot::Mutex<crate::global::Globals>,
     /// `name@node` lookups waiting for the other node's answer.
     pub(crate) lookups: DashMap<u64, crate::names::PendingLookup>,
     /// HTTP requests sent to other nodes, waiting for their answers.
@@ -277,6 +283,9 @@ impl Node {
                 swap_events: tokio::sync::broadcast::channel(64).0,
                 remote: parking_lot::RwLock::new(None),
                 peers: parking_lot::RwLock::new(Default::default()),
+                node_watchers: parking_lot::Mutex::new(Default::default()),
+                groups: parking_lot::Mutex::new(Default::default()),
+                globals: parking_lot::Mutex::new(Default::default()),
                 lookups: DashMap::new(),
                 http_pending: DashMap::new(),
                 http_serving: AtomicUsize::new(0),

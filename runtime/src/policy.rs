@@ -43,6 +43,11 @@ pub enum Action {
     Read,
     /// Write a `wasi:keyvalue` bucket.
     Write,
+    /// Get node-up and node-down messages and list the connected nodes,
+    /// on `Node::"local"`.
+    MonitorNodes,
+    /// Join a process group, `Group::"<name>"`.
+    Join,
 }
 
 impl Action {
@@ -61,6 +66,8 @@ impl Action {
             Action::Resolve => "resolve",
             Action::Read => "read",
             Action::Write => "write",
+            Action::MonitorNodes => "monitor_nodes",
+            Action::Join => "join",
         }
     }
 
@@ -69,9 +76,10 @@ impl Action {
         match self {
             Action::Spawn => "Component",
             Action::Register | Action::Lookup => "Name",
-            Action::Log | Action::Resolve => "Node",
+            Action::Log | Action::Resolve | Action::MonitorNodes => "Node",
             Action::Connect => "Host",
             Action::Read | Action::Write => "Bucket",
+            Action::Join => "Group",
             _ => "Particle",
         }
     }

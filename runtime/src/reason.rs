@@ -1,6 +1,6 @@
 //! Exit reasons and messages as the host sees them.
 
-use crate::pid::Pid;
+use crate::pid::{NodeId, Pid};
 use std::fmt;
 
 /// Why a process ended, with Erlang's meaning for each variant.
@@ -63,6 +63,10 @@ pub enum Msg {
     /// An HTTP request routed to this process (see http.rs); it never
     /// crosses nodes.
     Http(Box<crate::http::HttpRequest>),
+    /// A node of the cluster is connected (to particles that monitor nodes).
+    NodeUp(NodeId),
+    /// The connection to a node is lost (to particles that monitor nodes).
+    NodeDown(NodeId),
 }
 
 impl Msg {

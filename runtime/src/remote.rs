@@ -97,6 +97,59 @@ pub enum RemoteOp {
         reference: u64,
         answer: Box<crate::remote_http::RemoteAnswer>,
     },
+    /// `pid` (of the sending node) joined `group` (groups.rs).
+    GroupJoin {
+        node: NodeId,
+        group: String,
+        pid: Pid,
+    },
+    /// `pid` left `group`.
+    GroupLeave {
+        node: NodeId,
+        group: String,
+        pid: Pid,
+    },
+    /// Node `from` asks the home of `name` (`node`) to give it to `pid`
+    /// (global.rs).
+    GlobalClaim {
+        node: NodeId,
+        from: NodeId,
+        name: String,
+        pid: Pid,
+        reference: u64,
+    },
+    /// The home's answer to a `GlobalClaim`.
+    GlobalClaimed {
+        node: NodeId,
+        reference: u64,
+        won: bool,
+    },
+    /// `name` belongs to `pid`, registered at `stamp` (from its home).
+    GlobalSet {
+        node: NodeId,
+        name: String,
+        pid: Pid,
+        stamp: u64,
+    },
+    /// `pid` (of the sending node) no longer holds `name`.
+    GlobalUnset {
+        node: NodeId,
+        name: String,
+        pid: Pid,
+    },
+    /// The sending node's global names, sent when the two nodes connect.
+    GlobalSync {
+        node: NodeId,
+        entries: Vec<(String, Pid, u64)>,
+    },
+    /// The sending node's memberships, sent when the two nodes connect;
+    /// the first op of a sync (`replace`) replaces what `node` had from it.
+    GroupSync {
+        node: NodeId,
+        from: NodeId,
+        replace: bool,
+        groups: Vec<(String, Vec<Pid>)>,
+    },
 }
 
 impl RemoteOp {
@@ -114,7 +167,15 @@ impl RemoteOp {
             | RemoteOp::Lookup { node, .. }
             | RemoteOp::Found { node, .. }
             | RemoteOp::HttpRequest { node, .. }
-            | RemoteOp::HttpAnswer { node, .. } => *node,
+            | RemoteOp::HttpAnswer { node, .. }
+            | RemoteOp::GroupJoin { node, .. }
+            | RemoteOp::GroupLeave { node, .. }
+            | RemoteOp::GroupSync { node, .. }
+            | RemoteOp::GlobalClaim { node, .. }
+            | RemoteOp::GlobalClaimed { node, .. }
+            | RemoteOp::GlobalSet { node, .. }
+            | RemoteOp::GlobalUnset { node, .. }
+            | RemoteOp::GlobalSync { node, .. } => *node,
         }
     }
 }
@@ -127,6 +188,10 @@ pub trait Remote: Send + Sync {
     fn connected(&self, node: NodeId) -> bool;
     /// The connections to other nodes now, for the observer.
     fn peer_stats(&self) -> Vec<PeerStats> {
+        Vec::new()
+    }
+    /// The nodes connected both ways now.
+    fn connected_peers(&self) -> Vec<NodeId> {
         Vec::new()
     }
 }
@@ -468,6 +533,14 @@ impl Node {
             RemoteOp::HttpAnswer {
                 reference, answer, ..
             } => self.http_answered(from, reference, *answer),
+            op @ (RemoteOp::GroupJoin { .. }
+            | RemoteOp::GroupLeave { .. }
+            | RemoteOp::GroupSync { .. }) => inner.group_op(from, op),
+            op @ (RemoteOp::GlobalClaim { .. }
+            | RemoteOp::GlobalClaimed { .. }
+            | RemoteOp::GlobalSet { .. }
+            | RemoteOp::GlobalUnset { .. }
+            | RemoteOp::GlobalSync { .. }) => inner.global_op(from, op),
             RemoteOp::Down {
                 target,
                 watcher,
@@ -544,6 +617,8 @@ impl Node {
     /// The connection to `node` is gone: every link and monitor across it
     /// fires with `noconnection`.
     pub fn peer_lost(&self, node: NodeId) {
+        self.inner.groups_peer_lost(node);
+        self.inner.global_peer_lost(node);
         self.lookups_lost(node);
         self.http_lost(node);
         let inner = &self.inner;

@@ -193,6 +193,9 @@ impl NodeInner {
         p.mark_dead();
         self.remove_process(p.pid);
         self.forget_peer_start(p.pid);
+        self.forget_node_watcher(p.pid);
+        self.groups_exited(p.pid);
+        self.global_exited(p.pid);
         if particle {
             self.live_particles.fetch_sub(1, Ordering::AcqRel);
             self.stats

@@ -41,6 +41,7 @@ else:
     from .process import __all__ as _process_all
     from .server import GenServer, STOP, serve, main, HttpResponse  # noqa: F401
     from . import supervisor  # noqa: F401
+    from . import pg  # noqa: F401
     try:
         from . import store  # noqa: F401
     except ImportError:  # built against `particle`, not `particle-kv`: no store
@@ -50,4 +51,4 @@ else:
     except ImportError:  # built without `wasi:http` (not `particle-kv-http`)
         pass
 
-    __all__ = list(_process_all) + ["GenServer", "STOP", "serve", "main", "HttpResponse", "codec", "supervisor", "store", "http", "Err"]
+    __all__ = list(_process_all) + ["GenServer", "STOP", "serve", "main", "HttpResponse", "codec", "supervisor", "pg", "store", "http", "Err"]

@@ -22,6 +22,8 @@ Pid = _wit.Pid
 __all__ = [
     "Pid", "PlasmoidError", "SpawnError", "SendError", "LinkError", "RegistryError",
     "TimerError", "CallError", "Data", "Tagged", "Exit", "Down", "Upgrade", "Http",
+    "NodeInfo", "NodeUp", "NodeDown", "monitor_nodes", "nodes",
+    "register_global", "unregister_global", "lookup_global",
     "Normal", "Kill", "Killed", "Shutdown", "Exception_", "Noproc", "Noconnection",
     "self_pid", "self_name", "make_ref", "spawn", "spawn_link", "spawn_on", "exit",
     "send_exit", "send", "send_tagged", "recv", "recv_ref", "resolve", "register",
@@ -147,6 +149,26 @@ class Http:
     request: object
 
 
+@dataclass
+class NodeInfo:
+    """A node of the cluster: its id (64 hex digits) and its release name
+    (empty when it has none)."""
+    id: str
+    name: str
+
+
+@dataclass
+class NodeUp:
+    """A node is connected (after ``monitor_nodes(True)``): ``{nodeup, Node}``."""
+    node: NodeInfo
+
+
+@dataclass
+class NodeDown:
+    """The connection to a node is lost: ``{nodedown, Node}``."""
+    node: NodeInfo
+
+
 def _message(m):
     if m is None:
         return None
@@ -162,6 +184,10 @@ def _message(m):
         return Upgrade()
     if isinstance(m, _wit.Message_Http):
         return Http(m.value)
+    if isinstance(m, _wit.Message_NodeUp):
+        return NodeUp(NodeInfo(m.value.id, m.value.name))
+    if isinstance(m, _wit.Message_NodeDown):
+        return NodeDown(NodeInfo(m.value.id, m.value.name))
     raise TypeError(f"unknown message {m!r}")
 
 
@@ -280,6 +306,31 @@ def lookup(name: str) -> Pid:
         _raise(e, RegistryError)
 
 
+def register_global(name: str) -> None:
+    """Erlang's ``global:register_name``: hold ``name`` in the whole cluster;
+    raises ``RegistryError("taken")`` when another particle holds it."""
+    try:
+        _wit.register_global(name)
+    except Err as e:
+        _raise(e, RegistryError)
+
+
+def unregister_global(name: str) -> None:
+    """Give up a cluster-wide name this particle holds."""
+    try:
+        _wit.unregister_global(name)
+    except Err as e:
+        _raise(e, RegistryError)
+
+
+def lookup_global(name: str) -> Pid:
+    """Who holds ``name`` cluster-wide."""
+    try:
+        return _wit.lookup_global(name)
+    except Err as e:
+        _raise(e, RegistryError)
+
+
 def whereis(name: str) -> Optional[Pid]:
     """`lookup`, or None when nothing is registered (Erlang's whereis)."""
     try:
@@ -326,6 +377,25 @@ def demonitor(ref: int) -> bool:
 def trap_exit(enabled: bool) -> bool:
     """Receive exit signals as `Exit` messages instead of dying; returns the old value."""
     return _wit.trap_exit(enabled)
+
+
+def monitor_nodes(enabled: bool) -> bool:
+    """Erlang's ``net_kernel:monitor_nodes``: with True, a ``NodeUp`` or
+    ``NodeDown`` arrives each time a node connects or is lost. Returns
+    whether it was on before; raises ``PlasmoidError("denied", …)`` when
+    Cedar denies ``monitor_nodes``."""
+    try:
+        return _wit.monitor_nodes(enabled)
+    except Err as e:
+        raise PlasmoidError("denied", e.value) from None
+
+
+def nodes() -> list:
+    """The other nodes connected now, as ``NodeInfo`` (Erlang's ``nodes()``)."""
+    try:
+        return [NodeInfo(n.id, n.name) for n in _wit.nodes()]
+    except Err as e:
+        raise PlasmoidError("denied", e.value) from None
 
 
 def send_after(target, seconds: float, msg, shape=None) -> int:

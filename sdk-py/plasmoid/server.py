@@ -63,6 +63,10 @@ class GenServer:
     def handle_exit(self, msg):
         return None
 
+    def handle_node(self, msg):
+        """``NodeUp`` / ``NodeDown``, after ``monitor_nodes(True)``."""
+        return None
+
     def handle_http(self, request):
         return HttpResponse(status=501, headers=[], body=b"not implemented\n")
 
@@ -117,6 +121,9 @@ def _loop(server: GenServer) -> None:
             continue
         if isinstance(m, (_p.Exit, _p.Down)):
             if server.handle_exit(m) is STOP:
+                return
+        if isinstance(m, (_p.NodeUp, _p.NodeDown)):
+            if server.handle_node(m) is STOP:
                 return
             continue
         if isinstance(m, _p.Http):

@@ -65,6 +65,7 @@ mod codec;
 mod entry;
 pub mod http;
 mod macros;
+pub mod pg;
 mod process;
 mod server;
 pub mod store;
@@ -72,17 +73,18 @@ pub mod supervisor;
 mod types;
 
 pub use bindings::plasmoid::runtime::process::{
-    DownMessage, ExitMessage, ExitReason, LinkError, LogLevel, Message, Pid, RegistryError,
-    SendError, SpawnError, TaggedMessage, TimerError,
+    DownMessage, ExitMessage, ExitReason, LinkError, LogLevel, Message, NodeInfo, Pid,
+    RegistryError, SendError, SpawnError, TaggedMessage, TimerError,
 };
 pub use codec::{DecodeError, decode, encode, from_init_args, to_init_args, try_to_init_args};
 pub use entry::{IntoStartResult, run_main};
 pub use http::{HttpRequest, HttpResponse, respond};
 pub use plasmoid_macros::{gen_server, main};
 pub use process::{
-    cancel_timer, demonitor, exit, link, log, lookup, make_ref, monitor, recv, recv_as, recv_ref,
-    register, resolve, self_name, self_pid, send, send_after, send_exit, send_interval,
-    send_tagged, spawn, spawn_link, spawn_on, trap_exit, unlink, unregister,
+    cancel_timer, demonitor, exit, link, log, lookup, lookup_global, make_ref, monitor,
+    monitor_nodes, nodes, recv, recv_as, recv_ref, register, register_global, resolve, self_name,
+    self_pid, send, send_after, send_exit, send_interval, send_tagged, spawn, spawn_link, spawn_on,
+    trap_exit, unlink, unregister, unregister_global,
 };
 pub use server::{CallError, CastResult, GenServer, NoMessage, call, cast, run_gen_server};
 

@@ -178,6 +178,36 @@ pub fn demonitor(reference: u64) -> bool {
     wit::demonitor(reference)
 }
 
+/// Erlang's `global:register_name`: this particle holds `name` in the
+/// whole cluster; `Err(Taken)` when another particle does. See the WIT for
+/// how conflicts after a partition are settled.
+pub fn register_global(name: &str) -> Result<(), RegistryError> {
+    wit::register_global(name)
+}
+
+/// Gives up a cluster-wide name this particle holds.
+pub fn unregister_global(name: &str) -> Result<(), RegistryError> {
+    wit::unregister_global(name)
+}
+
+/// Who holds `name` cluster-wide.
+pub fn lookup_global(name: &str) -> Result<Pid, RegistryError> {
+    wit::lookup_global(name)
+}
+
+/// Erlang's `net_kernel:monitor_nodes`: with `true`, a `Message::NodeUp` or
+/// `Message::NodeDown` arrives each time a node of the cluster connects or
+/// is lost. Returns whether this particle was subscribed before; `Err` when
+/// Cedar denies `monitor_nodes`.
+pub fn monitor_nodes(enabled: bool) -> Result<bool, String> {
+    wit::monitor_nodes(enabled)
+}
+
+/// The other nodes connected now (Erlang's `nodes()`).
+pub fn nodes() -> Result<Vec<crate::NodeInfo>, String> {
+    wit::nodes()
+}
+
 /// Receives exit signals as `Message::Exit` instead of dying of them.
 /// Returns the previous setting.
 pub fn trap_exit(enabled: bool) -> bool {

@@ -124,6 +124,13 @@ pub trait GenServer: Sized {
         CastResult::Continue
     }
 
+    /// Handles `NodeUp` and `NodeDown` (after [`monitor_nodes`](crate::monitor_nodes)):
+    /// `up` tells which.
+    fn handle_node(&mut self, up: bool, node: crate::NodeInfo) -> CastResult {
+        let _ = (up, node);
+        CastResult::Continue
+    }
+
     /// Whether the state survives a hot swap (`#[gen_server(handoff)]`):
     /// then [`GenServer::handoff`] serializes it and the new version's
     /// [`GenServer::code_change`] takes it over.
@@ -187,6 +194,8 @@ pub fn run_gen_server<S: GenServer>(init: &str) -> Result<(), String> {
                 Err(_) => state.handle_info(data),
             },
             other @ (Message::Exit(_) | Message::Down(_)) => state.handle_exit(other),
+            Message::NodeUp(node) => state.handle_node(true, node),
+            Message::NodeDown(node) => state.handle_node(false, node),
             Message::Http(request) => {
                 let reference = request.ref_;
                 let response = state.handle_http(request);

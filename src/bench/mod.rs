@@ -5,6 +5,7 @@
 
 mod boot;
 mod call;
+mod cluster;
 mod common;
 mod http;
 mod mesh;
@@ -119,6 +120,17 @@ enum Which {
         #[arg(long, default_value_t = 2000)]
         count: u32,
     },
+    /// A cluster in this process (real iroh endpoints on 127.0.0.1): join
+    /// and leave seen by every member, ms; global register µs and lookup
+    /// ns; a pg broadcast to 1,000 members on 3 nodes, ms.
+    Cluster {
+        /// Members after the join (at least 5).
+        #[arg(long, default_value_t = 10)]
+        nodes: usize,
+        /// Members of the broadcast group.
+        #[arg(long, default_value_t = 1000)]
+        members: usize,
+    },
     /// A send to self followed by its recv, inside one particle, on the
     /// lean engine and on the async-ABI one: ns per pair; and a gen_server
     /// call round trip from the node to a particle: µs.
@@ -178,6 +190,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 .context("the store bench failed")?
         });
     }
+    if let Which::Cluster { nodes, members } = &args.which {
+        let rt = crate::start::scheduler(args.threads)?;
+        let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
+        let (nodes, members, runs) = (*nodes, (*members).max(1), args.runs.max(1));
+        return rt.block_on(async move {
+            tokio::spawn(cluster::run(nodes, members, runs))
+                .await
+                .context("the cluster bench failed")?
+        });
+    }
     if let Which::Http { web, handler } = &args.which {
         let web = app_wasm(web.clone(), "web", "--web")?;
         let handler = app_wasm(handler.clone(), "hello_http", "--handler")?;
@@ -231,6 +253,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 | Which::Mesh { .. }
                 | Which::Http { .. }
                 | Which::Store { .. }
+                | Which::Cluster { .. }
                 | Which::MeshPeer { .. }
                 | Which::Nodedown => {}
                 Which::Call {

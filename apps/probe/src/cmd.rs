@@ -44,6 +44,29 @@ pub(crate) enum Cmd {
     Demonitor(u64),
     /// → the previous setting
     TrapExit(bool),
+    /// → whether node events were on before
+    MonitorNodes(bool),
+    /// → `[{"id", "name"}]` of the connected nodes
+    Nodes,
+    /// → whether the probe was not in the group yet (`pg`)
+    Join(String),
+    /// → whether it was in the group
+    Leave(String),
+    /// → `["<pid>", …]`, sorted
+    Members(String),
+    /// → `["<pid>", …]` on this node, sorted
+    LocalMembers(String),
+    /// → how many members the data was sent to
+    Broadcast {
+        group: String,
+        data: String,
+    },
+    /// → `null`
+    RegisterGlobal(String),
+    /// → `null`
+    UnregisterGlobal(String),
+    /// → `"<pid>"`
+    LookupGlobal(String),
     /// → `null`
     Send {
         to: String,
@@ -212,6 +235,32 @@ impl Probe {
             Cmd::Monitor(target) => Ok(json!(monitor(&pid(&target)?)?)),
             Cmd::Demonitor(reference) => Ok(json!(demonitor(reference))),
             Cmd::TrapExit(enabled) => Ok(json!(trap_exit(enabled))),
+            Cmd::MonitorNodes(enabled) => {
+                plasmoid_sdk::monitor_nodes(enabled).map(|was| json!(was))
+            }
+            Cmd::Join(group) => plasmoid_sdk::pg::join(&group).map(|new| json!(new)),
+            Cmd::Leave(group) => Ok(json!(plasmoid_sdk::pg::leave(&group))),
+            Cmd::Members(group) => Ok(pids_json(plasmoid_sdk::pg::members(&group))),
+            Cmd::LocalMembers(group) => Ok(pids_json(plasmoid_sdk::pg::local_members(&group))),
+            Cmd::Broadcast { group, data } => {
+                Ok(json!(plasmoid_sdk::pg::broadcast(&group, data.as_bytes())))
+            }
+            Cmd::RegisterGlobal(name) => {
+                plasmoid_sdk::register_global(&name)?;
+                Ok(Value::Null)
+            }
+            Cmd::UnregisterGlobal(name) => {
+                plasmoid_sdk::unregister_global(&name)?;
+                Ok(Value::Null)
+            }
+            Cmd::LookupGlobal(name) => Ok(json!(plasmoid_sdk::lookup_global(&name)?.to_string())),
+            Cmd::Nodes => plasmoid_sdk::nodes().map(|ns| {
+                json!(
+                    ns.into_iter()
+                        .map(|n| json!({"id": n.id, "name": n.name}))
+                        .collect::<Vec<_>>()
+                )
+            }),
             Cmd::Send { to, data } => {
                 send(&pid(&to)?, data.as_bytes())?;
                 Ok(Value::Null)
@@ -405,6 +454,12 @@ fn trap() -> ! {
     core::arch::wasm32::unreachable();
     #[cfg(not(target_arch = "wasm32"))]
     std::process::abort();
+}
+
+fn pids_json(pids: Vec<Pid>) -> Value {
+    let mut all: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+    all.sort();
+    json!(all)
 }
 
 #[cfg(test)]

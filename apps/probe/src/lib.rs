@@ -80,6 +80,8 @@ pub(crate) fn message_json(message: Message) -> Value {
             "reason": d.reason,
         }}),
         Message::Upgrade => json!("upgrade"),
+        Message::NodeUp(n) => json!({"node_up": {"id": n.id, "name": n.name}}),
+        Message::NodeDown(n) => json!({"node_down": {"id": n.id, "name": n.name}}),
         // A function particle answers HTTP with `respond`: the probe
         // answers with the request it saw, and reports it too.
         Message::Http(req) => {

@@ -40,8 +40,35 @@ pub(super) async fn join(
     lock: &Lock,
     opts: &RunOptions,
 ) -> Result<Joined, ReleaseError> {
-    let (name, listen) = match m.nodes.first() {
-        None => {
+    let listed = |n: &str| m.nodes.iter().any(|x| x.name == n);
+    // A node that joins under a name the manifest does not list is an
+    // extra member: it hosts what is spawned on it, not the tree.
+    let extra = match (&opts.node, opts.join.is_empty()) {
+        (Some(n), false) if !listed(n) => Some(n.clone()),
+        (None, false) => {
+            return Err(ReleaseError::Node(
+                "--join needs --node NAME: the name this node joins the cluster as (its key is kept in nodes/NAME/)".into(),
+            ));
+        }
+        _ => None,
+    };
+    let (name, listen) = match (m.nodes.first(), extra.clone()) {
+        (_, Some(name)) => {
+            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid {
+                return Err(ReleaseError::Node(format!(
+                    "node name `{name}` is not valid; use letters, digits, `-` and `_`, starting with a letter"
+                )));
+            }
+            (
+                Some(name),
+                opts.listen.unwrap_or(([127, 0, 0, 1], 0).into()),
+            )
+        }
+        (None, None) => {
             if opts.node.is_some() {
                 return Err(ReleaseError::Node(
                     "--node names a node of a release with [nodes]; this one runs on one embedded node"
@@ -50,7 +77,7 @@ pub(super) async fn join(
             }
             (None, opts.listen.unwrap_or(([127, 0, 0, 1], 0).into()))
         }
-        Some(first) => {
+        (Some(first), None) => {
             let name = opts.node.clone().unwrap_or_else(|| first.name.clone());
             let Some(me) = m.nodes.iter().find(|n| n.name == name) else {
                 let names: Vec<&str> = m.nodes.iter().map(|n| n.name.as_str()).collect();
@@ -83,6 +110,10 @@ pub(super) async fn join(
     allow.extend(opts.allow.iter().copied());
     let mut cfg = MeshConfig::new(listen, allow);
     cfg.mdns = opts.mdns;
+    cfg.cluster = Some(plasmoid_mesh::ClusterConfig::new(
+        crate::nodes::cluster_key(dir)?,
+        name.clone(),
+    ));
     let mesh = Mesh::start(booted.node.clone(), key, cfg).await?;
     booted
         .node
@@ -102,7 +133,16 @@ pub(super) async fn join(
         },
     )?;
     tracing::info!(node = %name, id = %booted.node.id().to_hex(), %addr, "node listening");
-    for other in m.nodes.iter().filter(|n| n.name != name) {
+    for seed in &opts.join {
+        mesh.add_peer(seed.id, seed.addr);
+    }
+    // An extra member learns the release's nodes from its seeds' gossip.
+    let listed_peers = if extra.is_some() {
+        &[][..]
+    } else {
+        &m.nodes[..]
+    };
+    for other in listed_peers.iter().filter(|n| n.name != name) {
         match (ids.get(&other.name), other.listen.parse()) {
             (Some(id), _) if opts.mdns => mesh.add_peer_by_id(*id),
             (Some(id), Ok(addr)) => mesh.add_peer(*id, addr),
@@ -114,7 +154,7 @@ pub(super) async fn join(
             mesh.add_peer_by_id(*id);
         }
     }
-    let root = m.nodes.first().is_none_or(|first| first.name == name);
+    let root = extra.is_none() && m.nodes.first().is_none_or(|first| first.name == name);
     let peers = ids.into_iter().filter(|(n, _)| *n != name).collect();
     Ok(Joined {
         booted,

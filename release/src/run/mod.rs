@@ -43,6 +43,8 @@ pub struct RunOptions {
     /// For a release with `[nodes]`: which node this process is (default:
     /// the first, which runs the root supervisor).
     pub node: Option<String>,
+    /// Members of the running cluster to join through (`--join`).
+    pub join: Vec<plasmoid_mesh::ControlAddr>,
     /// Peer nodes admitted besides the release's own (`--allow`).
     pub allow: Vec<NodeId>,
     /// Control client keys admitted besides the release's own (`--allow-client`).
@@ -84,6 +86,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             node: None,
+            join: Vec::new(),
             allow: Vec::new(),
             allow_clients: Vec::new(),
             listen: None,

@@ -26,6 +26,7 @@ pub const JS_SDK: &[(&str, &str)] = &[
         "plasmoid/codec.js",
         include_str!("../../../sdk-js/codec.js"),
     ),
+    ("plasmoid/pg.js", include_str!("../../../sdk-js/pg.js")),
     (
         "plasmoid/store.js",
         include_str!("../../../sdk-js/store.js"),

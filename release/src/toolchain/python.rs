@@ -33,6 +33,10 @@ pub const PYTHON_SDK: &[(&str, &str)] = &[
         include_str!("../../../sdk-py/plasmoid/supervisor.py"),
     ),
     (
+        "plasmoid/pg.py",
+        include_str!("../../../sdk-py/plasmoid/pg.py"),
+    ),
+    (
         "plasmoid/store.py",
         include_str!("../../../sdk-py/plasmoid/store.py"),
     ),
