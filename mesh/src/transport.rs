@@ -278,8 +278,9 @@ impl Mesh {
     /// Keep a connection to `peer` wherever mDNS finds it (needs
     /// [`MeshConfig::mdns`]).
     pub fn add_peer_by_id(&self, peer: NodeId) {
-        self.inner.dialing.insert(peer);
-        tokio::spawn(dial_loop(Arc::downgrade(&self.inner), peer, None));
+        if self.inner.dialing.insert(peer) {
+            tokio::spawn(dial_loop(Arc::downgrade(&self.inner), peer, None));
+        }
     }
 
     /// Whether `peer` is connected both ways: ops can go there and its

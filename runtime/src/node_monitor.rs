@@ -25,14 +25,15 @@ impl Node {
 
     /// The nodes connected both ways now, by id, with their names.
     pub fn connected_nodes(&self) -> Vec<(NodeId, Option<String>)> {
+        // Every connected node, named or not (an extra member may announce
+        // no name).
         let mut ids: Vec<NodeId> = self
             .inner
-            .peers
+            .remote
             .read()
-            .values()
-            .copied()
-            .filter(|id| *id != self.inner.id && self.reachable(*id))
-            .collect();
+            .as_ref()
+            .map(|r| r.connected_peers())
+            .unwrap_or_default();
         ids.sort();
         ids.dedup();
         ids.into_iter()

@@ -114,10 +114,12 @@ pub(super) async fn join(
         crate::nodes::cluster_key(dir)?,
         name.clone(),
     ));
-    let mesh = Mesh::start(booted.node.clone(), key, cfg).await?;
+    // Named before the mesh starts, so names learned by gossip are added
+    // to these, not replaced by them.
     booted
         .node
         .set_peers(ids.iter().map(|(n, id)| (n.clone(), *id)));
+    let mesh = Mesh::start(booted.node.clone(), key, cfg).await?;
     let client = plasmoid_mesh::node_id(&crate::nodes::client_key(dir)?);
     let control = Control::new(booted.node.clone(), &name, &m.release_id());
     let clients = std::iter::once(client).chain(opts.allow_clients.iter().copied());
