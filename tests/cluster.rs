@@ -351,14 +351,7 @@ fn a_release_node_joins_through_one_seed_and_everyone_sees_it_go() {
         &["a", "b", "c"],
         "strategy = \"one-for-one\"\nchildren = [{ id = \"e\", component = \"echo\" }]",
     );
-    let node = |name: &str| {
-        Running::start(
-            plasmoid()
-                .args(["release", "run"])
-                .arg(&rel)
-                .args(["--node", name]),
-        )
-    };
+    let node = |name: &str| Running::release_node(&rel, name);
     let mut b = node("b");
     let mut c = node("c");
     let mut a = node("a");

@@ -167,14 +167,7 @@ fn control_cli_reaches_across_three_nodes() {
     let prefix = |n: &str| {
         std::fs::read_to_string(rel.join("nodes").join(n).join("id")).unwrap()[..8].to_string()
     };
-    let node = |name: &str| {
-        Running::start(
-            plasmoid()
-                .args(["release", "run"])
-                .arg(&rel)
-                .args(["--node", name]),
-        )
-    };
+    let node = |name: &str| Running::release_node(&rel, name);
     let mut b = node("b");
     let mut c = node("c");
     let mut a = node("a");

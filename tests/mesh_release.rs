@@ -21,14 +21,7 @@ fn a_child_on_a_killed_node_is_restarted_on_the_next_candidate() {
     };
     let (b_id, c_id) = (prefix("b"), prefix("c"));
 
-    let node = |name: &str| {
-        Running::start(
-            plasmoid()
-                .args(["release", "run"])
-                .arg(&rel)
-                .args(["--node", name]),
-        )
-    };
+    let node = |name: &str| Running::release_node(&rel, name);
     let mut b = node("b");
     let mut c = node("c");
     assert!(b.wait_for("node up", Duration::from_secs(60)), "{}", b.seen);

@@ -144,7 +144,7 @@ impl Node {
                     g.owned.remove(&pid);
                 }
             }
-            inner.global_to_peers(|node| RemoteOp::GlobalUnset {
+            inner.to_peers(|node| RemoteOp::GlobalUnset {
                 node,
                 name: name.to_string(),
                 pid,
@@ -204,7 +204,7 @@ impl NodeInner {
             }
             // Queued under the lock, like every table op: a sync to a
             // peer that just came up cannot overtake it.
-            self.global_to_peers(|node| RemoteOp::GlobalSet {
+            self.to_peers(|node| RemoteOp::GlobalSet {
                 node,
                 name: name.to_string(),
                 pid: entry.pid,
@@ -337,7 +337,7 @@ impl NodeInner {
             if g.table.get(&name).is_some_and(|e| e.pid == pid) {
                 g.table.remove(&name);
             }
-            self.global_to_peers(|node| RemoteOp::GlobalUnset {
+            self.to_peers(|node| RemoteOp::GlobalUnset {
                 node,
                 name: name.clone(),
                 pid,
@@ -370,15 +370,6 @@ impl NodeInner {
         let mut g = self.globals.lock();
         g.table.retain(|_, e| e.pid.node != peer);
         g.claims.retain(|_, (home, _)| *home != peer);
-    }
-
-    fn global_to_peers(&self, op: impl Fn(NodeId) -> RemoteOp) {
-        let remote = self.remote.read().clone();
-        if let Some(r) = remote {
-            for peer in r.connected_peers() {
-                let _ = r.route(op(peer));
-            }
-        }
     }
 }
 

@@ -283,16 +283,6 @@ impl NodeInner {
             tracing::warn!(node = %from.short(), "dropped group joins past {MAX_REMOTE_MEMBERSHIPS} memberships of one node");
         }
     }
-
-    /// Send one op to every connected node.
-    fn to_peers(&self, op: impl Fn(NodeId) -> RemoteOp) {
-        let remote = self.remote.read().clone();
-        if let Some(r) = remote {
-            for peer in r.connected_peers() {
-                let _ = r.route(op(peer));
-            }
-        }
-    }
 }
 
 #[cfg(test)]

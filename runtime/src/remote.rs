@@ -240,6 +240,18 @@ impl NodeInner {
         }
     }
 
+    /// Send one op to every node connected now (process groups and
+    /// global names). The transport only queues it, so callers may hold
+    /// their own lock to keep ops in order with a sync.
+    pub(crate) fn to_peers(&self, op: impl Fn(NodeId) -> RemoteOp) {
+        let remote = self.remote.read().clone();
+        if let Some(r) = remote {
+            for peer in r.connected_peers() {
+                let _ = r.route(op(peer));
+            }
+        }
+    }
+
     /// Ask `to`'s node to add `from` to `to`'s links. `false` when the
     /// node cannot be reached now.
     pub(crate) fn link_remote(&self, from: Pid, to: Pid) -> bool {

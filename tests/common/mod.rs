@@ -284,6 +284,17 @@ impl Running {
         }
     }
 
+    /// `plasmoid release run RELEASE --node NAME`: one node of a release
+    /// with `[nodes]`.
+    pub fn release_node(release: &Path, name: &str) -> Running {
+        Running::start(
+            plasmoid()
+                .args(["release", "run"])
+                .arg(release)
+                .args(["--node", name]),
+        )
+    }
+
     /// `plasmoid release run` of `release`, waited for until `<id> is up`.
     pub fn release_up(release: &Path, id: &str) -> Running {
         let mut running = Running::start(plasmoid().args(["release", "run"]).arg(release));
