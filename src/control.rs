@@ -354,6 +354,9 @@ fn render(s: &Status, versions: &HashMap<String, String>) -> String {
         };
         out += &format!("peer {} ({}) {state}\n", p.name, short(&p.id));
     }
+    if let Some((policy, standing)) = &s.partition {
+        out += &format!("partition {policy}: {standing}\n");
+    }
     for (c, v) in &s.components {
         out += &format!("component {c} {v}\n");
     }

@@ -89,7 +89,18 @@ pub struct Status {
     pub particles: Vec<ParticleRow>,
     /// The supervision tree, on the node that runs the release's root.
     pub tree: Option<TreeRow>,
+    /// `[cluster]`'s partition policy and this node's standing under it
+    /// (`serving`, `pending`, `stopped`); `None` without a policy.
+    #[serde(default)]
+    pub partition: Option<(String, String)>,
+    /// Cluster-wide names as this node sees them (name, owner pid), at
+    /// most [`MAX_STATUS_GLOBALS`].
+    #[serde(default)]
+    pub globals: Vec<(String, String)>,
 }
+
+/// A status lists this many global names at most.
+pub const MAX_STATUS_GLOBALS: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerStatus {

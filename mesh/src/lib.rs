@@ -17,7 +17,7 @@ mod transport;
 pub use cluster::{ClusterConfig, ClusterKey};
 pub use control::{
     CONTROL_ALPN, ControlAddr, ControlClient, ControlFuture, ControlHandler, MAX_CONTROL,
-    ParticleRow, PeerStatus, Reply, Request, Status, StoreRequest, TreeRow,
+    MAX_STATUS_GLOBALS, ParticleRow, PeerStatus, Reply, Request, Status, StoreRequest, TreeRow,
 };
 pub use frame::{Frame, FrameError, MAX_FRAME, WireOp, decode, encode_into, frame_len};
 pub use iroh::SecretKey;

@@ -270,6 +270,17 @@ impl Inner {
             })
             .collect();
         let tree = self.tree().await;
+        let view = node.partition_view();
+        let partition = view
+            .policy
+            .map(|p| (p.to_string(), view.standing.as_str().to_string()));
+        let mut globals: Vec<(String, String)> = node
+            .global_names()
+            .into_iter()
+            .map(|(n, p)| (n, p.to_string()))
+            .collect();
+        globals.sort();
+        globals.truncate(plasmoid_mesh::MAX_STATUS_GLOBALS);
         Status {
             node: self.name.clone(),
             id: me.to_hex(),
@@ -279,6 +290,8 @@ impl Inner {
             components,
             particles,
             tree,
+            partition,
+            globals,
         }
     }
 

@@ -28,6 +28,16 @@ pub struct Manifest {
     pub quotas: Vec<(String, u64)>,
     /// `[observer] listen`: the root node's dashboard (off without it).
     pub observer: Option<std::net::SocketAddr>,
+    /// `[cluster]`: the partition policy; `None`: no partition handling
+    /// (every side restarts what it lost, as before).
+    pub cluster: Option<ClusterDef>,
+}
+
+/// `[cluster]` after validation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterDef {
+    pub policy: plasmoid_runtime::PartitionPolicy,
+    pub stable_after: std::time::Duration,
 }
 
 /// A release's store backend.

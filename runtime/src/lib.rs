@@ -27,6 +27,7 @@ mod node_monitor;
 mod outgoing;
 pub mod output;
 mod particle;
+pub mod partition;
 mod pg_host;
 mod pid;
 mod policy;
@@ -53,6 +54,7 @@ pub use native::{CallError, NativeProcess};
 pub use node::{
     GuestEnv, Node, NodeConfig, Preopen, RegistryError, SendError, SpawnError, SpawnOpts,
 };
+pub use partition::{PartitionConfig, PartitionPolicy, PartitionView, Standing};
 pub use pid::{NodeId, Pid};
 pub use policy::{Action, DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyGate, PolicySource};
 pub use reason::{ExitReason, Msg};

@@ -195,6 +195,8 @@ pub(crate) struct NodeInner {
     pub(crate) node_watchers: parking_lot::Mutex<std::collections::HashSet<Pid>>,
     /// Process groups, local and of the connected nodes (groups.rs).
     pub(crate) groups: parking_lot::Mutex<crate::groups::Groups>,
+    /// Partition handling: members, reachability, standing (partition.rs).
+    pub(crate) partition: crate::partition::Partition,
     /// This node's copy of the cluster-wide names (global.rs).
     pub(crate) globals: parking_lot::Mutex<crate::global::Globals>,
     /// `name@node` lookups waiting for the other node's answer.
@@ -286,6 +288,7 @@ impl Node {
                 node_watchers: parking_lot::Mutex::new(Default::default()),
                 groups: parking_lot::Mutex::new(Default::default()),
                 globals: parking_lot::Mutex::new(Default::default()),
+                partition: Default::default(),
                 lookups: DashMap::new(),
                 http_pending: DashMap::new(),
                 http_serving: AtomicUsize::new(0),

@@ -43,6 +43,7 @@ impl Node {
 
     /// The transport connected `node` both ways: tell the node monitors.
     pub fn peer_up(&self, node: NodeId) {
+        self.partition_up(node);
         self.inner.groups_peer_up(node);
         self.inner.global_peer_up(node);
         self.inner.tell_node_watchers(Msg::NodeUp(node));
@@ -73,6 +74,7 @@ impl Node {
 
     /// A member left the cluster: forget its name.
     pub fn forget_peer(&self, node: NodeId) {
+        self.partition_left(node);
         self.inner.peers.write().retain(|_, id| *id != node);
     }
 

@@ -505,7 +505,10 @@ impl Node {
                 match inner.spawn_particle(&component, &init, opts) {
                     // Until its parent has the acknowledgement, a cancel
                     // may still kill it.
-                    Ok(pid) => inner.starting_for_peer(parent, reference, pid),
+                    Ok(pid) => {
+                        inner.starting_for_peer(parent, reference, pid);
+                        self.partition_failover(pid);
+                    }
                     Err(e) => {
                         let target = Pid {
                             node: inner.id,
@@ -629,6 +632,9 @@ impl Node {
     /// The connection to `node` is gone: every link and monitor across it
     /// fires with `noconnection`.
     pub fn peer_lost(&self, node: NodeId) {
+        // First: supervisors must see the standing change before the
+        // noconnection exits of their children.
+        self.partition_lost(node);
         self.inner.groups_peer_lost(node);
         self.inner.global_peer_lost(node);
         self.lookups_lost(node);

@@ -17,6 +17,7 @@
 
 mod child;
 mod handle;
+mod partition;
 pub mod plan;
 mod registry;
 mod server;

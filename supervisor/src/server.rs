@@ -26,14 +26,14 @@ use tokio::sync::mpsc;
 /// What `start_link` returns.
 pub type StartFuture = Pin<Box<dyn Future<Output = Result<SupervisorRef, SupervisorError>> + Send>>;
 
-struct Child {
-    spec: ChildSpec,
+pub(crate) struct Child {
+    pub(crate) spec: ChildSpec,
     running: Option<Running>,
     restarts: u32,
 }
 
 impl Child {
-    fn pid(&self) -> Option<Pid> {
+    pub(crate) fn pid(&self) -> Option<Pid> {
         self.running.as_ref().map(Running::pid)
     }
 
@@ -58,23 +58,30 @@ impl Child {
 
 /// A restart still to finish: the children to start, in order, after the
 /// exit of `crashed` with `reason`.
-struct Pending {
-    ids: VecDeque<String>,
-    crashed: String,
-    reason: ExitReason,
+pub(crate) struct Pending {
+    pub(crate) ids: VecDeque<String>,
+    pub(crate) crashed: String,
+    pub(crate) reason: ExitReason,
     /// Old pids by child id, for the log.
-    old: Vec<(String, Pid)>,
+    pub(crate) old: Vec<(String, Pid)>,
+    /// Already counted toward the intensity (or not to be counted: the
+    /// held children of a partition).
+    pub(crate) counted: bool,
 }
 
-struct Sup {
-    me: NativeProcess,
-    spec: SupervisorSpec,
-    children: Vec<Child>,
+pub(crate) struct Sup {
+    pub(crate) me: NativeProcess,
+    pub(crate) spec: SupervisorSpec,
+    pub(crate) children: Vec<Child>,
     table: Arc<RwLock<Vec<ChildInfo>>>,
     intensity: Intensity,
     parent: Option<Pid>,
     registry: Arc<Registry>,
-    pending: VecDeque<Pending>,
+    pub(crate) pending: VecDeque<Pending>,
+    /// The node's partition standing (partition.rs).
+    pub(crate) standing: tokio::sync::watch::Receiver<plasmoid_runtime::Standing>,
+    /// Failover children waiting for the standing to allow them.
+    pub(crate) held: Vec<String>,
 }
 
 /// Start a supervisor linked to `parent` and all its children, in order.
@@ -100,6 +107,8 @@ pub fn start_link(node: Node, spec: SupervisorSpec, parent: Option<Pid>) -> Star
             parent,
             registry: Registry::of(&node),
             pending: VecDeque::new(),
+            standing: node.standing(),
+            held: Vec::new(),
             spec,
         };
         let (tx, rx) = mpsc::channel(MAX_QUEUED_OPS);
@@ -143,12 +152,12 @@ pub fn start_link(node: Node, spec: SupervisorSpec, parent: Option<Pid>) -> Star
 }
 
 impl Sup {
-    fn find(&self, id: &str) -> Option<usize> {
+    pub(crate) fn find(&self, id: &str) -> Option<usize> {
         self.children.iter().position(|c| c.spec.id == id)
     }
 
     /// Child `i` now runs `running` (or nothing).
-    fn set_running(&mut self, i: usize, running: Option<Running>) {
+    pub(crate) fn set_running(&mut self, i: usize, running: Option<Running>) {
         let me = self.me.pid();
         if let Some(old) = self.children[i].pid() {
             self.registry.child_down(old);
@@ -231,6 +240,14 @@ impl Sup {
                     Ok(_) => {}
                 },
                 Some(op) = ops.recv() => self.op(op).await,
+                r = self.standing.changed() => match r {
+                    Ok(()) => {
+                        let now = *self.standing.borrow_and_update();
+                        self.on_standing(now).await;
+                    }
+                    // The node is gone: so is this supervisor.
+                    Err(_) => return None,
+                },
                 // A restart still to finish: one attempt, then back to the
                 // signals and operations above.
                 _ = std::future::ready(()), if !self.pending.is_empty() => {
@@ -247,6 +264,9 @@ impl Sup {
         let Some(i) = self.children.iter().position(|c| c.pid() == Some(pid)) else {
             return Ok(()); // an exit we already handled (a child we stopped)
         };
+        if self.hold_on_exit(i, &reason) {
+            return Ok(());
+        }
         self.set_running(i, None);
         let members: Vec<Member> = self
             .children
@@ -286,6 +306,7 @@ impl Sup {
             crashed,
             reason,
             old,
+            counted: false,
         });
         self.try_again().await
     }
@@ -299,7 +320,7 @@ impl Sup {
         let Some(mut p) = self.pending.pop_front() else {
             return Ok(());
         };
-        if !self.intensity.record(Instant::now()) {
+        if !p.counted && !self.intensity.record(Instant::now()) {
             tracing::error!(
                 supervisor = %self.spec.name,
                 sup_pid = %self.me.pid(),
@@ -316,6 +337,11 @@ impl Sup {
                 continue;
             };
             if self.children[j].running.is_some() {
+                p.ids.pop_front();
+                continue;
+            }
+            if self.must_wait(j) {
+                self.hold(j);
                 p.ids.pop_front();
                 continue;
             }
@@ -349,6 +375,7 @@ impl Sup {
                         "restart failed: {why}; trying again");
                     // OTP's try_again_restart: queued behind whatever else
                     // arrived, counted again on the next attempt.
+                    p.counted = false;
                     self.pending.push_back(p);
                     return Ok(());
                 }

@@ -1,8 +1,9 @@
 //! Web: a gen_server that answers HTTP, for the HTTP tests, the bench and
 //! as the smallest example of `handle_http`.
 //!
-//! Init args (all optional): `{"name": "web", "crash_every": 100}`. It
-//! registers under `name`, and with `crash_every = n` panics on every n-th
+//! Init args (all optional): `{"name": "web", "global": "w1",
+//! "crash_every": 100}`. It registers under `name` (on its node) and
+//! `global` (cluster-wide), and with `crash_every = n` panics on every n-th
 //! request to `/flaky` (so supervision is visible from a load test).
 //!
 //! Routes it answers (the release's `[http]` routes decide which reach it):
@@ -37,6 +38,7 @@ use std::time::Duration;
 #[derive(Debug, Default, Deserialize)]
 struct Init {
     name: Option<String>,
+    global: Option<String>,
     crash_every: Option<u64>,
 }
 
@@ -59,6 +61,14 @@ impl Web {
         {
             exit(ExitReason::Exception(format!(
                 "cannot register `{name}`: {}",
+                String::from(e)
+            )));
+        }
+        if let Some(name) = &args.global
+            && let Err(e) = plasmoid_sdk::register_global(name)
+        {
+            exit(ExitReason::Exception(format!(
+                "cannot register `{name}` cluster-wide: {}",
                 String::from(e)
             )));
         }

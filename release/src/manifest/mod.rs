@@ -1,6 +1,7 @@
 //! Reading `prod.toml`: TOML with positions, then validation into a
 //! [`Manifest`]. Every error names `file:line:col` and says what to write.
 
+mod cluster;
 mod http;
 mod raw;
 mod render;
@@ -196,6 +197,7 @@ impl Cx<'_> {
         let http = self.http(&raw)?;
         let store = self.store(&raw)?;
         let quotas = self.quotas(&raw)?;
+        let cluster = self.cluster(&raw)?;
         let observer = match &raw.observer {
             Some(o) => Some(self.address(&o.get_ref().listen)?),
             None => None,
@@ -214,6 +216,7 @@ impl Cx<'_> {
             store,
             quotas,
             observer,
+            cluster,
         })
     }
 

@@ -21,6 +21,16 @@ pub struct RawManifest {
     pub http: Option<Spanned<RawHttp>>,
     pub store: Option<Spanned<RawStore>>,
     pub observer: Option<Spanned<RawObserver>>,
+    pub cluster: Option<Spanned<RawCluster>>,
+}
+
+/// `[cluster]`: partition handling for failover children.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// `keep-majority`, `keep-oldest` or `static-quorum(N)`.
+    pub partition: Option<Spanned<String>>,
+    pub stable_after_ms: Option<Spanned<u64>>,
 }
 
 /// `[observer]`: where the root node serves its dashboard and `/metrics`.

@@ -164,6 +164,15 @@ pub fn resolved_toml(
     if let Some(h) = &m.http {
         t.insert("http".into(), http_table(h).into());
     }
+    if let Some(c) = &m.cluster {
+        let mut ct = toml::Table::new();
+        ct.insert("partition".into(), c.policy.to_string().into());
+        ct.insert(
+            "stable_after_ms".into(),
+            (c.stable_after.as_millis().min(i64::MAX as u128) as i64).into(),
+        );
+        t.insert("cluster".into(), ct.into());
+    }
     if let Some(o) = m.observer {
         let mut ob = toml::Table::new();
         ob.insert("listen".into(), o.to_string().into());

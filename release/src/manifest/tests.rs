@@ -509,3 +509,33 @@ fn python_and_js_sources_are_checked_where_they_are_written() {
         .to_string();
     assert!(msg.contains("both `python` and `js`"), "{msg}");
 }
+
+#[test]
+fn cluster_partition_policies_are_checked() {
+    let m = |cluster: &str| {
+        with(&format!(
+            "[nodes]\na = {{ listen = \"127.0.0.1:1\" }}\n[cluster]\n{cluster}\n[components.a]\nwasm = \"w.wat\"\n\
+             [supervisor]\nstrategy = \"one-for-one\"\nchildren = [{{ component = \"a\" }}]\n"
+        ))
+    };
+    let ok = parse(&m(
+        "partition = \"static-quorum(2)\"\nstable_after_ms = 500",
+    ))
+    .expect("valid");
+    let c = ok.cluster.expect("[cluster]");
+    assert_eq!(c.policy, plasmoid_runtime::PartitionPolicy::StaticQuorum(2));
+    assert_eq!(c.stable_after, std::time::Duration::from_millis(500));
+    let (line, _, msg) = error(&m("partition = \"split\""));
+    assert_eq!(line, 7, "{msg}");
+    assert!(msg.contains("keep-majority"), "{msg}");
+    let (line, _, msg) = error(&m("partition = \"keep-oldest\"\nstable_after_ms = 0"));
+    assert_eq!(line, 8, "{msg}");
+    assert!(msg.contains("stable_after_ms = 2000"), "{msg}");
+    let (_, _, msg) = error(&m("stable_after_ms = 100"));
+    assert!(msg.contains("partition = \"keep-majority\""), "{msg}");
+    let (_, _, msg) = error(&format!(
+        "{HEAD}[cluster]\npartition = \"keep-majority\"\n[components.a]\nwasm = \"w.wat\"\n\
+         [supervisor]\nstrategy = \"one-for-one\"\nchildren = [{{ component = \"a\" }}]\n"
+    ));
+    assert!(msg.contains("needs [nodes]"), "{msg}");
+}

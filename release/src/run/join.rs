@@ -119,6 +119,19 @@ pub(super) async fn join(
     booted
         .node
         .set_peers(ids.iter().map(|(n, id)| (n.clone(), *id)));
+    if let Some(c) = &m.cluster {
+        booted
+            .node
+            .set_partition(plasmoid_runtime::PartitionConfig {
+                policy: c.policy.clone(),
+                stable_after: c.stable_after,
+                seniority: m
+                    .nodes
+                    .iter()
+                    .filter_map(|n| ids.get(&n.name).copied())
+                    .collect(),
+            });
+    }
     let mesh = Mesh::start(booted.node.clone(), key, cfg).await?;
     let client = plasmoid_mesh::node_id(&crate::nodes::client_key(dir)?);
     let control = Control::new(booted.node.clone(), &name, &m.release_id());
