@@ -14,7 +14,12 @@
 //! keeps the earlier registration (the smaller stamp, then the smaller pid)
 //! and the loser's node sends it an exit signal, `shutdown("global name
 //! conflict: …")`: a particle that traps exits is told by a message and
-//! lives on, others end, as with `global`'s default resolver. It does not
+//! lives on, others end, as with `global`'s default resolver. A later entry
+//! that meets an earlier one held on another node is not judged at once:
+//! that node may already be lost for the name's home (which then gave the
+//! name again) but not yet for this node, so the later entry waits as the
+//! runner-up, takes the name when the holder goes, and after a grace past
+//! the heartbeat timeout the rule above settles it. It does not
 //! own the transport nor membership (the transport says who is connected).
 
 use crate::node::{Node, NodeInner, RegistryError};
@@ -55,7 +60,16 @@ pub(crate) struct Globals {
     owned: HashMap<Pid, BTreeSet<String>>,
     /// Registrations waiting for their home's answer, by reference.
     claims: HashMap<u64, (NodeId, oneshot::Sender<bool>)>,
+    /// Per name, the best entry that lost to one held on another node, for
+    /// [`SETTLE_AFTER`]: that holder may be on a node this node has not yet
+    /// seen lost (while the name's home has, and gave the name again).
+    runners_up: HashMap<String, Entry>,
 }
+
+/// How long a conflict with a holder on another node waits before the
+/// rule settles it: past the transport's heartbeat timeout, so every node
+/// has seen a lost node lost by then and settles the same way.
+const SETTLE_AFTER: Duration = Duration::from_millis(2000);
 
 /// FNV-1a: stable across builds and machines, as a home must be.
 fn fnv(parts: &[&[u8]]) -> u64 {
@@ -82,10 +96,36 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// How often a registration refused by a home that still shows a holder
+/// this node no longer has asks again (within [`SETTLE_AFTER`]).
+const RETRY_CLAIM: Duration = Duration::from_millis(100);
+
 impl Node {
     /// Register `pid` (a process of this node) as `name` in the whole
     /// cluster. `Taken` when another pid holds it.
+    ///
+    /// A home that refuses while this node's copy shows the name free (its
+    /// holder's node lost here, not yet there) is asked again for up to
+    /// [`SETTLE_AFTER`]: a name freed by a lost node is free once every
+    /// node has seen the loss, so a restarted owner gets it back instead of
+    /// crashing on `taken` until its supervisor gives up.
     pub async fn register_global(&self, name: &str, pid: Pid) -> Result<(), RegistryError> {
+        let deadline = tokio::time::Instant::now() + SETTLE_AFTER;
+        loop {
+            match self.claim_global(name, pid).await {
+                Err(RegistryError::Taken)
+                    if tokio::time::Instant::now() < deadline
+                        && self.inner.global_free_here(name) =>
+                {
+                    tokio::time::sleep(RETRY_CLAIM).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One registration: the name's home says yes or no.
+    async fn claim_global(&self, name: &str, pid: Pid) -> Result<(), RegistryError> {
         let inner = &self.inner;
         let home = inner.global_home(name);
         if home == inner.id {
@@ -214,10 +254,25 @@ impl NodeInner {
         true
     }
 
+    /// Whether `pid` can hold a name: a live process of this node, or one
+    /// of a connected node (whose node drops it if it died).
+    fn holder_alive(&self, pid: Pid) -> bool {
+        if pid.node == self.id {
+            self.procs.get(&pid.seq).is_some_and(|p| p.pid == pid)
+        } else {
+            self.remote
+                .read()
+                .as_ref()
+                .is_some_and(|r| r.connected(pid.node))
+        }
+    }
+
     /// Take `entry` for `name` into this node's copy, keeping the earlier
     /// registration when they differ; the loser, if it lives here, gets
-    /// its exit signal.
-    fn global_merge(&self, name: String, entry: Entry) {
+    /// its exit signal. An entry that loses to a holder on another node
+    /// waits [`SETTLE_AFTER`] as a runner-up instead: that node may be lost
+    /// already (see [`NodeInner::global_settle`]).
+    fn global_merge(self: &std::sync::Arc<Self>, name: String, entry: Entry) {
         let loser = {
             let mut g = self.globals.lock();
             let current = g.table.get(&name).copied();
@@ -233,51 +288,107 @@ impl NodeInner {
                     (if entry.wins_over(&c) { entry } else { c }, None)
                 }
                 Some(c) if entry.wins_over(&c) => (entry, Some(c.pid)),
+                Some(c) if c.pid.node != self.id && self.holder_alive(entry.pid) => {
+                    let better = g.runners_up.get(&name).is_none_or(|r| entry.wins_over(r));
+                    if better && g.runners_up.len() < MAX_GLOBAL_NAMES {
+                        g.runners_up.insert(name.clone(), entry);
+                        let me = std::sync::Arc::downgrade(self);
+                        let settling = name.clone();
+                        self.rt.spawn(async move {
+                            tokio::time::sleep(SETTLE_AFTER).await;
+                            if let Some(me) = me.upgrade() {
+                                me.global_settle(&settling);
+                            }
+                        });
+                    }
+                    return;
+                }
                 Some(c) => (c, Some(entry.pid)),
             };
-            // A pid of this node that is gone, or of a node not connected,
-            // cannot hold a name.
-            let alive = if keep.pid.node == self.id {
-                self.procs
-                    .get(&keep.pid.seq)
-                    .is_some_and(|p| p.pid == keep.pid)
-            } else {
-                self.remote
-                    .read()
-                    .as_ref()
-                    .is_some_and(|r| r.connected(keep.pid.node))
-            };
-            if !alive {
+            if !self.holder_alive(keep.pid) {
                 return;
             }
             g.table.insert(name.clone(), keep);
             if keep.pid.node == self.id {
                 g.owned.entry(keep.pid).or_default().insert(name.clone());
             }
-            if let Some(l) = lost.filter(|l| l.node == self.id) {
-                if let Some(set) = g.owned.get_mut(&l) {
-                    set.remove(&name);
+            match lost.filter(|l| l.node == self.id) {
+                Some(l) => {
+                    if let Some(set) = g.owned.get_mut(&l) {
+                        set.remove(&name);
+                    }
+                    Some((l, keep.pid))
                 }
-                Some((l, keep.pid))
-            } else {
-                None
+                None => None,
             }
         };
         if let Some((lost, kept)) = loser {
-            tracing::warn!(%lost, %kept, "global name conflict over `{name}`: the earlier registration is kept");
-            let system = Pid {
-                node: self.id,
-                seq: 0,
-            };
-            let reason = ExitReason::Shutdown(format!(
-                "global name conflict: `{name}` is kept by {kept}, registered first"
-            ));
-            let _ = self.send_exit(system, lost, reason);
+            self.global_conflict(&name, lost, kept);
+        }
+    }
+
+    /// `lost` (of this node) lost `name` to `kept`: its exit signal.
+    fn global_conflict(&self, name: &str, lost: Pid, kept: Pid) {
+        tracing::warn!(%lost, %kept, "global name conflict over `{name}`: the earlier registration is kept");
+        let system = Pid {
+            node: self.id,
+            seq: 0,
+        };
+        let reason = ExitReason::Shutdown(format!(
+            "global name conflict: `{name}` is kept by {kept}, registered first"
+        ));
+        let _ = self.send_exit(system, lost, reason);
+    }
+
+    /// The runner-up for `name` waited long enough: it takes the name if
+    /// the holder is gone; else the earlier registration stays, as every
+    /// node decides, and a runner-up of this node is told it lost.
+    fn global_settle(&self, name: &str) {
+        let mut g = self.globals.lock();
+        let Some(r) = g.runners_up.remove(name) else {
+            return;
+        };
+        let current = g.table.get(name).copied();
+        match current {
+            Some(c) if c.pid == r.pid => {}
+            Some(c) if self.holder_alive(c.pid) => {
+                drop(g);
+                if r.pid.node == self.id && self.holder_alive(r.pid) {
+                    self.global_conflict(name, r.pid, c.pid);
+                }
+            }
+            _ => self.promote(&mut g, name, r),
+        }
+    }
+
+    /// `name`'s holder is gone: a runner-up that is alive takes it.
+    fn promote(&self, g: &mut Globals, name: &str, r: Entry) {
+        if !self.holder_alive(r.pid) {
+            g.table.remove(name);
+            return;
+        }
+        g.table.insert(name.to_string(), r);
+        if r.pid.node == self.id {
+            g.owned.entry(r.pid).or_default().insert(name.to_string());
+        }
+    }
+
+    /// Whether this node's copy shows `name` free (no holder, or one that
+    /// can no longer hold it).
+    fn global_free_here(&self, name: &str) -> bool {
+        let holder = self.globals.lock().table.get(name).map(|e| e.pid);
+        holder.is_none_or(|p| !self.holder_alive(p))
+    }
+
+    /// `name` lost its holder here: a waiting runner-up takes it now.
+    fn promote_runner_up(&self, g: &mut Globals, name: &str) {
+        if let Some(r) = g.runners_up.remove(name) {
+            self.promote(g, name, r);
         }
     }
 
     /// A global-name op from node `from`.
-    pub(crate) fn global_op(&self, from: NodeId, op: RemoteOp) {
+    pub(crate) fn global_op(self: &std::sync::Arc<Self>, from: NodeId, op: RemoteOp) {
         match op {
             RemoteOp::GlobalClaim {
                 name,
@@ -310,12 +421,33 @@ impl NodeInner {
                 && name.len() <= crate::MAX_NAME
                 && (pid.node == from || self.global_home(&name) == from) =>
             {
-                self.global_merge(name, Entry { pid, stamp });
+                let ours = pid.node == self.id;
+                self.global_merge(name.clone(), Entry { pid, stamp });
+                // The home's word on a name of this node's process: this
+                // node speaks for its own names, so it tells every node it
+                // is connected to, including ones the home was not yet
+                // connected to (they would not hear of it otherwise: the
+                // sync on connect came before the name). Under the lock,
+                // so an unset when the owner ends cannot overtake it.
+                let g = self.globals.lock();
+                if ours && g.table.get(&name).is_some_and(|e| e.pid == pid) {
+                    self.to_peers(|node| RemoteOp::GlobalSet {
+                        node,
+                        name: name.clone(),
+                        pid,
+                        stamp,
+                    });
+                }
+                drop(g);
             }
             RemoteOp::GlobalUnset { name, pid, .. } => {
                 let mut g = self.globals.lock();
+                if g.runners_up.get(&name).is_some_and(|e| e.pid == pid) {
+                    g.runners_up.remove(&name);
+                }
                 if g.table.get(&name).is_some_and(|e| e.pid == pid) {
                     g.table.remove(&name);
+                    self.promote_runner_up(&mut g, &name);
                 }
             }
             RemoteOp::GlobalSync { entries, .. } => {
@@ -336,6 +468,7 @@ impl NodeInner {
         for name in names {
             if g.table.get(&name).is_some_and(|e| e.pid == pid) {
                 g.table.remove(&name);
+                self.promote_runner_up(&mut g, &name);
             }
             self.to_peers(|node| RemoteOp::GlobalUnset {
                 node,
@@ -368,7 +501,17 @@ impl NodeInner {
     /// A node is lost: its names go, and registrations waiting on it fail.
     pub(crate) fn global_peer_lost(&self, peer: NodeId) {
         let mut g = self.globals.lock();
-        g.table.retain(|_, e| e.pid.node != peer);
+        g.runners_up.retain(|_, e| e.pid.node != peer);
+        let gone: Vec<String> = g
+            .table
+            .iter()
+            .filter(|(_, e)| e.pid.node == peer)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in gone {
+            g.table.remove(&name);
+            self.promote_runner_up(&mut g, &name);
+        }
         g.claims.retain(|_, (home, _)| *home != peer);
     }
 }
