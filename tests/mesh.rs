@@ -406,3 +406,160 @@ async fn a_start_that_times_out_leaves_no_particle_here_or_there() {
         .unwrap();
     assert!(a.node().is_alive(pid));
 }
+
+/// The rows of supervisor `sup`, asked from `node` (over the mesh when
+/// `sup` lives elsewhere).
+async fn rows(node: &Node, sup: plasmoid_runtime::Pid) -> Vec<plasmoid_runtime::ChildInfo> {
+    match node
+        .ask_supervisor(sup, plasmoid_runtime::SupRequest::Which, 5 * SEC)
+        .await
+    {
+        Ok(plasmoid_runtime::SupReply::Rows(rows)) => rows,
+        other => panic!("which_children of {sup}: {other:?}"),
+    }
+}
+
+fn edge_on(nodes: Vec<plasmoid_runtime::NodeId>) -> plasmoid_supervisor::SupervisorSpec {
+    use plasmoid_supervisor::{ChildSpec, Strategy, SupervisorSpec};
+    let mut edge = SupervisorSpec::new(Strategy::OneForAll)
+        .intensity(3, 10 * SEC)
+        .child(ChildSpec::worker("e1", "echo", "null"))
+        .child(ChildSpec::worker("e2", "echo", "null"))
+        .on(nodes);
+    edge.name = "edge".into();
+    let mut root = SupervisorSpec::new(Strategy::OneForOne)
+        .intensity(3, 10 * SEC)
+        .child(ChildSpec::supervisor("edge", edge));
+    root.name = "root".into();
+    root
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_supervisor_on_b_fails_over_to_c_with_its_subtree() {
+    let k = keys(3);
+    let (a, b, c) = (
+        peer(&k, 0, &[1, 2]).await,
+        peer(&k, 1, &[0, 2]).await,
+        peer(&k, 2, &[0, 1]).await,
+    );
+    connect(&a, &b).await;
+    connect(&a, &c).await;
+    connect(&b, &c).await;
+    for p in [&b, &c] {
+        plasmoid_supervisor::Registry::of(p.node());
+    }
+    let (bid, cid) = (b.node().id(), c.node().id());
+    let host = a.node().native("host");
+    host.trap_exit(true);
+    let root = plasmoid_supervisor::start_link(
+        a.node().clone(),
+        edge_on(vec![bid, cid]),
+        Some(host.pid()),
+    )
+    .await
+    .expect("the tree starts");
+    let edge = root.which_children().await.unwrap()[0]
+        .pid
+        .expect("edge runs");
+    assert_eq!(edge.node, bid, "placed on b first");
+    // Its children run on b, and b's supervisor answers a over the mesh.
+    let kids = rows(a.node(), edge).await;
+    assert_eq!(kids.len(), 2, "{kids:?}");
+    assert!(
+        kids.iter().all(|k| k.pid.is_some_and(|p| p.node == bid)),
+        "{kids:?}"
+    );
+    assert_eq!(b.node().particles_of("echo").len(), 2);
+
+    // B goes away: the subtree starts again on c, whole.
+    b.mesh.close().await;
+    let deadline = Instant::now() + 10 * SEC;
+    let moved = loop {
+        let now = root.which_children().await.unwrap()[0].pid;
+        if let Some(p) = now.filter(|p| p.node == cid) {
+            let kids = rows(a.node(), p).await;
+            if kids.len() == 2 && kids.iter().all(|k| k.pid.is_some_and(|p| p.node == cid)) {
+                break p;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "edge not on c within 10 s: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(c.node().particles_of("echo").len(), 2);
+    assert!(c.node().is_alive(moved));
+
+    // Stopping the tree stops the subtree on c too.
+    host.send_exit(root.pid(), ExitReason::Shutdown(String::new()))
+        .unwrap();
+    let deadline = Instant::now() + 10 * SEC;
+    while !c.node().particles_of("echo").is_empty() || c.node().is_alive(moved) {
+        assert!(Instant::now() < deadline, "the subtree on c still runs");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subtree_is_placed_only_where_the_node_policy_allows() {
+    let k = keys(3);
+    // B does not let other nodes supervise here; c lets them supervise but
+    // not spawn `echo`, which the subtree needs.
+    let b_cfg = common::config_with_policies(
+        r#"permit (principal, action, resource);
+           forbid (principal is Node, action == Action::"supervise", resource);"#,
+    );
+    let c_cfg = common::config_with_policies(
+        r#"permit (principal, action, resource);
+           forbid (principal is Node, action == Action::"spawn", resource == Component::"echo");"#,
+    );
+    let (a, b, c) = (
+        peer(&k, 0, &[1, 2]).await,
+        peer_with(&k, 1, &[0], b_cfg).await,
+        peer_with(&k, 2, &[0], c_cfg).await,
+    );
+    connect(&a, &b).await;
+    connect(&a, &c).await;
+    for p in [&b, &c] {
+        plasmoid_supervisor::Registry::of(p.node());
+    }
+    let host = a.node().native("host");
+    host.trap_exit(true);
+    let spec = edge_on(vec![b.node().id(), c.node().id()]);
+    let why = match plasmoid_supervisor::start_link(a.node().clone(), spec, Some(host.pid())).await
+    {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("the subtree started against both nodes' policies"),
+    };
+    assert!(
+        why.contains("supervise on `supervisor` denied by policy for node"),
+        "{why}"
+    );
+    assert!(
+        why.contains("spawn on `echo` denied by policy for node"),
+        "{why}"
+    );
+    for p in [&b, &c] {
+        assert!(p.node().particles_of("echo").is_empty());
+        assert!(plasmoid_supervisor::Registry::of(p.node()).is_empty());
+    }
+    // B's own supervisors do not answer a either.
+    let own = plasmoid_supervisor::start_link(
+        b.node().clone(),
+        plasmoid_supervisor::SupervisorSpec::new(plasmoid_supervisor::Strategy::OneForOne),
+        None,
+    )
+    .await
+    .expect("a supervisor of b's own");
+    match a
+        .node()
+        .ask_supervisor(own.pid(), plasmoid_runtime::SupRequest::Which, 5 * SEC)
+        .await
+    {
+        Err(plasmoid_runtime::SupError::Denied(why)) => {
+            assert!(why.contains("supervise on `supervisor` denied"), "{why}")
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}

@@ -1,6 +1,7 @@
 //! A release across three real `plasmoid` processes on 127.0.0.1: the root
-//! supervisor on node a places a child on b (or else c); `kill -9` of b
-//! makes the supervisor see `noconnection` and start the child on c.
+//! supervisor on node a places a child and a nested supervisor on b (or
+//! else c); `kill -9` of b makes the supervisor see `noconnection` and
+//! start the child, and the subtree whole, on c.
 
 mod common;
 use common::{Running, plasmoid, run};
@@ -14,7 +15,9 @@ fn a_child_on_a_killed_node_is_restarted_on_the_next_candidate() {
         "mesh",
         &["a", "b", "c"],
         "strategy = \"one-for-one\"\nmax_restarts = 3\nmax_seconds = 10\n\
-         children = [{ id = \"far\", component = \"echo\", node = [\"b\", \"c\"] }]",
+         children = [{ id = \"far\", component = \"echo\", node = [\"b\", \"c\"] }, \"edge\"]\n\
+         [supervisors.edge]\nstrategy = \"one-for-all\"\nnode = [\"b\", \"c\"]\n\
+         children = [{ id = \"e1\", component = \"echo\" }, { id = \"e2\", component = \"echo\" }]",
     );
     let prefix = |n: &str| {
         std::fs::read_to_string(rel.join("nodes").join(n).join("id")).unwrap()[..8].to_string()
@@ -44,21 +47,25 @@ fn a_child_on_a_killed_node_is_restarted_on_the_next_candidate() {
         a.seen
     );
 
+    // The nested supervisor and its children run on b; a lists them.
+    assert_eq!(edge_on(&rel), ("b".to_string(), vec!["b".to_string(); 2]));
+
     let killed = Instant::now();
     b.kill();
-    assert!(
-        a.wait_for("child restarted", Duration::from_secs(10)),
-        "{}",
-        a.seen
-    );
+    let restarted = |seen: &str, id: &str| {
+        seen.lines()
+            .find(|l| l.contains("child restarted") && l.contains(&format!("child={id} ")))
+            .map(str::to_string)
+    };
+    while restarted(&a.seen, "far").is_none() || restarted(&a.seen, "edge").is_none() {
+        assert!(
+            a.wait_for("child restarted", Duration::from_secs(10)),
+            "{}",
+            a.seen
+        );
+    }
     let took = killed.elapsed();
-    let line = a
-        .seen
-        .lines()
-        .rev()
-        .find(|l| l.contains("child restarted"))
-        .unwrap_or_default()
-        .to_string();
+    let line = restarted(&a.seen, "far").unwrap_or_default();
     assert!(line.contains("reason=noconnection"), "{line}");
     assert!(
         line.contains(&format!("new_pid={c_id}.")),
@@ -68,11 +75,43 @@ fn a_child_on_a_killed_node_is_restarted_on_the_next_candidate() {
         took < Duration::from_secs(2),
         "running again {took:?} after kill -9"
     );
+    // The subtree moved to c whole.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = edge_on(&rel);
+        if now == ("c".to_string(), vec!["c".to_string(); 2]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "edge not on c: {now:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let (code, log) = a.terminate();
     assert_eq!(code, Some(0), "{log}");
     let (code, log) = c.terminate();
     assert_eq!(code, Some(0), "{log}");
+}
+
+/// Where `plasmoid status` on a shows the nested supervisor `edge` and its
+/// children (node names).
+fn edge_on(rel: &std::path::Path) -> (String, Vec<String>) {
+    let (code, out, err) = run(plasmoid()
+        .args(["status", "--json", "--node", "a", "--release"])
+        .arg(rel));
+    assert_eq!(code, 0, "{err}");
+    let s: serde_json::Value = serde_json::from_str(&out).expect("status is JSON");
+    let Some(edge) = s["tree"]["children"]
+        .as_array()
+        .and_then(|c| c.iter().find(|r| r["id"] == "edge"))
+    else {
+        return (String::new(), Vec::new());
+    };
+    let name = |v: &serde_json::Value| v["node"].as_str().unwrap_or_default().to_string();
+    let kids = edge["children"]
+        .as_array()
+        .map(|c| c.iter().map(name).collect())
+        .unwrap_or_default();
+    (name(edge), kids)
 }
 
 /// `--discovery mdns`: the manifest gives no usable addresses (port 0);

@@ -30,8 +30,9 @@ pub enum Frame {
 
 /// 2: `Lookup` and `Found` (name@node). 4: `HttpRequest`, `HttpAnswer`.
 /// 5: `Admit` (cluster membership), `Group*` (process groups), `Global*`
-/// (cluster-wide names).
-pub const VERSION: u32 = 5;
+/// (cluster-wide names). 6: `StartSupervisor`, `SupervisorAsk`,
+/// `SupervisorAnswer` (supervisors on other nodes).
+pub const VERSION: u32 = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WirePid(pub [u8; 32], pub u64);
@@ -161,6 +162,24 @@ pub enum WireOp {
     GlobalSync {
         node: [u8; 32],
         entries: Vec<(String, WirePid, u64)>,
+    },
+    StartSupervisor {
+        node: [u8; 32],
+        spec: Vec<u8>,
+        parent: WirePid,
+        reference: u64,
+    },
+    SupervisorAsk {
+        node: [u8; 32],
+        from: [u8; 32],
+        sup: WirePid,
+        request: Vec<u8>,
+        reference: u64,
+    },
+    SupervisorAnswer {
+        node: [u8; 32],
+        reference: u64,
+        reply: Vec<u8>,
     },
 }
 
@@ -297,6 +316,9 @@ impl WireOp {
             WireOp::GlobalSync { entries, .. } => {
                 entries.iter().map(|(n, _, _)| n.len() + 48).sum()
             }
+            WireOp::StartSupervisor { spec, .. } => spec.len(),
+            WireOp::SupervisorAsk { request, .. } => request.len(),
+            WireOp::SupervisorAnswer { reply, .. } => reply.len(),
             WireOp::HttpRequest(r) => {
                 r.name.len()
                     + r.method.len()
@@ -536,6 +558,39 @@ impl WireOp {
                 node: node.0,
                 entries: entries.into_iter().map(|(n, p, s)| (n, wp(p), s)).collect(),
             },
+            RemoteOp::StartSupervisor {
+                node,
+                spec,
+                parent,
+                reference,
+            } => WireOp::StartSupervisor {
+                node: node.0,
+                spec,
+                parent: wp(parent),
+                reference,
+            },
+            RemoteOp::SupervisorAsk {
+                node,
+                from,
+                sup,
+                request,
+                reference,
+            } => WireOp::SupervisorAsk {
+                node: node.0,
+                from: from.0,
+                sup: wp(sup),
+                request,
+                reference,
+            },
+            RemoteOp::SupervisorAnswer {
+                node,
+                reference,
+                reply,
+            } => WireOp::SupervisorAnswer {
+                node: node.0,
+                reference,
+                reply,
+            },
         })
     }
 
@@ -763,6 +818,39 @@ impl WireOp {
                     .map(|(n, p, s)| (n, pid(p), s))
                     .collect(),
             },
+            WireOp::StartSupervisor {
+                node,
+                spec,
+                parent,
+                reference,
+            } => RemoteOp::StartSupervisor {
+                node: NodeId(node),
+                spec,
+                parent: pid(parent),
+                reference,
+            },
+            WireOp::SupervisorAsk {
+                node,
+                from,
+                sup,
+                request,
+                reference,
+            } => RemoteOp::SupervisorAsk {
+                node: NodeId(node),
+                from: NodeId(from),
+                sup: pid(sup),
+                request,
+                reference,
+            },
+            WireOp::SupervisorAnswer {
+                node,
+                reference,
+                reply,
+            } => RemoteOp::SupervisorAnswer {
+                node: NodeId(node),
+                reference,
+                reply,
+            },
         }
     }
 }
@@ -872,6 +960,24 @@ mod tests {
                 node: a.node,
                 reference: 5,
                 answer: Box::new(RemoteAnswer::Denied("no".into())),
+            },
+            RemoteOp::StartSupervisor {
+                node: b.node,
+                spec: b"{\"name\":\"edge\"}".to_vec(),
+                parent: a,
+                reference: 6,
+            },
+            RemoteOp::SupervisorAsk {
+                node: b.node,
+                from: a.node,
+                sup: b,
+                request: b"\"Which\"".to_vec(),
+                reference: 7,
+            },
+            RemoteOp::SupervisorAnswer {
+                node: a.node,
+                reference: 7,
+                reply: b"{\"Err\":\"NotASupervisor\"}".to_vec(),
             },
         ];
         for op in ops {

@@ -130,6 +130,8 @@ impl Remote for Route {
             op,
             RemoteOp::Send { .. }
                 | RemoteOp::Spawn { .. }
+                | RemoteOp::StartSupervisor { .. }
+                | RemoteOp::SupervisorAsk { .. }
                 | RemoteOp::Lookup { .. }
                 | RemoteOp::HttpRequest { .. }
         );
@@ -790,9 +792,12 @@ fn sent_by(op: &RemoteOp, peer: NodeId) -> bool {
             watcher.node == peer
         }
         RemoteOp::Down { target, .. } => target.node == peer,
-        RemoteOp::Spawn { parent, .. } | RemoteOp::CancelSpawn { parent, .. } => {
-            parent.node == peer
-        }
+        RemoteOp::Spawn { parent, .. }
+        | RemoteOp::CancelSpawn { parent, .. }
+        | RemoteOp::StartSupervisor { parent, .. } => parent.node == peer,
+        RemoteOp::SupervisorAsk { from, .. } => *from == peer,
+        // Matched against the node the request went to (remote_sup.rs).
+        RemoteOp::SupervisorAnswer { .. } => true,
         RemoteOp::Lookup { from, .. } => *from == peer,
         RemoteOp::Found { pid, .. } => pid.is_none_or(|p| p.node == peer),
         RemoteOp::HttpRequest { from, .. } => *from == peer,

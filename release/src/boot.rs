@@ -58,6 +58,11 @@ pub fn supervisor_spec(def: &SupervisorDef, ids: &HashMap<String, NodeId>) -> Su
     spec.max_seconds = Duration::from_secs(def.max_seconds);
     spec.children = def.children.iter().map(|c| child_spec(c, ids)).collect();
     spec.instances = def.instances;
+    spec.nodes = def
+        .nodes
+        .iter()
+        .filter_map(|n| ids.get(n).copied())
+        .collect();
     spec
 }
 
@@ -145,6 +150,9 @@ pub fn boot_node(
     cfg.creation = creation;
     let defaults = cfg.default_limits.clone();
     let node = Node::new(cfg).map_err(|e| ReleaseError::Boot(e.to_string()))?;
+    // Every node of a release can host a subtree a parent elsewhere
+    // places on it (`node = [...]` on a supervisor), root or not.
+    plasmoid_supervisor::Registry::of(&node);
     for c in &m.components {
         let Some(locked) = lock.component(&c.name) else {
             return Err(ReleaseError::NotARelease(

@@ -19,6 +19,9 @@ pub const MAX_CALL_MS: u64 = 600_000;
 
 /// How long a `name@node` lookup or a spawn on another node may take.
 const REMOTE_WAIT: Duration = Duration::from_secs(5);
+/// How long `status` waits for a supervisor on another node to list its
+/// children (a subtree placed there); past it the subtree shows empty.
+const TREE_WAIT: Duration = Duration::from_secs(2);
 
 /// The control side of one running node; cheap to clone.
 #[derive(Clone)]
@@ -305,30 +308,43 @@ impl Inner {
         }
     }
 
+    /// The rows of supervisor `sup`, here or on another node (asked over
+    /// the mesh, authorized there for this node).
     fn tree_of<'a>(
         &'a self,
         id: &'a str,
-        sup: &'a SupervisorRef,
+        sup: Pid,
+        strategy: Option<String>,
         restarts: u32,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = TreeRow> + Send + 'a>> {
         Box::pin(async move {
+            let rows = match self
+                .node
+                .ask_supervisor(sup, plasmoid_runtime::SupRequest::Which, TREE_WAIT)
+                .await
+            {
+                Ok(plasmoid_runtime::SupReply::Rows(rows)) => rows,
+                Ok(_) => Vec::new(),
+                Err(e) => {
+                    tracing::debug!(%sup, "supervisor not listed: {e:?}");
+                    Vec::new()
+                }
+            };
             let mut children = Vec::new();
-            for c in sup.which_children().await.unwrap_or_default() {
-                let nested = c
-                    .pid
-                    .and_then(|p| plasmoid_supervisor::supervisor_at(&self.node, p));
+            for c in rows {
                 let restart = Some(restart_name(c.restart).to_string());
-                let row = match nested {
-                    Some(s) => TreeRow {
+                let strategy = c.strategy.map(|s| s.as_str().to_string());
+                let row = match c.pid {
+                    Some(p) if c.supervisor => TreeRow {
                         restart,
-                        ..self.tree_of(&c.id, &s, c.restarts).await
+                        ..self.tree_of(&c.id, p, strategy, c.restarts).await
                     },
-                    None => TreeRow {
+                    _ => TreeRow {
                         restart,
                         id: c.id.clone(),
                         pid: c.pid.map(|p| p.to_string()),
                         node: c.pid.map(|p| self.node_of(p)),
-                        strategy: c.strategy.map(|s| s.as_str().to_string()),
+                        strategy,
                         component: c.component.clone(),
                         restarts: c.restarts,
                         children: Vec::new(),
@@ -338,9 +354,9 @@ impl Inner {
             }
             TreeRow {
                 id: id.to_string(),
-                pid: Some(sup.pid().to_string()),
-                node: Some(self.node_of(sup.pid())),
-                strategy: Some(sup.strategy().as_str().to_string()),
+                pid: Some(sup.to_string()),
+                node: Some(self.node_of(sup)),
+                strategy,
                 component: None,
                 restarts,
                 children,
@@ -352,7 +368,8 @@ impl Inner {
     /// The tree, on the node that runs it.
     async fn tree(&self) -> Option<TreeRow> {
         let root = self.root.lock().clone()?;
-        Some(self.tree_of("root", &root, 0).await)
+        let strategy = Some(root.strategy().as_str().to_string());
+        Some(self.tree_of("root", root.pid(), strategy, 0).await)
     }
 
     /// Kill a target, as `plasmoid kill`.

@@ -177,6 +177,9 @@ pub struct SupervisorDef {
     pub children: Vec<ChildDef>,
     /// Simple-one-for-one: instances of the template started with it.
     pub instances: u32,
+    /// Candidate nodes for the whole subtree, in order of preference
+    /// (`node = [...]`); empty: its parent's node.
+    pub nodes: Vec<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -69,6 +69,8 @@ impl From<SupError> for SupervisorError {
             SupError::Running(s) => SupervisorError::Running(s),
             SupError::StartFailed(s) => SupervisorError::StartFailed(s),
             SupError::Invalid(s) => SupervisorError::Invalid(s),
+            SupError::Denied(s) => SupervisorError::Denied(s),
+            SupError::Unreachable(s) => SupervisorError::Invalid(s),
         }
     }
 }

@@ -249,8 +249,10 @@ impl Host for ParticleState {
             &self.node,
             &self.proc,
             Some(id),
-            &component,
-            &init,
+            crate::start::Child::Particle {
+                component: &component,
+                init: &init,
+            },
             timeout,
         )
         .await

@@ -35,6 +35,7 @@ mod process;
 mod reason;
 mod remote;
 pub mod remote_http;
+mod remote_sup;
 mod signals;
 mod start;
 pub mod stats;
@@ -63,7 +64,7 @@ pub use signals::Noproc;
 pub use start::DEFAULT_START_TIMEOUT;
 pub use supervision::{
     ChildCounts, ChildInfo, Restart, Shutdown, Strategy, SupError, SupFuture, SupReply, SupRequest,
-    Supervision,
+    SupStartFuture, Supervision,
 };
 pub use swap::{ParticleInfo, SwapEvent};
 pub use timers::{MAX_TIMERS, MIN_INTERVAL};

@@ -156,8 +156,32 @@ impl NativeProcess {
         init: &str,
         timeout: Duration,
     ) -> Result<Pid, String> {
+        let child = crate::start::Child::Particle { component, init };
+        let start = crate::start::start_linked(&self.node.inner, &self.proc, on, child, timeout);
+        self.starting(start).await
+    }
+
+    /// Start a supervisor and its subtree on node `on` (another node),
+    /// linked to this process, from `spec` (plasmoid-supervisor's encoding),
+    /// and wait up to `timeout` until all its children run. On timeout it
+    /// is killed there, as a particle's start would be.
+    pub async fn start_supervisor_on(
+        &self,
+        on: crate::NodeId,
+        spec: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Pid, String> {
+        let child = crate::start::Child::Supervisor { spec };
         let start =
-            crate::start::start_linked(&self.node.inner, &self.proc, on, component, init, timeout);
+            crate::start::start_linked(&self.node.inner, &self.proc, Some(on), child, timeout);
+        self.starting(start).await
+    }
+
+    /// Wait for a start unless this process is told to exit first.
+    async fn starting(
+        &self,
+        start: impl std::future::Future<Output = Result<Pid, String>>,
+    ) -> Result<Pid, String> {
         tokio::select! {
             biased;
             r = self.proc.exit_requested() => {

@@ -203,6 +203,10 @@ pub(crate) struct NodeInner {
     pub(crate) lookups: DashMap<u64, crate::names::PendingLookup>,
     /// HTTP requests sent to other nodes, waiting for their answers.
     pub(crate) http_pending: DashMap<u64, crate::remote_http::PendingHttp>,
+    /// Requests to other nodes' supervisors, waiting for their answers.
+    pub(crate) sup_asks: DashMap<u64, crate::remote_sup::PendingAsk>,
+    /// Requests from other nodes to supervisors here, being served now.
+    pub(crate) sup_serving: AtomicUsize,
     /// HTTP requests this node serves for other nodes right now.
     pub(crate) http_serving: AtomicUsize,
     /// References of starts this node gave up on, and when (start.rs).
@@ -291,6 +295,8 @@ impl Node {
                 partition: Default::default(),
                 lookups: DashMap::new(),
                 http_pending: DashMap::new(),
+                sup_asks: DashMap::new(),
+                sup_serving: AtomicUsize::new(0),
                 http_serving: AtomicUsize::new(0),
                 abandoned: DashMap::new(),
                 peer_starts: DashMap::new(),
@@ -372,6 +378,11 @@ impl Node {
 
     pub fn component_names(&self) -> Vec<String> {
         self.inner.components.names()
+    }
+
+    /// Whether a component called `name` is loaded here.
+    pub fn has_component(&self, name: &str) -> bool {
+        self.inner.components.get(name).is_some()
     }
 
     /// Spawn a particle on behalf of the host (not Cedar-checked: the host is trusted).

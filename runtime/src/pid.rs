@@ -7,7 +7,9 @@ use std::fmt;
 
 /// A node's identity: 32 bytes, the public key of its mesh endpoint when it has
 /// one, random bytes for an embedded node.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct NodeId(pub [u8; 32]);
 
 impl NodeId {
@@ -71,7 +73,9 @@ impl fmt::Display for NodeId {
 /// as Erlang's): a node restarted with the same key counts again from 1,
 /// but under a new creation, so a pid of a process that died before the
 /// restart never reaches a process of the new incarnation (`noproc`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Pid {
     pub node: NodeId,
     pub seq: u64,

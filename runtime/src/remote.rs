@@ -142,6 +142,33 @@ pub enum RemoteOp {
         node: NodeId,
         entries: Vec<(String, Pid, u64)>,
     },
+    /// Start a supervisor and its subtree on `node`, linked to and
+    /// monitored by `parent` (with `reference`), acknowledged once all its
+    /// children run: the start handshake of `Spawn`, for a nested
+    /// supervisor placed on another node (remote_sup.rs). `spec` is
+    /// plasmoid-supervisor's encoding of the spec.
+    StartSupervisor {
+        node: NodeId,
+        spec: Vec<u8>,
+        parent: Pid,
+        reference: u64,
+    },
+    /// Node `from` asks supervisor `sup` (of `node`) a `SupRequest`,
+    /// encoded as JSON (remote_sup.rs).
+    SupervisorAsk {
+        node: NodeId,
+        from: NodeId,
+        sup: Pid,
+        request: Vec<u8>,
+        reference: u64,
+    },
+    /// The answer to a `SupervisorAsk`, for `node`: a JSON
+    /// `Result<SupReply, SupError>`.
+    SupervisorAnswer {
+        node: NodeId,
+        reference: u64,
+        reply: Vec<u8>,
+    },
     /// The sending node's memberships, sent when the two nodes connect;
     /// the first op of a sync (`replace`) replaces what `node` had from it.
     GroupSync {
@@ -175,7 +202,10 @@ impl RemoteOp {
             | RemoteOp::GlobalClaimed { node, .. }
             | RemoteOp::GlobalSet { node, .. }
             | RemoteOp::GlobalUnset { node, .. }
-            | RemoteOp::GlobalSync { node, .. } => *node,
+            | RemoteOp::GlobalSync { node, .. }
+            | RemoteOp::StartSupervisor { node, .. }
+            | RemoteOp::SupervisorAsk { node, .. }
+            | RemoteOp::SupervisorAnswer { node, .. } => *node,
         }
     }
 }
@@ -368,7 +398,7 @@ impl Node {
         }
         if let Err(why) = self.authorize(from, &op) {
             tracing::warn!(node = %from.short(), "{why}");
-            let denied = ExitReason::Exception(why);
+            let denied = ExitReason::Exception(why.clone());
             let answer = match op {
                 RemoteOp::Link { from, to } => Some(RemoteOp::Exit {
                     from: to,
@@ -388,6 +418,9 @@ impl Node {
                 }),
                 RemoteOp::Spawn {
                     parent, reference, ..
+                }
+                | RemoteOp::StartSupervisor {
+                    parent, reference, ..
                 } => Some(RemoteOp::Down {
                     target: Pid {
                         node: inner.id,
@@ -404,6 +437,13 @@ impl Node {
                     reference,
                     pid: None,
                 }),
+                RemoteOp::SupervisorAsk {
+                    from, reference, ..
+                } => Some(crate::remote_sup::answer_op(
+                    from,
+                    reference,
+                    Err(crate::SupError::Denied(why)),
+                )),
                 _ => None,
             };
             if let Some(a) = answer {
@@ -529,6 +569,21 @@ impl Node {
             RemoteOp::CancelSpawn {
                 parent, reference, ..
             } => inner.cancel_peer_start(parent, reference),
+            RemoteOp::StartSupervisor {
+                spec,
+                parent,
+                reference,
+                ..
+            } => self.start_supervisor_for_peer(from, spec, parent, reference),
+            RemoteOp::SupervisorAsk {
+                sup,
+                request,
+                reference,
+                ..
+            } => self.answer_supervisor_ask(from, sup, request, reference),
+            RemoteOp::SupervisorAnswer {
+                reference, reply, ..
+            } => self.supervisor_answered(from, reference, &reply),
             RemoteOp::Lookup {
                 from: asker,
                 name,
@@ -591,6 +646,13 @@ impl Node {
         let (action, resource): (Action, Arc<str>) = match op {
             RemoteOp::Spawn { component, .. } => (Action::Spawn, component.as_str().into()),
             RemoteOp::Lookup { name, .. } => (Action::Lookup, name.as_str().into()),
+            // Every supervisor is a native process of component
+            // `supervisor` (plasmoid-supervisor names them so).
+            RemoteOp::StartSupervisor { .. } => (Action::Supervise, "supervisor".into()),
+            RemoteOp::SupervisorAsk { sup, .. } => match inner.lookup(*sup) {
+                Some(t) => (Action::Supervise, t.component.clone()),
+                None => return Ok(()),
+            },
             RemoteOp::Send { to, .. }
             | RemoteOp::Exit {
                 to, link: false, ..
@@ -639,6 +701,7 @@ impl Node {
         self.inner.global_peer_lost(node);
         self.lookups_lost(node);
         self.http_lost(node);
+        self.supervisor_asks_lost(node);
         let inner = &self.inner;
         let procs: Vec<_> = inner.procs.iter().map(|p| p.value().clone()).collect();
         for p in procs {

@@ -1,6 +1,7 @@
 //! The start handshake (OTP's proc_lib `init_ack`), once for every start:
-//! a supervisor's local and remote children, a guest's `spawn-on`, the
-//! control CLI's `spawn --on`.
+//! a supervisor's local and remote children (particles, and nested
+//! supervisors placed on another node), a guest's `spawn-on`, the control
+//! CLI's `spawn --on`.
 //!
 //! The parent spawns the particle linked to it and monitored, and waits for
 //! the acknowledgement the particle sends at its first wait in `recv` (or
@@ -31,15 +32,27 @@ const FORGET_ABANDONED: Duration = Duration::from_secs(60);
 /// by a host call that does not return.
 const ENDING: Duration = Duration::from_secs(1);
 
-/// Start `component` linked to `parent`, here (`on` is `None` or this node)
+/// What a start starts.
+pub(crate) enum Child<'a> {
+    Particle {
+        component: &'a str,
+        init: &'a str,
+    },
+    /// A supervisor and its subtree, on another node (here,
+    /// plasmoid-supervisor starts it itself); `spec` is its encoding.
+    Supervisor {
+        spec: Vec<u8>,
+    },
+}
+
+/// Start `child` linked to `parent`, here (`on` is `None` or this node)
 /// or on node `on`, and wait up to `timeout` until it has initialised.
 /// A particle that ran to completion before its first wait did start.
 pub(crate) async fn start_linked(
     inner: &Arc<NodeInner>,
     parent: &Arc<Process>,
     on: Option<NodeId>,
-    component: &str,
-    init: &str,
+    child: Child<'_>,
     timeout: Duration,
 ) -> Result<Pid, String> {
     let reference = inner.next_ref();
@@ -47,6 +60,9 @@ pub(crate) async fn start_linked(
     let remote = on.filter(|n| *n != inner.id);
     let local_pid = match remote {
         None => {
+            let Child::Particle { component, init } = child else {
+                return Err("a supervisor on this node is started by its parent itself".into());
+            };
             let opts = SpawnOpts {
                 link: Some(parent.pid),
                 monitor: Some((parent.pid, reference)),
@@ -67,12 +83,20 @@ pub(crate) async fn start_linked(
                 .lock()
                 .monitoring
                 .insert(reference, Pid { node, seq: 0 });
-            let op = RemoteOp::Spawn {
-                node,
-                component: component.to_string(),
-                init: init.to_string(),
-                parent: parent.pid,
-                reference,
+            let op = match child {
+                Child::Particle { component, init } => RemoteOp::Spawn {
+                    node,
+                    component: component.to_string(),
+                    init: init.to_string(),
+                    parent: parent.pid,
+                    reference,
+                },
+                Child::Supervisor { spec } => RemoteOp::StartSupervisor {
+                    node,
+                    spec,
+                    parent: parent.pid,
+                    reference,
+                },
             };
             if let Err(e) = inner.route(op) {
                 parent.state.lock().monitoring.remove(&reference);

@@ -47,7 +47,7 @@ pub enum Restart {
 }
 
 /// How a child is stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Shutdown {
     /// Killed at once (untrappable `kill`).
     BrutalKill,
@@ -58,7 +58,7 @@ pub enum Shutdown {
 }
 
 /// One row of `which_children`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChildInfo {
     pub id: String,
     /// `None` while it is not running (stopped, or waiting for a restart).
@@ -74,7 +74,7 @@ pub struct ChildInfo {
 }
 
 /// `count_children`, as OTP counts them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ChildCounts {
     pub specs: usize,
     pub active: usize,
@@ -83,7 +83,7 @@ pub struct ChildCounts {
 }
 
 /// What a particle asks of a supervisor through the WIT `supervisor` interface.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum SupRequest {
     Which,
     Count,
@@ -99,7 +99,7 @@ pub enum SupRequest {
     Delete(String),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum SupReply {
     Rows(Vec<ChildInfo>),
     Counts(ChildCounts),
@@ -107,7 +107,7 @@ pub enum SupReply {
     Done,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SupError {
     NotASupervisor,
     NotFound(String),
@@ -115,13 +115,36 @@ pub enum SupError {
     Running(String),
     StartFailed(String),
     Invalid(String),
+    /// The supervisor's node refused (its Cedar policy for this node).
+    Denied(String),
+    /// The supervisor's node did not answer (not connected, or too slow).
+    Unreachable(String),
 }
 
 pub type SupFuture = Pin<Box<dyn Future<Output = Result<SupReply, SupError>> + Send>>;
 
+/// What [`Supervision::start_remote`] returns: the new supervisor's pid.
+pub type SupStartFuture = Pin<Box<dyn Future<Output = Result<Pid, String>> + Send>>;
+
 /// Implemented by plasmoid-supervisor: answer a request for supervisor `sup`.
 pub trait Supervision: Send + Sync {
     fn request(&self, sup: Pid, req: SupRequest) -> SupFuture;
+    /// Start a supervisor (and its subtree) on `node` for a parent on
+    /// node `from`, linked to `parent`. `spec` is the service's own
+    /// encoding of the supervisor spec (remote_sup.rs carries it opaque).
+    /// It returns once every child has started.
+    fn start_remote(
+        &self,
+        node: crate::node::Node,
+        from: crate::pid::NodeId,
+        spec: Vec<u8>,
+        parent: Pid,
+    ) -> SupStartFuture {
+        let _ = (node, from, spec, parent);
+        Box::pin(async {
+            Err("this node's supervision service starts no supervisors for other nodes".into())
+        })
+    }
     /// The service itself, so its owner can find its own type again on a
     /// node (each node has its own supervisors).
     fn as_any(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn std::any::Any + Send + Sync>;

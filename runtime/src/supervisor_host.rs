@@ -1,5 +1,6 @@
 //! The `plasmoid:runtime/supervisor` host functions: OTP's supervisor API for
-//! particles, each call authorized by Cedar (`supervise` on the supervisor).
+//! particles, each call authorized by Cedar (`supervise` on the supervisor),
+//! on this node or on another (remote_sup.rs).
 
 use crate::host::PidRep;
 use crate::host::plasmoid::runtime::supervisor::{
@@ -22,6 +23,23 @@ impl ParticleState {
         req: SupRequest,
     ) -> wasmtime::Result<Result<SupReply, SupervisorError>> {
         let (pid, local) = self.target(sup)?;
+        if pid.node != self.node.id {
+            // Checked here as for a local one, and again there with this
+            // node as principal (remote_sup.rs).
+            let resource: Arc<str> = Arc::from("supervisor");
+            if !self.allowed_on(Action::Supervise, &resource) {
+                let why = self.denied(Action::Supervise, "supervisor");
+                return Ok(Err(SupervisorError::Denied(why)));
+            }
+            let node = crate::node::Node {
+                inner: self.node.clone(),
+            };
+            let timeout = crate::remote_sup::SUPERVISOR_ASK_TIMEOUT;
+            return Ok(node
+                .ask_supervisor(pid, req, timeout)
+                .await
+                .map_err(Into::into));
+        }
         let Some(target) = local.or_else(|| self.node.lookup(pid)) else {
             return Ok(Err(SupervisorError::NotASupervisor));
         };

@@ -1,23 +1,26 @@
 //! Starting and stopping one child: the runtime's start handshake (OTP's
-//! init_ack, with its timeout and cancel), candidate nodes, and OTP's
-//! shutdown rules.
+//! init_ack, with its timeout and cancel), candidate nodes (for workers
+//! and for nested supervisors with their subtree), and OTP's shutdown
+//! rules.
 
 use crate::handle::SupervisorRef;
 use crate::server;
-use crate::spec::{ChildSpec, ChildStart, Shutdown};
+use crate::spec::{ChildSpec, ChildStart, Shutdown, SupervisorSpec};
 use plasmoid_runtime::{ExitReason, NativeProcess, Pid};
 use std::time::Duration;
 
-/// A running child: a particle, or a nested supervisor with its handle.
+/// A running child: a particle, a nested supervisor with its handle, or
+/// a nested supervisor on another node (reached by its pid).
 pub(crate) enum Running {
     Particle(Pid),
     Supervisor(SupervisorRef),
+    Remote(Pid),
 }
 
 impl Running {
     pub fn pid(&self) -> Pid {
         match self {
-            Running::Particle(p) => *p,
+            Running::Particle(p) | Running::Remote(p) => *p,
             Running::Supervisor(s) => s.pid(),
         }
     }
@@ -32,12 +35,7 @@ pub(crate) async fn start(
     timeout: Duration,
 ) -> Result<Running, String> {
     match &spec.start {
-        ChildStart::Supervisor(sub) => {
-            server::start_link(me.node().clone(), (**sub).clone(), Some(me.pid()))
-                .await
-                .map(Running::Supervisor)
-                .map_err(|e| e.to_string())
-        }
+        ChildStart::Supervisor(sub) => start_supervisor(me, sub).await,
         ChildStart::Particle {
             component,
             init,
@@ -69,6 +67,43 @@ pub(crate) async fn start(
             ))
         }
     }
+}
+
+/// Start a nested supervisor here, or on the first candidate node that
+/// starts it (a node that refuses or cannot be reached passes to the next).
+async fn start_supervisor(me: &NativeProcess, sub: &SupervisorSpec) -> Result<Running, String> {
+    let here = me.node().id();
+    let local = || async {
+        server::start_link(me.node().clone(), sub.clone(), Some(me.pid()))
+            .await
+            .map(Running::Supervisor)
+            .map_err(|e| e.to_string())
+    };
+    if sub.nodes.is_empty() {
+        return local().await;
+    }
+    let spec = serde_json::to_vec(sub).map_err(|e| format!("its spec does not encode: {e}"))?;
+    let mut why = Vec::new();
+    for &node in &sub.nodes {
+        let attempt = if node == here {
+            local().await
+        } else if me.node().reachable(node) {
+            me.start_supervisor_on(node, spec.clone(), sub.subtree_timeout())
+                .await
+                .map(Running::Remote)
+        } else {
+            Err("not connected".into())
+        };
+        match attempt {
+            Ok(running) => return Ok(running),
+            Err(e) => why.push(format!("node {}: {e}", node.short())),
+        }
+    }
+    Err(format!(
+        "no candidate node could start supervisor `{}` ({})",
+        sub.name,
+        why.join("; ")
+    ))
 }
 
 /// Stop a child as its shutdown spec says; returns once it is gone.

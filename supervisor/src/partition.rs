@@ -2,11 +2,11 @@
 //! node's standing (plasmoid-runtime's partition rule) says its side may
 //! not run them, and starting them again when it may.
 //!
-//! A failover child is a particle placed with `node = [...]`. When the
-//! standing is `Pending` (a member is unreachable, the cluster not yet
-//! stable), such a child lost to `noconnection` is held, not restarted; when
-//! it is `Stopped` (this side lost), the running ones are stopped and held
-//! too. Back to `Serving`, the held children start on the first reachable
+//! A failover child is a particle or a nested supervisor placed with
+//! `node = [...]`. When the standing is `Pending` (a member is unreachable,
+//! the cluster not yet stable), such a child lost to `noconnection` is
+//! held, not restarted; when it is `Stopped` (this side lost), the running
+//! ones are stopped and held too. Back to `Serving`, the held children start on the first reachable
 //! candidate, without counting toward the restart intensity: a partition is
 //! not a crash. This module does not judge partitions; the runtime does.
 
@@ -16,9 +16,13 @@ use crate::spec::{ChildSpec, ChildStart};
 use plasmoid_runtime::{ExitReason, Standing};
 use std::collections::VecDeque;
 
-/// Placed on nodes: the kind of child a partition can duplicate.
+/// Placed on nodes: the kind of child a partition can duplicate (a
+/// worker, or a nested supervisor with its subtree).
 pub(crate) fn is_failover(spec: &ChildSpec) -> bool {
-    matches!(&spec.start, ChildStart::Particle { nodes, .. } if !nodes.is_empty())
+    match &spec.start {
+        ChildStart::Particle { nodes, .. } => !nodes.is_empty(),
+        ChildStart::Supervisor(s) => !s.nodes.is_empty(),
+    }
 }
 
 impl Sup {

@@ -9,9 +9,14 @@
 
 use crate::SupervisorError;
 use crate::handle::SupervisorRef;
+use crate::server;
+use crate::spec::SupervisorSpec;
 use crate::spec::{ChildSpec, ChildStart};
 use dashmap::DashMap;
-use plasmoid_runtime::{Node, Pid, SupError, SupFuture, SupReply, SupRequest, Supervision};
+use plasmoid_runtime::{
+    Action, Node, NodeId, Pid, SupError, SupFuture, SupReply, SupRequest, SupStartFuture,
+    Supervision,
+};
 use std::sync::Arc;
 
 /// One node's supervisors and their children.
@@ -102,6 +107,33 @@ impl From<SupervisorError> for SupError {
 impl Supervision for Registry {
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
         self
+    }
+
+    /// A nested supervisor placed here by a parent on node `from`: its
+    /// spec decoded, each component of its subtree checked against this
+    /// node's Cedar policies for `from` (`spawn`), then started linked to
+    /// the parent.
+    fn start_remote(&self, node: Node, from: NodeId, spec: Vec<u8>, parent: Pid) -> SupStartFuture {
+        Box::pin(async move {
+            let spec: SupervisorSpec = serde_json::from_slice(&spec)
+                .map_err(|e| format!("its spec does not decode here ({e}); run the same plasmoid version on every node"))?;
+            for c in spec.components() {
+                if !node.has_component(c) {
+                    return Err(format!("component `{c}` is not loaded on this node"));
+                }
+                if !node.allowed_for_node(from, Action::Spawn, c) {
+                    return Err(format!(
+                        "spawn on `{c}` denied by policy for node {}",
+                        from.to_hex()
+                    ));
+                }
+            }
+            tracing::info!(supervisor = %spec.name, parent = %parent, "starting a supervisor for another node");
+            server::start_link(node, spec, Some(parent))
+                .await
+                .map(|s| s.pid())
+                .map_err(|e| e.to_string())
+        })
     }
 
     fn request(&self, sup: Pid, req: SupRequest) -> SupFuture {

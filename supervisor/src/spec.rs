@@ -1,11 +1,12 @@
 //! Child and supervisor specifications, with OTP's names and defaults.
 
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 pub use plasmoid_runtime::{Restart, Shutdown, Strategy};
 
 /// What a child is.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ChildStart {
     /// A particle of a loaded component, with its init arguments (JSON),
     /// on the first reachable node of `nodes` (empty: the supervisor's node).
@@ -18,7 +19,7 @@ pub enum ChildStart {
     Supervisor(Box<SupervisorSpec>),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ChildSpec {
     pub id: String,
     pub start: ChildStart,
@@ -66,7 +67,7 @@ impl ChildSpec {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SupervisorSpec {
     /// A label for logs (`core`, `edge`…); the release names it after its manifest key.
     pub name: String,
@@ -80,6 +81,11 @@ pub struct SupervisorSpec {
     /// Simple-one-for-one: how many instances of the template to start
     /// with the supervisor (a pool); more are added with `start_child`.
     pub instances: u32,
+    /// Where a nested supervisor runs with its whole subtree: the first
+    /// reachable of these nodes, in order of preference (empty: its
+    /// parent's node). Placed so, it fails over like a worker placed with
+    /// `node = [...]`.
+    pub nodes: Vec<plasmoid_runtime::NodeId>,
 }
 
 impl SupervisorSpec {
@@ -93,6 +99,7 @@ impl SupervisorSpec {
             children: Vec::new(),
             start_timeout: Duration::from_secs(5),
             instances: 0,
+            nodes: Vec::new(),
         }
     }
 
@@ -105,5 +112,45 @@ impl SupervisorSpec {
     pub fn child(mut self, child: ChildSpec) -> Self {
         self.children.push(child);
         self
+    }
+
+    /// Run on the first reachable of `nodes` (see [`SupervisorSpec::nodes`]).
+    pub fn on(mut self, nodes: Vec<plasmoid_runtime::NodeId>) -> Self {
+        self.nodes = nodes;
+        self
+    }
+
+    /// Every component the subtree starts, each once.
+    pub fn components(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for c in &self.children {
+            match &c.start {
+                ChildStart::Particle { component, .. } => {
+                    if !out.contains(&component.as_str()) {
+                        out.push(component);
+                    }
+                }
+                ChildStart::Supervisor(s) => {
+                    for n in s.components() {
+                        if !out.contains(&n) {
+                            out.push(n);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// How long the whole subtree may take to start on another node: each
+    /// child's start timeout, nested supervisors counted by their own.
+    pub fn subtree_timeout(&self) -> Duration {
+        let per_child = |c: &ChildSpec| match &c.start {
+            ChildStart::Particle { .. } => self.start_timeout,
+            ChildStart::Supervisor(s) => s.subtree_timeout(),
+        };
+        let children: Duration = self.children.iter().map(per_child).sum();
+        let instances = self.start_timeout * self.instances.min(1000);
+        self.start_timeout + children + instances
     }
 }

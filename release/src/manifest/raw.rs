@@ -177,6 +177,8 @@ pub struct RawSupervisor {
     pub children: Vec<Spanned<RawChild>>,
     /// A simple-one-for-one supervisor: instances started with it.
     pub instances: Option<Spanned<u32>>,
+    /// A nested supervisor's candidate nodes (its whole subtree runs there).
+    pub node: Option<Spanned<RawPlacement>>,
 }
 
 /// A child: the name of a component or of a `[supervisors.NAME]` table, or

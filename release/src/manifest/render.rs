@@ -85,7 +85,12 @@ fn tree_lines(s: &SupervisorDef, indent: &str, n: &mut usize, out: &mut String) 
                 );
             }
             ChildKind::Supervisor(sub) => {
-                let _ = writeln!(out, "{indent}{branch}{}", sup_label(sub));
+                let place = if sub.nodes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" on {}", sub.nodes.join(" | "))
+                };
+                let _ = writeln!(out, "{indent}{branch}{}{place}", sup_label(sub));
                 let next = format!("{indent}{}", if last { "   " } else { "│  " });
                 tree_lines(sub, &next, n, out);
             }
@@ -217,6 +222,10 @@ fn sup_table(s: &SupervisorDef, named: &mut toml::Table) -> toml::Table {
     t.insert("children".into(), children.into());
     if s.instances > 0 {
         t.insert("instances".into(), i64::from(s.instances).into());
+    }
+    if !s.nodes.is_empty() {
+        let list: Vec<toml::Value> = s.nodes.iter().map(|n| n.clone().into()).collect();
+        t.insert("node".into(), list.into());
     }
     t
 }

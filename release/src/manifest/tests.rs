@@ -539,3 +539,25 @@ fn cluster_partition_policies_are_checked() {
     ));
     assert!(msg.contains("needs [nodes]"), "{msg}");
 }
+
+#[test]
+fn a_nested_supervisor_is_placed_on_nodes() {
+    let m = |root_extra: &str, edge_extra: &str| {
+        with(&format!(
+            "[nodes]\na = {{ listen = \"127.0.0.1:1\" }}\nb = {{ listen = \"127.0.0.1:2\" }}\n\
+             [components.a]\nwasm = \"w.wat\"\n\
+             [supervisor]\nstrategy = \"one-for-one\"\nchildren = [\"edge\"]\n{root_extra}\n\
+             [supervisors.edge]\nstrategy = \"one-for-all\"\nchildren = [{{ component = \"a\" }}]\n{edge_extra}\n"
+        ))
+    };
+    let ok = parse(&m("", "node = [\"b\", \"a\"]")).expect("valid");
+    let ChildKind::Supervisor(edge) = &ok.root.children[0].kind else {
+        panic!("edge is a supervisor");
+    };
+    assert_eq!(edge.nodes, ["b", "a"]);
+    let (line, _, msg) = error(&m("node = \"b\"", ""));
+    assert_eq!(line, 12, "{msg}");
+    assert!(msg.contains("nested [supervisors.NAME]"), "{msg}");
+    let (_, _, msg) = error(&m("", "node = \"z\""));
+    assert!(msg.contains("`z`"), "{msg}");
+}

@@ -148,6 +148,14 @@ impl<'a> Tree<'a> {
             }
             Some(n) => *n.get_ref(),
         };
+        let nodes = match &s.node {
+            None => Vec::new(),
+            Some(p) if std::ptr::eq(raw, self.root) => {
+                return Err(self.cx.err(p.span(),
+                    "the root [supervisor] runs on the first node of [nodes]; `node` places a nested [supervisors.NAME] table, so move it there"));
+            }
+            Some(p) => self.placement(p)?,
+        };
         Ok(SupervisorDef {
             name: name.to_string(),
             strategy: *s.strategy.get_ref(),
@@ -155,6 +163,7 @@ impl<'a> Tree<'a> {
             max_seconds,
             children: children.into_iter().map(|(c, _)| c).collect(),
             instances,
+            nodes,
         })
     }
 
