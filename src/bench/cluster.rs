@@ -6,7 +6,10 @@
 //! registration (its home on another node) and a global lookup; and a `pg`
 //! broadcast to 1,000 members on 3 nodes until every member has it. A
 //! killed node's detection (the heartbeat timeout, kill -9 of a real
-//! process) is `bench nodedown`'s figure.
+//! process) is `bench nodedown`'s figure. `--idle 10,100` adds the bytes
+//! each node sends per second in an idle cluster of each size (100
+//! members in one process: the simulation the issue asks for, on real
+//! endpoints).
 
 use super::common::{emit, median};
 use anyhow::{Result, anyhow, bail};
@@ -146,6 +149,57 @@ pub async fn run(nodes: usize, members: usize, runs: usize) -> Result<()> {
     }
     let bp = json!({"members": members, "member_nodes": 3, "runs": runs});
     emit("cluster.pg_broadcast", median(casts), "ms", bp);
+    for m in cluster {
+        m.close().await;
+    }
+    Ok(())
+}
+
+/// Mesh bytes (UDP, both QUIC and what rides on it: heartbeats, gossip
+/// announcements, keep-alives) each node sends per second while nothing
+/// happens, for a cluster of `size` members formed through one seed.
+pub async fn idle(size: usize, window: Duration) -> Result<()> {
+    let key = ClusterKey::from_bytes(rand_key());
+    let mut cluster = Vec::new();
+    for i in 0..size {
+        cluster.push(member(&key, &format!("i{i}")).await?);
+    }
+    let seed_id = cluster[0].node().id();
+    let seed = cluster[0]
+        .local_addr()
+        .ok_or_else(|| anyhow!("no address"))?;
+    for m in &cluster[1..] {
+        m.add_peer(seed_id, seed);
+    }
+    let formed = Instant::now();
+    let full = |c: &[Mesh]| c.iter().all(|m| m.members().len() == c.len() - 1);
+    until("the idle cluster forms", Duration::from_secs(300), || {
+        full(&cluster)
+    })
+    .await?;
+    let formed = formed.elapsed();
+    // Let the joins' own traffic (syncs, first announcements) pass.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sent = |c: &[Mesh]| -> u64 {
+        c.iter()
+            .flat_map(|m| m.node().peer_stats())
+            .map(|p| p.bytes_sent)
+            .sum()
+    };
+    let before = sent(&cluster);
+    let t = Instant::now();
+    tokio::time::sleep(window).await;
+    let after = sent(&cluster);
+    let secs = t.elapsed().as_secs_f64();
+    let connected = full(&cluster);
+    let per_node = after.saturating_sub(before) as f64 / size as f64 / secs;
+    emit(
+        "cluster.idle_bytes_per_node",
+        per_node,
+        "B/s",
+        json!({"nodes": size, "window_s": window.as_secs(), "formed_ms": formed.as_millis() as u64,
+               "still_full": connected, "in_one_process": true}),
+    );
     for m in cluster {
         m.close().await;
     }

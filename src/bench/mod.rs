@@ -130,6 +130,10 @@ enum Which {
         /// Members of the broadcast group.
         #[arg(long, default_value_t = 1000)]
         members: usize,
+        /// Also measure idle mesh traffic per node for clusters of these
+        /// sizes (comma-separated, e.g. `10,100`; none by default).
+        #[arg(long, value_delimiter = ',')]
+        idle: Vec<usize>,
     },
     /// A send to self followed by its recv, inside one particle, on the
     /// lean engine and on the async-ABI one: ns per pair; and a gen_server
@@ -190,14 +194,26 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 .context("the store bench failed")?
         });
     }
-    if let Which::Cluster { nodes, members } = &args.which {
+    if let Which::Cluster {
+        nodes,
+        members,
+        idle,
+    } = &args.which
+    {
         let rt = crate::start::scheduler(args.threads)?;
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
         let (nodes, members, runs) = (*nodes, (*members).max(1), args.runs.max(1));
+        let idle: Vec<usize> = idle.iter().map(|n| (*n).clamp(2, 200)).collect();
         return rt.block_on(async move {
             tokio::spawn(cluster::run(nodes, members, runs))
                 .await
-                .context("the cluster bench failed")?
+                .context("the cluster bench failed")??;
+            for size in idle {
+                tokio::spawn(cluster::idle(size, Duration::from_secs(10)))
+                    .await
+                    .context("the idle cluster bench failed")??;
+            }
+            Ok(())
         });
     }
     if let Which::Http { web, handler } = &args.which {
