@@ -273,7 +273,7 @@ impl NodeInner {
     /// waits [`SETTLE_AFTER`] as a runner-up instead: that node may be lost
     /// already (see [`NodeInner::global_settle`]).
     fn global_merge(self: &std::sync::Arc<Self>, name: String, entry: Entry) {
-        let loser = {
+        let loser = 'merge: {
             let mut g = self.globals.lock();
             let current = g.table.get(&name).copied();
             let (keep, lost) = match current {
@@ -290,18 +290,23 @@ impl NodeInner {
                 Some(c) if entry.wins_over(&c) => (entry, Some(c.pid)),
                 Some(c) if c.pid.node != self.id && self.holder_alive(entry.pid) => {
                     let better = g.runners_up.get(&name).is_none_or(|r| entry.wins_over(r));
-                    if better && g.runners_up.len() < MAX_GLOBAL_NAMES {
-                        g.runners_up.insert(name.clone(), entry);
+                    // The entry that is no longer in the running: a local
+                    // one is told it lost, as any loser is.
+                    let dropped = if better && g.runners_up.len() < MAX_GLOBAL_NAMES {
+                        let old = g.runners_up.insert(name.clone(), entry);
                         let me = std::sync::Arc::downgrade(self);
                         let settling = name.clone();
                         self.rt.spawn(async move {
                             tokio::time::sleep(SETTLE_AFTER).await;
                             if let Some(me) = me.upgrade() {
-                                me.global_settle(&settling);
+                                me.global_settle(&settling, entry);
                             }
                         });
-                    }
-                    return;
+                        old.map(|o| o.pid)
+                    } else {
+                        Some(entry.pid)
+                    };
+                    break 'merge dropped.filter(|p| p.node == self.id).map(|p| (p, c.pid));
                 }
                 Some(c) => (c, Some(entry.pid)),
             };
@@ -343,8 +348,13 @@ impl NodeInner {
     /// The runner-up for `name` waited long enough: it takes the name if
     /// the holder is gone; else the earlier registration stays, as every
     /// node decides, and a runner-up of this node is told it lost.
-    fn global_settle(&self, name: &str) {
+    fn global_settle(&self, name: &str, waited: Entry) {
         let mut g = self.globals.lock();
+        // Only the entry this timer waited for: a better one that came
+        // later waits its own full grace.
+        if g.runners_up.get(name) != Some(&waited) {
+            return;
+        }
         let Some(r) = g.runners_up.remove(name) else {
             return;
         };
@@ -370,6 +380,14 @@ impl NodeInner {
         g.table.insert(name.to_string(), r);
         if r.pid.node == self.id {
             g.owned.entry(r.pid).or_default().insert(name.to_string());
+            // This node speaks for its own names (see the GlobalSet case
+            // of global_op); called under the table lock.
+            self.to_peers(|node| RemoteOp::GlobalSet {
+                node,
+                name: name.to_string(),
+                pid: r.pid,
+                stamp: r.stamp,
+            });
         }
     }
 

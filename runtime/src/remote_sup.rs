@@ -134,6 +134,20 @@ impl Node {
                 return;
             }
         };
+        // A child started through a supervisor here is a spawn here: the
+        // asking node needs `spawn` on its component too.
+        if let SupRequest::Start { component, .. } = &req
+            && !inner
+                .policy
+                .allowed_node_id(&from, crate::Action::Spawn, component)
+        {
+            let why = SupError::Denied(format!(
+                "spawn on `{component}` denied by policy for node {}",
+                from.to_hex()
+            ));
+            let _ = inner.route(answer_op(from, reference, Err(why)));
+            return;
+        }
         let service = inner.supervision.read().clone();
         let Some(service) = service.filter(|_| sup.node == inner.id) else {
             let _ = inner.route(answer_op(from, reference, Err(SupError::NotASupervisor)));
@@ -204,6 +218,12 @@ impl Node {
             self.refuse_start(parent, reference, refused.unwrap_or_default());
             return;
         };
+        // Entered before the start, so a cancel that comes while the
+        // subtree is still starting is seen (the placeholder is gone) and
+        // the supervisor is stopped instead of acknowledged.
+        self.inner
+            .peer_starts
+            .insert((parent, reference), self.starting_placeholder());
         let node = self.clone();
         self.inner.rt.spawn(async move {
             match service.start_remote(node.clone(), from, spec, parent).await {
@@ -213,8 +233,18 @@ impl Node {
         });
     }
 
+    /// What `peer_starts` holds for a subtree still starting: no process
+    /// has this pid, so a cancel finds nothing to kill yet.
+    fn starting_placeholder(&self) -> Pid {
+        Pid {
+            node: self.inner.id,
+            seq: 0,
+        }
+    }
+
     /// A remote start failed: the parent's monitor fires with why.
     fn refuse_start(&self, parent: Pid, reference: u64, why: String) {
+        self.inner.peer_starts.remove(&(parent, reference));
         let target = Pid {
             node: self.inner.id,
             seq: 0,
@@ -232,6 +262,17 @@ impl Node {
     /// cancellable until the parent confirms, and acknowledged.
     fn acknowledge_peer_supervisor(&self, pid: Pid, parent: Pid, reference: u64) {
         let inner = &self.inner;
+        let placeholder = self.starting_placeholder();
+        if inner
+            .peer_starts
+            .remove_if(&(parent, reference), |_, p| *p == placeholder)
+            .is_none()
+        {
+            // The parent gave up while the subtree started (CancelSpawn).
+            tracing::info!(%pid, %parent, "a remote subtree start was cancelled by its parent; stopping it");
+            let _ = inner.send_exit(placeholder, pid, ExitReason::Kill);
+            return;
+        }
         let watching = inner.lookup(pid).is_some_and(|p| {
             let mut st = p.state.lock();
             st.alive && st.watchers.insert(reference, parent).is_none()

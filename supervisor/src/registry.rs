@@ -117,6 +117,7 @@ impl Supervision for Registry {
         Box::pin(async move {
             let spec: SupervisorSpec = serde_json::from_slice(&spec)
                 .map_err(|e| format!("its spec does not decode here ({e}); run the same plasmoid version on every node"))?;
+            spec.check_bounds()?;
             for c in spec.components() {
                 if !node.has_component(c) {
                     return Err(format!("component `{c}` is not loaded on this node"));

@@ -149,8 +149,55 @@ impl SupervisorSpec {
             ChildStart::Particle { .. } => self.start_timeout,
             ChildStart::Supervisor(s) => s.subtree_timeout(),
         };
-        let children: Duration = self.children.iter().map(per_child).sum();
-        let instances = self.start_timeout * self.instances.min(1000);
-        self.start_timeout + children + instances
+        let children = self
+            .children
+            .iter()
+            .map(per_child)
+            .fold(Duration::ZERO, Duration::saturating_add);
+        let instances = self.start_timeout.saturating_mul(self.instances.min(1000));
+        self.start_timeout
+            .saturating_add(children)
+            .saturating_add(instances)
+            .min(MAX_SUBTREE_START)
+    }
+
+    /// Whether a spec from another node is within what this node starts:
+    /// `Err` names the first field past its bound.
+    pub fn check_bounds(&self) -> Result<(), String> {
+        if self.instances > MAX_INSTANCES {
+            return Err(format!(
+                "supervisor `{}` asks for {} instances; at most {MAX_INSTANCES}",
+                self.name, self.instances
+            ));
+        }
+        if self.start_timeout > MAX_SUBTREE_START || self.max_seconds > MAX_SUBTREE_START {
+            return Err(format!(
+                "supervisor `{}` has a start timeout or max_seconds over {} s",
+                self.name,
+                MAX_SUBTREE_START.as_secs()
+            ));
+        }
+        for c in &self.children {
+            match (&c.start, c.shutdown) {
+                (_, Shutdown::Timeout(t)) if t > MAX_SUBTREE_START => {
+                    return Err(format!(
+                        "child `{}` has a shutdown over {} s",
+                        c.id,
+                        MAX_SUBTREE_START.as_secs()
+                    ));
+                }
+                (ChildStart::Supervisor(sub), _) => sub.check_bounds()?,
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }
+
+/// The most instances a simple-one-for-one supervisor starts with (as the
+/// manifest allows).
+pub const MAX_INSTANCES: u32 = 100_000;
+
+/// The longest a subtree may take to start on another node (1 hour), and
+/// the bound on any timeout in a spec from another node.
+pub const MAX_SUBTREE_START: Duration = Duration::from_secs(3600);
