@@ -326,7 +326,11 @@ fn try_status(rel: &Path, node: &str) -> Option<serde_json::Value> {
 
 /// The names of the peers `node` shows as connected.
 fn connected_peers(rel: &Path, node: &str) -> Vec<String> {
-    let s = status(rel, node);
+    connected_names(&status(rel, node))
+}
+
+/// The names of the peers a status shows as connected, sorted.
+fn connected_names(s: &Value) -> Vec<String> {
     let mut names: Vec<String> = s["peers"]
         .as_array()
         .into_iter()
@@ -513,17 +517,7 @@ fn ten_release_nodes_on_their_own_addresses_form_one_cluster() {
         g.sort();
         g
     };
-    let peers = |s: &Value| -> Vec<String> {
-        let mut p: Vec<String> = s["peers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["connected"] == true)
-            .filter_map(|p| p["name"].as_str().map(str::to_string))
-            .collect();
-        p.sort();
-        p
-    };
+    let peers = connected_names;
     let until_all = |alive: &[usize], what: &str, ok: &dyn Fn(usize, &Value) -> bool| {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

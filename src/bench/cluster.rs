@@ -41,12 +41,23 @@ async fn until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) -> Re
     Ok(())
 }
 
-pub async fn run(nodes: usize, members: usize, runs: usize) -> Result<()> {
-    let nodes = nodes.max(5);
-    let key = ClusterKey::from_bytes(rand_key());
+/// Every member knows all the others.
+fn full(c: &[Mesh]) -> bool {
+    c.iter().all(|m| m.members().len() == c.len() - 1)
+}
+
+/// `size` members named `{prefix}{i}`, all joined through the first (the
+/// seed), once every member knows every other: the members, the seed's id
+/// and address.
+async fn form(
+    key: &ClusterKey,
+    size: usize,
+    prefix: &str,
+    within: Duration,
+) -> Result<(Vec<Mesh>, plasmoid_runtime::NodeId, std::net::SocketAddr)> {
     let mut cluster = Vec::new();
-    for i in 0..nodes - 1 {
-        cluster.push(member(&key, &format!("n{i}")).await?);
+    for i in 0..size {
+        cluster.push(member(key, &format!("{prefix}{i}")).await?);
     }
     let seed_id = cluster[0].node().id();
     let seed = cluster[0]
@@ -55,11 +66,14 @@ pub async fn run(nodes: usize, members: usize, runs: usize) -> Result<()> {
     for m in &cluster[1..] {
         m.add_peer(seed_id, seed);
     }
-    let full = |c: &[Mesh]| c.iter().all(|m| m.members().len() == c.len() - 1);
-    until("the cluster forms", Duration::from_secs(30), || {
-        full(&cluster)
-    })
-    .await?;
+    until("the cluster forms", within, || full(&cluster)).await?;
+    Ok((cluster, seed_id, seed))
+}
+
+pub async fn run(nodes: usize, members: usize, runs: usize) -> Result<()> {
+    let nodes = nodes.max(5);
+    let key = ClusterKey::from_bytes(rand_key());
+    let (cluster, seed_id, seed) = form(&key, nodes - 1, "n", Duration::from_secs(30)).await?;
 
     let (mut joins, mut leaves) = (Vec::new(), Vec::new());
     for r in 0..runs {
@@ -160,23 +174,8 @@ pub async fn run(nodes: usize, members: usize, runs: usize) -> Result<()> {
 /// happens, for a cluster of `size` members formed through one seed.
 pub async fn idle(size: usize, window: Duration) -> Result<()> {
     let key = ClusterKey::from_bytes(rand_key());
-    let mut cluster = Vec::new();
-    for i in 0..size {
-        cluster.push(member(&key, &format!("i{i}")).await?);
-    }
-    let seed_id = cluster[0].node().id();
-    let seed = cluster[0]
-        .local_addr()
-        .ok_or_else(|| anyhow!("no address"))?;
-    for m in &cluster[1..] {
-        m.add_peer(seed_id, seed);
-    }
     let formed = Instant::now();
-    let full = |c: &[Mesh]| c.iter().all(|m| m.members().len() == c.len() - 1);
-    until("the idle cluster forms", Duration::from_secs(300), || {
-        full(&cluster)
-    })
-    .await?;
+    let (cluster, _, _) = form(&key, size, "i", Duration::from_secs(300)).await?;
     let formed = formed.elapsed();
     // Let the joins' own traffic (syncs, first announcements) pass.
     tokio::time::sleep(Duration::from_secs(3)).await;
