@@ -33,6 +33,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// The secret every node of a release holds (`cluster/node.key` in the
 /// release folder, made by `release build`): it makes the tokens that admit
@@ -68,7 +69,7 @@ impl ClusterKey {
     }
 
     /// The gossip topic of the nodes holding this key.
-    fn topic(&self) -> TopicId {
+    pub(crate) fn topic(&self) -> TopicId {
         TopicId::from_bytes(blake3::derive_key("plasmoid cluster topic 1", &self.0))
     }
 }
@@ -98,7 +99,7 @@ impl ClusterConfig {
 /// in microseconds, made strictly increasing) makes every announcement a
 /// new message: PlumTree drops a message it has seen, by content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-enum Announcement {
+pub(crate) enum Announcement {
     Alive {
         node: [u8; 32],
         name: String,
@@ -114,13 +115,13 @@ enum Announcement {
 }
 
 impl Announcement {
-    fn author(&self) -> NodeId {
+    pub(crate) fn author(&self) -> NodeId {
         match self {
             Announcement::Alive { node, .. } | Announcement::Leaving { node, .. } => NodeId(*node),
         }
     }
 
-    fn seq(&self) -> u64 {
+    pub(crate) fn seq(&self) -> u64 {
         match self {
             Announcement::Alive { seq, .. } | Announcement::Leaving { seq, .. } => *seq,
         }
@@ -155,7 +156,7 @@ struct Signed {
 /// Longest name a member may announce.
 const MAX_MEMBER_NAME: usize = 255;
 
-fn seal(key: &SecretKey, a: &Announcement) -> Option<bytes::Bytes> {
+pub(crate) fn seal(key: &SecretKey, a: &Announcement) -> Option<bytes::Bytes> {
     let body = postcard::to_stdvec(a).ok()?;
     let sig = key.sign(&body).to_bytes().to_vec();
     postcard::to_stdvec(&Signed { body, sig })
@@ -164,7 +165,7 @@ fn seal(key: &SecretKey, a: &Announcement) -> Option<bytes::Bytes> {
 }
 
 /// The announcement in `bytes`, if its author signed it and holds the key.
-fn open(cluster: &ClusterKey, bytes: &[u8]) -> Result<Announcement, String> {
+pub(crate) fn open(cluster: &ClusterKey, bytes: &[u8]) -> Result<Announcement, String> {
     let signed: Signed = postcard::from_bytes(bytes).map_err(|e| format!("undecodable: {e}"))?;
     let a: Announcement =
         postcard::from_bytes(&signed.body).map_err(|e| format!("undecodable body: {e}"))?;
@@ -188,6 +189,90 @@ fn open(cluster: &ClusterKey, bytes: &[u8]) -> Result<Announcement, String> {
         return Err("its name is too long".into());
     }
     Ok(a)
+}
+
+/// Coalesces the announcements a member makes between its periodic ones
+/// (on a new gossip neighbour, on hearing of a new member): at most one per
+/// window, the rest folded into one at the window's end. Without it, N
+/// members joining at once make N² broadcasts, since each re-announces on
+/// each newcomer: 10,000 at 100 members, each verified by every member
+/// (found by the simulation, `sim::GossipSim`).
+#[derive(Debug)]
+pub(crate) struct Echo {
+    window: Duration,
+    last: Option<tokio::time::Instant>,
+    due: Option<tokio::time::Instant>,
+}
+
+impl Echo {
+    /// A tenth of the announcement period: a newcomer is answered within
+    /// it, and at most ten extra announcements a period go out.
+    pub(crate) fn new(announce_every: Duration) -> Self {
+        Echo {
+            window: announce_every / 10,
+            last: None,
+            due: None,
+        }
+    }
+
+    /// An announcement is wanted at `now`: whether it goes now (then it is
+    /// recorded as sent); if not, one is due at [`Echo::due`].
+    pub(crate) fn ask(&mut self, now: tokio::time::Instant) -> bool {
+        match self.last {
+            Some(last) if now < last + self.window => {
+                self.due.get_or_insert(last + self.window);
+                false
+            }
+            _ => {
+                self.sent(now);
+                true
+            }
+        }
+    }
+
+    /// When the folded announcement is due, if one is waiting.
+    pub(crate) fn due(&self) -> Option<tokio::time::Instant> {
+        self.due
+    }
+
+    /// An announcement (periodic or folded) went out at `now`.
+    pub(crate) fn sent(&mut self, now: tokio::time::Instant) {
+        self.last = Some(now);
+        self.due = None;
+    }
+}
+
+/// Below this many gossip neighbours a member joins the gossip with each
+/// peer the transport connects; above it HyParView keeps its active view
+/// itself. Joining every peer (as this crate did) keeps HyParView evicting
+/// and refilling for good: in the simulation, 30 idle members sent 32 KB/s
+/// each instead of 5 KB/s, and 100 members 1.3 MB/s.
+pub(crate) const MIN_GOSSIP_NEIGHBOURS: usize = 2;
+
+/// Announcement periods without a word from a connected member after
+/// which a member joins the gossip with it: two overlays left apart (a
+/// healed partition, a member joined only through its own side) are
+/// stitched together.
+pub(crate) const STALE_PERIODS: u32 = 3;
+
+/// The connected member to join the gossip with, if one has been silent
+/// for [`STALE_PERIODS`] (or never heard, once this member has run that
+/// long) and is not a neighbour already: at most one a period.
+pub(crate) fn stale_peer(
+    connected: impl IntoIterator<Item = NodeId>,
+    heard: &HashMap<NodeId, Instant>,
+    neighbour: impl Fn(NodeId) -> bool,
+    now: Instant,
+    started: Instant,
+    every: Duration,
+) -> Option<NodeId> {
+    let quiet = every * STALE_PERIODS;
+    if now < started + quiet {
+        return None;
+    }
+    connected
+        .into_iter()
+        .find(|peer| !neighbour(*peer) && heard.get(peer).is_none_or(|at| now >= *at + quiet))
 }
 
 /// The running membership of one node; [`Cluster::leave`] ends it.
@@ -217,12 +302,15 @@ impl Cluster {
         let me = inner.node.id();
         let secret = inner.endpoint.secret_key().clone();
         let token = cfg.key.token(me);
+        let echo = Echo::new(cfg.announce_every);
         let member = Member {
             inner: Arc::downgrade(inner),
             cfg,
             secret: secret.clone(),
             sender: sender.clone(),
             seen: parking_lot::Mutex::new(HashMap::new()),
+            heard_at: parking_lot::Mutex::new(HashMap::new()),
+            echo: parking_lot::Mutex::new(echo),
         };
         let task = tokio::spawn(member.run(receiver, ups)).abort_handle();
         Ok(Cluster {
@@ -266,18 +354,26 @@ struct Member {
     /// The newest `seq` heard from each member: an older announcement
     /// arriving late changes nothing.
     seen: parking_lot::Mutex<HashMap<NodeId, u64>>,
+    /// When each member's newest announcement arrived ([`stale_peer`]).
+    heard_at: parking_lot::Mutex<HashMap<NodeId, Instant>>,
+    echo: parking_lot::Mutex<Echo>,
 }
 
 impl Member {
     async fn run(self, mut receiver: GossipReceiver, mut ups: tokio::sync::mpsc::Receiver<NodeId>) {
         let mut tick = tokio::time::interval(self.cfg.announce_every);
+        let started = Instant::now();
         loop {
+            let due = self.echo.lock().due();
             tokio::select! {
+                _ = async { if let Some(at) = due { tokio::time::sleep_until(at).await } }, if due.is_some() => {
+                    self.announce().await;
+                }
                 event = receiver.next() => match event {
                     Some(Ok(Event::Received(m))) => self.heard(&m.content).await,
                     Some(Ok(Event::NeighborUp(n))) => {
                         tracing::debug!(peer = %n.fmt_short(), "gossip neighbour up");
-                        self.announce().await;
+                        self.echo().await;
                     }
                     Some(Ok(Event::NeighborDown(n))) => {
                         tracing::debug!(peer = %n.fmt_short(), "gossip neighbour down");
@@ -294,8 +390,10 @@ impl Member {
                 up = ups.recv() => {
                     let Some(peer) = up else { return };
                     // A peer connected both ways is admitted on both
-                    // sides: gossip with it can start now.
-                    if !receiver.neighbors().any(|n| n.as_bytes() == &peer.0)
+                    // sides: gossip with it can start now, if this node
+                    // needs neighbours ([`MIN_GOSSIP_NEIGHBOURS`]).
+                    if receiver.neighbors().count() < MIN_GOSSIP_NEIGHBOURS
+                        && !receiver.neighbors().any(|n| n.as_bytes() == &peer.0)
                         && let Ok(key) = PublicKey::from_bytes(&peer.0)
                     {
                         let _ = self.sender.join_peers(vec![key]).await;
@@ -305,14 +403,32 @@ impl Member {
                     self.announce().await;
                     if receiver.neighbors().next().is_none() {
                         self.rejoin().await;
+                    } else if let Some(peer) = self.stale(&receiver, started) {
+                        tracing::debug!(peer = %peer.short(), "no announcement from a connected member: joining the gossip with it");
+                        if let Ok(key) = PublicKey::from_bytes(&peer.0) {
+                            let _ = self.sender.join_peers(vec![key]).await;
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Broadcast this node's `Alive`.
+    /// An announcement out of turn, unless one went out moments ago (then
+    /// one follows at the end of the window: [`Echo`]).
+    async fn echo(&self) {
+        if self.echo.lock().ask(tokio::time::Instant::now()) {
+            self.broadcast_alive().await;
+        }
+    }
+
+    /// Broadcast this node's `Alive` (periodic, or a folded echo).
     async fn announce(&self) {
+        self.echo.lock().sent(tokio::time::Instant::now());
+        self.broadcast_alive().await;
+    }
+
+    async fn broadcast_alive(&self) {
         let Some(inner) = self.inner.upgrade() else {
             return;
         };
@@ -331,6 +447,19 @@ impl Member {
         if let Some(bytes) = seal(&self.secret, &alive) {
             let _ = self.sender.broadcast(bytes).await;
         }
+    }
+
+    fn stale(&self, receiver: &GossipReceiver, started: Instant) -> Option<NodeId> {
+        let connected = self.inner.upgrade()?.connected_peers();
+        let heard = self.heard_at.lock();
+        stale_peer(
+            connected,
+            &heard,
+            |p| receiver.neighbors().any(|n| n.as_bytes() == &p.0),
+            Instant::now(),
+            started,
+            self.cfg.announce_every,
+        )
     }
 
     /// No gossip neighbour: join again through the members connected now.
@@ -371,6 +500,7 @@ impl Member {
                 return;
             }
             seen.insert(author, a.seq());
+            self.heard_at.lock().insert(author, Instant::now());
         }
         match a {
             Announcement::Alive {
@@ -381,7 +511,7 @@ impl Member {
                     tracing::info!(peer = %node.short(), name = %name, %addr, "a node joined the cluster");
                     drop(inner);
                     // Let the newcomer learn of this node at once.
-                    self.announce().await;
+                    self.echo().await;
                 }
             }
             Announcement::Leaving { node, .. } => {
@@ -399,6 +529,59 @@ mod tests {
 
     fn key(b: u8) -> ClusterKey {
         ClusterKey::from_bytes([b; 32])
+    }
+
+    #[test]
+    fn out_of_turn_announcements_are_folded_within_a_window() {
+        let t0 = tokio::time::Instant::now();
+        let ms = Duration::from_millis;
+        let mut echo = Echo::new(Duration::from_secs(1));
+        assert!(echo.ask(t0), "the first goes at once");
+        assert!(!echo.ask(t0 + ms(10)), "a second within 100 ms waits");
+        assert!(!echo.ask(t0 + ms(50)));
+        assert_eq!(echo.due(), Some(t0 + ms(100)), "both folded into one");
+        echo.sent(t0 + ms(100));
+        assert_eq!(echo.due(), None);
+        assert!(echo.ask(t0 + ms(250)), "past the window: at once again");
+        echo.sent(t0 + ms(400));
+        assert!(!echo.ask(t0 + ms(420)), "a periodic one opens a window too");
+    }
+
+    #[test]
+    fn a_silent_connected_member_is_joined_once_this_member_has_run_a_while() {
+        let t0 = Instant::now();
+        let every = Duration::from_secs(1);
+        let (a, b, c) = (NodeId([1; 32]), NodeId([2; 32]), NodeId([3; 32]));
+        let mut heard = HashMap::new();
+        heard.insert(a, t0 + Duration::from_secs(3));
+        heard.insert(b, t0);
+        let none = |_| false;
+        let at = |s| t0 + Duration::from_secs(s);
+        assert_eq!(
+            stale_peer([a, b, c], &heard, none, at(2), t0, every),
+            None,
+            "too early"
+        );
+        assert_eq!(
+            stale_peer([a, b], &heard, none, at(4), t0, every),
+            Some(b),
+            "b silent 4 s"
+        );
+        assert_eq!(
+            stale_peer([c], &heard, none, at(4), t0, every),
+            Some(c),
+            "c never heard"
+        );
+        assert_eq!(
+            stale_peer([b], &heard, |p| p == b, at(4), t0, every),
+            None,
+            "a neighbour"
+        );
+        assert_eq!(
+            stale_peer([a], &heard, none, at(5), t0, every),
+            None,
+            "a heard 2 s ago"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod cluster;
 mod control;
 mod frame;
 mod key;
+pub mod sim;
 mod transport;
 
 pub use cluster::{ClusterConfig, ClusterKey};

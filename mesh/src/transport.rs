@@ -777,7 +777,7 @@ fn bad_frame(conn: &Connection, peer: NodeId, e: frame::FrameError) -> String {
 
 /// The pid acting in `op` must belong to the peer that sent it: a node
 /// cannot speak for processes of a third node.
-fn sent_by(op: &RemoteOp, peer: NodeId) -> bool {
+pub(crate) fn sent_by(op: &RemoteOp, peer: NodeId) -> bool {
     use plasmoid_runtime::Msg;
     match op {
         RemoteOp::Send {

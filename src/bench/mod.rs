@@ -6,6 +6,7 @@
 mod boot;
 mod call;
 mod cluster;
+mod cluster_sim;
 mod common;
 mod http;
 mod mesh;
@@ -122,7 +123,8 @@ enum Which {
     },
     /// A cluster in this process (real iroh endpoints on 127.0.0.1): join
     /// and leave seen by every member, ms; global register µs and lookup
-    /// ns; a pg broadcast to 1,000 members on 3 nodes, ms.
+    /// ns; a pg broadcast to 1,000 members on 3 nodes, ms. With
+    /// `--simulate`, simulated clusters instead (plasmoid_mesh::sim).
     Cluster {
         /// Members after the join (at least 5).
         #[arg(long, default_value_t = 10)]
@@ -134,6 +136,11 @@ enum Which {
         /// sizes (comma-separated, e.g. `10,100`; none by default).
         #[arg(long, value_delimiter = ',')]
         idle: Vec<usize>,
+        /// Instead, simulate clusters of these sizes in this process
+        /// (comma-separated, e.g. `10,100`): the gossip layer in virtual
+        /// time, the registry layer on that many runtime nodes in memory.
+        #[arg(long, value_delimiter = ',')]
+        simulate: Vec<usize>,
     },
     /// A send to self followed by its recv, inside one particle, on the
     /// lean engine and on the async-ABI one: ns per pair; and a gen_server
@@ -198,12 +205,27 @@ pub fn run(args: BenchArgs) -> Result<()> {
         nodes,
         members,
         idle,
+        simulate,
     } = &args.which
     {
         let rt = crate::start::scheduler(args.threads)?;
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
         let (nodes, members, runs) = (*nodes, (*members).max(1), args.runs.max(1));
         let idle: Vec<usize> = idle.iter().map(|n| (*n).clamp(2, 200)).collect();
+        if !simulate.is_empty() {
+            let sizes: Vec<usize> = simulate.iter().map(|n| (*n).clamp(3, 1000)).collect();
+            return rt.block_on(async move {
+                for size in sizes {
+                    tokio::task::spawn_blocking(move || cluster_sim::gossip(size, runs))
+                        .await
+                        .context("the gossip simulation failed")??;
+                    tokio::spawn(cluster_sim::registry(size, runs))
+                        .await
+                        .context("the registry simulation failed")??;
+                }
+                Ok(())
+            });
+        }
         return rt.block_on(async move {
             tokio::spawn(cluster::run(nodes, members, runs))
                 .await
