@@ -12,6 +12,7 @@ mod cluster;
 mod control;
 mod frame;
 mod key;
+mod overlay;
 pub mod sim;
 mod transport;
 

@@ -12,9 +12,8 @@
 //! new connection, bytes are the gossip frames only), heartbeats of the
 //! transport, CPU time (every step takes no virtual time).
 
-use crate::cluster::{
-    Announcement, ClusterKey, Echo, MIN_GOSSIP_NEIGHBOURS, open, seal, stale_peer,
-};
+use crate::cluster::{Announcement, ClusterKey, open, seal};
+use crate::overlay::{Echo, MIN_GOSSIP_NEIGHBOURS, stale_peer};
 use iroh::SecretKey;
 use iroh_gossip::proto::{
     Command, Config, Event, InEvent, Message, OutEvent, PeerData, Scope, State, TopicId,
