@@ -5,10 +5,10 @@
 //! simulation measures is what runs. It does not own the announcements
 //! (cluster.rs) nor the overlay (iroh-gossip's HyParView).
 
-use tokio::time::Instant;
 use plasmoid_runtime::NodeId;
 use std::collections::HashMap;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Coalesces the announcements a member makes between its periodic ones
 /// (on a new gossip neighbour, on hearing of a new member): at most one per
