@@ -6,6 +6,7 @@ mod load;
 mod logging;
 mod observe;
 mod release;
+mod release_upgrade;
 mod scaffold;
 mod start;
 mod store;

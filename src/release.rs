@@ -25,6 +25,10 @@ pub enum ReleaseCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Build the edited manifest as a new version and print the plan that
+    /// takes the running release to it, in the order it applies
+    /// (`--dry-run`; applying it live is not built yet).
+    Upgrade(crate::release_upgrade::UpgradeArgs),
     /// Boot a release (a manifest, built first if needed, or a built release
     /// folder) and keep it alive until SIGINT/SIGTERM.
     Run {
@@ -107,6 +111,7 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             print!("{}", plasmoid_release::render_tree(&m));
             Ok(ExitCode::SUCCESS)
         }
+        ReleaseCommand::Upgrade(args) => crate::release_upgrade::run(args),
         ReleaseCommand::Build { manifest, out } => {
             let m = plasmoid_release::load_manifest(&manifest)?;
             let built = build(&m, out)?;

@@ -62,4 +62,6 @@ pub enum ReleaseError {
     Mesh(#[from] plasmoid_mesh::MeshError),
     #[error("{0}")]
     Node(String),
+    #[error("cannot upgrade: {0}")]
+    Upgrade(String),
 }

@@ -23,13 +23,16 @@ mod order;
 mod run;
 mod swap;
 pub mod toolchain;
+pub mod upgrade;
 
 pub use boot::{Booted, boot, boot_as, boot_node, node_config, supervisor_spec};
 pub use build::{BuildOptions, Built, Progress, build, default_out_dir};
 pub use control::{Control, MAX_CALL_MS};
 pub use error::ReleaseError;
 pub use guest::{GuestBuild, build_guest, ensure_wasm_target};
-pub use lock::{Lock, LockedComponent, LockedFile, SwapOutcome, SwapRecord, hash, open_release};
+pub use lock::{
+    LOCK_FILE, Lock, LockedComponent, LockedFile, SwapOutcome, SwapRecord, hash, open_release,
+};
 pub use manifest::{
     load as load_manifest, load_tree, parse as parse_manifest, parse_tree, render_tree,
     resolved_toml,
