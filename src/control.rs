@@ -27,6 +27,18 @@ pub struct Connect {
     connect_timeout: u64,
 }
 
+impl Connect {
+    /// The root node of the release built in `dir`, with its client key.
+    pub(crate) fn to_release(dir: &Path) -> Connect {
+        Connect {
+            release: Some(dir.to_path_buf()),
+            node: None,
+            key: None,
+            connect_timeout: 3000,
+        }
+    }
+}
+
 /// How MESSAGE is turned into bytes, and the answer back into text.
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -227,6 +239,9 @@ async fn ask_at(to: &Connect, node: Option<&str>, req: &Request) -> Result<Resul
         Request::Call { timeout_ms, .. } => {
             Duration::from_millis((*timeout_ms).min(plasmoid_release::MAX_CALL_MS) + 10_000)
         }
+        // An upgrade starts and stops children, each within its own
+        // timeout; a plan of many steps takes a while.
+        Request::Upgrade { .. } | Request::Rollback => Duration::from_secs(600),
         _ => Duration::from_secs(30),
     };
     let answer = client.request(req, patience).await;

@@ -25,10 +25,14 @@ pub enum ReleaseCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Build the edited manifest as a new version and print the plan that
-    /// takes the running release to it, in the order it applies
-    /// (`--dry-run`; applying it live is not built yet).
+    /// Build the edited manifest as a new version, print the plan that
+    /// takes the running release to it, and apply it live, all or nothing
+    /// (`--dry-run`: print only).
     Upgrade(crate::release_upgrade::UpgradeArgs),
+    /// Make the version on probation after an upgrade final now.
+    Confirm(crate::release_upgrade::EndArgs),
+    /// Go back to the version before the last upgrade.
+    Rollback(crate::release_upgrade::EndArgs),
     /// Boot a release (a manifest, built first if needed, or a built release
     /// folder) and keep it alive until SIGINT/SIGTERM.
     Run {
@@ -112,6 +116,8 @@ pub fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ReleaseCommand::Upgrade(args) => crate::release_upgrade::run(args),
+        ReleaseCommand::Confirm(args) => crate::release_upgrade::confirm(args),
+        ReleaseCommand::Rollback(args) => crate::release_upgrade::rollback(args),
         ReleaseCommand::Build { manifest, out } => {
             let m = plasmoid_release::load_manifest(&manifest)?;
             let built = build(&m, out)?;

@@ -56,6 +56,15 @@ pub enum Request {
     /// and its supervisor restarts it per its restart policy. (Last, so
     /// the variants before it keep their numbers on the wire.)
     Kill { target: String },
+    /// Converge the running release to the built release folder `dir` (a
+    /// new version of it): apply the upgrade plan, all or nothing, then
+    /// keep the new version on probation for `probation_ms`.
+    Upgrade { dir: String, probation_ms: u64 },
+    /// Make the version on probation final now.
+    Confirm,
+    /// Go back to the previous version: undo the upgrade on probation, or
+    /// apply the way back to the version before a confirmed one.
+    Rollback,
 }
 
 /// What `plasmoid store` asks of a bucket.

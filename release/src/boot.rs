@@ -66,7 +66,7 @@ pub fn supervisor_spec(def: &SupervisorDef, ids: &HashMap<String, NodeId>) -> Su
     spec
 }
 
-fn child_spec(c: &ChildDef, ids: &HashMap<String, NodeId>) -> ChildSpec {
+pub(crate) fn child_spec(c: &ChildDef, ids: &HashMap<String, NodeId>) -> ChildSpec {
     let start = match &c.kind {
         ChildKind::Worker {
             component,
@@ -160,34 +160,58 @@ pub fn boot_node(
                 format!("component `{}` is missing from release.lock", c.name),
             ));
         };
-        let limits = limits(c, &defaults);
-        node.set_guest_env(&c.name, guest_env(c)?);
-        let cwasm = dir.join(&locked.cwasm);
-        let version = crate::lock::short_hash(&locked.blake3);
-        let trusted = crate::native_code::check(dir, &locked.cwasm, &locked.cwasm_mac)
-            .map_err(|why| format!("not loaded: {why}"))
-            .and_then(|_| {
-                node.install_component(&c.name, &cwasm, Some(limits.clone()), version, None)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = trusted {
+        load_component(&node, dir, c, locked, &defaults, None)?;
+    }
+    Ok(Booted {
+        node,
+        spec: supervisor_spec(&m.root, &crate::nodes::node_ids(dir, m)?),
+    })
+}
+
+/// Load one component of a verified release folder into `node`: its
+/// environment, then its precompiled code when the folder's key vouches
+/// for it, else its `.wasm` compiled here. With `probation`, a particle of
+/// the new code that crashes within it puts the replaced version back.
+/// Returns the version it replaced.
+pub(crate) fn load_component(
+    node: &Node,
+    dir: &Path,
+    c: &ComponentDef,
+    locked: &crate::lock::LockedComponent,
+    defaults: &Limits,
+    probation: Option<Duration>,
+) -> Result<Option<std::sync::Arc<str>>, ReleaseError> {
+    let limits = limits(c, defaults);
+    let mut env = guest_env(c)?;
+    // Folders opened for it when the node started stay open (an upgrade
+    // reloads a component under a running node; run/files.rs opens them).
+    if let Some(running) = node.guest_env(&c.name) {
+        env.files = running.files;
+    }
+    node.set_guest_env(&c.name, env);
+    let cwasm = dir.join(&locked.cwasm);
+    let version = crate::lock::short_hash(&locked.blake3);
+    let trusted = crate::native_code::check(dir, &locked.cwasm, &locked.cwasm_mac)
+        .map_err(|why| format!("not loaded: {why}"))
+        .and_then(|_| {
+            node.install_component(&c.name, &cwasm, Some(limits.clone()), version, probation)
+                .map_err(|e| e.to_string())
+        });
+    match trusted {
+        Ok(replaced) => Ok(replaced),
+        Err(e) => {
             tracing::warn!(component = %c.name, "precompiled code not usable ({e}); compiling the .wasm");
             node.install_component(
                 &c.name,
                 &dir.join(&locked.wasm),
                 Some(limits),
                 version,
-                None,
+                probation,
             )
             .map_err(|e| ReleaseError::Component {
                 component: c.name.clone(),
                 reason: e.to_string(),
-            })?;
+            })
         }
     }
-    Ok(Booted {
-        node,
-        spec: supervisor_spec(&m.root, &crate::nodes::node_ids(dir, m)?),
-    })
 }

@@ -230,7 +230,12 @@ fn write_release(
         components: locked,
         files,
         // A rebuild keeps the record of earlier swaps.
-        history: previous.map(|p| p.history).unwrap_or_default(),
+        history: previous
+            .as_ref()
+            .map(|p| p.history.clone())
+            .unwrap_or_default(),
+        previous: previous.as_ref().and_then(|p| p.previous.clone()),
+        upgrades: previous.map(|p| p.upgrades).unwrap_or_default(),
     };
     lock.write(dir)?;
     Ok(lock)

@@ -32,10 +32,13 @@ pub struct Control {
 struct Inner {
     node: Node,
     name: String,
-    release: String,
+    /// `name-version` of what runs (an upgrade changes it).
+    release: Arc<parking_lot::Mutex<String>>,
     started: Instant,
     root: parking_lot::Mutex<Option<SupervisorRef>>,
     stop: tokio::sync::Notify,
+    /// On the root node: its versions, for `release upgrade | confirm | rollback`.
+    releases: parking_lot::Mutex<Option<crate::upgrade::Releases>>,
 }
 
 impl Control {
@@ -46,10 +49,11 @@ impl Control {
             inner: Arc::new(Inner {
                 node,
                 name: name.to_string(),
-                release: release.to_string(),
+                release: Arc::new(parking_lot::Mutex::new(release.to_string())),
                 started: Instant::now(),
                 root: parking_lot::Mutex::new(None),
                 stop: tokio::sync::Notify::new(),
+                releases: parking_lot::Mutex::new(None),
             }),
         }
     }
@@ -57,6 +61,24 @@ impl Control {
     /// The root supervisor, once the tree is up (only on the root node).
     pub fn set_root(&self, root: SupervisorRef) {
         *self.inner.root.lock() = Some(root);
+    }
+
+    /// Manage this root node's versions (declarative upgrades) from
+    /// `current`, the version it booted; returns the manager.
+    pub fn enable_upgrades(
+        &self,
+        current: crate::upgrade::Version,
+        swap: Option<crate::swap::SwapOptions>,
+    ) -> crate::upgrade::Releases {
+        let r = crate::upgrade::Releases::new(
+            self.inner.node.clone(),
+            &self.inner.name,
+            current,
+            swap,
+            self.inner.release.clone(),
+        );
+        *self.inner.releases.lock() = Some(r.clone());
+        r
     }
 
     /// Resolves when a client asked this node to stop.
@@ -124,7 +146,39 @@ impl Inner {
             } => self.stop(&target).await,
             Request::Store { bucket, op } => self.store(&bucket, op).await,
             Request::Kill { target } => self.kill(&target).await,
+            Request::Upgrade { dir, probation_ms } => {
+                let (releases, root) = self.releases()?;
+                let probation =
+                    Duration::from_millis(probation_ms).min(crate::upgrade::MAX_PROBATION);
+                let out = releases
+                    .upgrade(&root, std::path::Path::new(&dir), probation)
+                    .await?;
+                Ok(Reply::Done(out))
+            }
+            Request::Confirm => {
+                let (releases, _) = self.releases()?;
+                Ok(Reply::Done(releases.confirm().await?))
+            }
+            Request::Rollback => {
+                let (releases, root) = self.releases()?;
+                let out = releases.rollback(&root, "rolled back by hand").await?;
+                Ok(Reply::Done(out))
+            }
         }
+    }
+
+    /// The version manager and the running tree, on the root node once up.
+    fn releases(&self) -> Result<(crate::upgrade::Releases, SupervisorRef), String> {
+        let releases = self.releases.lock().clone().ok_or_else(|| {
+            "this node does not run the release's root: upgrade through the first node of [nodes]"
+                .to_string()
+        })?;
+        let root = self
+            .root
+            .lock()
+            .clone()
+            .ok_or_else(|| "the release's tree is not up yet; try again".to_string())?;
+        Ok((releases, root))
     }
 
     /// An operator's read or write of a bucket: admitted like every control
@@ -287,7 +341,7 @@ impl Inner {
         Status {
             node: self.name.clone(),
             id: me.to_hex(),
-            release: self.release.clone(),
+            release: self.release.lock().clone(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
             peers,
             components,

@@ -24,6 +24,43 @@ pub struct Lock {
     /// Hot swaps: every new version tried, and what became of it.
     #[serde(default)]
     pub history: Vec<SwapRecord>,
+    /// The folder of the version this one was upgraded from (beside it),
+    /// while the way back is kept: set by `release upgrade`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// Declarative upgrades to and from this version: plan, outcome of each
+    /// step, timings.
+    #[serde(default)]
+    pub upgrades: Vec<UpgradeRecord>,
+}
+
+/// One `release upgrade` (or rollback) as the lock records it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeRecord {
+    /// `name-version` before and after.
+    pub from: String,
+    pub to: String,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+    /// `on probation`, `confirmed`, `rolled back`, `failed`.
+    pub outcome: String,
+    pub detail: String,
+    /// Milliseconds from the request to the last step.
+    pub ms: u64,
+    #[serde(default)]
+    pub steps: Vec<StepRecord>,
+}
+
+/// One step of an upgrade and what became of it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StepRecord {
+    pub node: String,
+    pub step: String,
+    /// `done`, `failed: …`, `undone`, `skipped: …`.
+    pub outcome: String,
+    pub ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -363,6 +363,10 @@ impl Components {
         self.map.read().get(name).cloned()
     }
 
+    pub fn remove(&self, name: &str) -> Option<Arc<LoadedComponent>> {
+        self.map.write().remove(name)
+    }
+
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.map.read().keys().cloned().collect();
         v.sort();

@@ -363,6 +363,13 @@ impl Node {
         Ok(previous.map(|p| p.version.clone()))
     }
 
+    /// Swap every Cedar policy of the node for the folder's, at once: the
+    /// new set is validated first, and on error the old one stays in force.
+    /// Cached decisions (the node's and each particle's) are dropped.
+    pub fn replace_policies(&self, dir: &Path) -> Result<()> {
+        self.inner.policy.replace_from_dir(dir)
+    }
+
     /// Same as `load_component`, from bytes (wasm or WAT text).
     pub fn load_component_bytes(
         &self,
@@ -378,6 +385,13 @@ impl Node {
 
     pub fn component_names(&self) -> Vec<String> {
         self.inner.components.names()
+    }
+
+    /// Unload a component: no new particle runs it. Particles still running
+    /// it keep their code (they hold it) until they exit. Returns whether
+    /// it was loaded.
+    pub fn remove_component(&self, name: &str) -> bool {
+        self.inner.components.remove(name).is_some()
     }
 
     /// Whether a component called `name` is loaded here.

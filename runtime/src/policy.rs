@@ -122,37 +122,16 @@ impl PolicyGate {
     /// A folder with one `.cedarschema` (optional: the built-in one is used
     /// without it) and any number of `.cedar` policy files.
     pub fn from_dir(dir: &Path) -> Result<Self> {
-        let read = |p: &Path| {
-            std::fs::read_to_string(p).map_err(|source| RuntimeError::Io {
-                path: p.to_path_buf(),
-                source,
-            })
-        };
-        let entries = std::fs::read_dir(dir).map_err(|source| RuntimeError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let mut files: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        files.sort();
-        let mut schema = None;
-        let mut sources = Vec::new();
-        for f in files {
-            match f.extension().and_then(|e| e.to_str()) {
-                Some("cedarschema") => schema = Some((f.display().to_string(), read(&f)?)),
-                Some("cedar") => sources.push(PolicySource {
-                    name: f.display().to_string(),
-                    text: read(&f)?,
-                }),
-                _ => {}
-            }
-        }
-        let (schema_name, schema_text) = schema.unwrap_or_else(|| {
-            (
-                "policies/plasmoid.cedarschema".into(),
-                DEFAULT_SCHEMA.into(),
-            )
-        });
-        Self::from_sources((&schema_name, &schema_text), sources)
+        let (schema, sources) = read_dir(dir)?;
+        Self::from_sources((&schema.0, &schema.1), sources)
+    }
+
+    /// Replace the policy set with a folder's ([`PolicyGate::from_dir`]'s
+    /// layout), atomically: validated first, and on error the old set stays.
+    /// A release upgrade swaps its policies this way.
+    pub fn replace_from_dir(&self, dir: &Path) -> Result<()> {
+        let (schema, sources) = read_dir(dir)?;
+        self.replace((&schema.0, &schema.1), sources)
     }
 
     pub fn from_sources(schema: (&str, &str), sources: Vec<PolicySource>) -> Result<Self> {
@@ -273,6 +252,42 @@ impl PolicyGate {
                 .is_authorized(&request, &loaded.policies, &Entities::empty());
         response.decision() == Decision::Allow
     }
+}
+
+/// A policy folder's schema (the built-in one without a `.cedarschema`)
+/// and its `.cedar` files, in name order.
+fn read_dir(dir: &Path) -> Result<((String, String), Vec<PolicySource>)> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|source| RuntimeError::Io {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    let entries = std::fs::read_dir(dir).map_err(|source| RuntimeError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.sort();
+    let mut schema = None;
+    let mut sources = Vec::new();
+    for f in files {
+        match f.extension().and_then(|e| e.to_str()) {
+            Some("cedarschema") => schema = Some((f.display().to_string(), read(&f)?)),
+            Some("cedar") => sources.push(PolicySource {
+                name: f.display().to_string(),
+                text: read(&f)?,
+            }),
+            _ => {}
+        }
+    }
+    let schema = schema.unwrap_or_else(|| {
+        (
+            "policies/plasmoid.cedarschema".into(),
+            DEFAULT_SCHEMA.into(),
+        )
+    });
+    Ok((schema, sources))
 }
 
 fn load(schema: (&str, &str), sources: &[PolicySource]) -> Result<Loaded> {

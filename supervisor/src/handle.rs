@@ -8,6 +8,7 @@
 
 use crate::SupervisorError;
 use crate::spec::{ChildSpec, Strategy};
+pub use crate::update::Flags;
 use parking_lot::RwLock;
 use plasmoid_runtime::Pid;
 use std::sync::Arc;
@@ -22,7 +23,8 @@ pub const MAX_QUEUED_OPS: usize = 1024;
 pub struct SupervisorRef {
     pub(crate) pid: Pid,
     pub(crate) ops: mpsc::Sender<Op>,
-    pub(crate) strategy: Strategy,
+    /// Shared with the loop: an in-place update may change it.
+    pub(crate) strategy: Arc<RwLock<Strategy>>,
     pub(crate) table: Arc<RwLock<Vec<ChildInfo>>>,
 }
 
@@ -37,6 +39,9 @@ pub(crate) enum Op {
     Terminate(String, Reply<()>),
     Restart(String, Reply<Pid>),
     Delete(String, Reply<()>),
+    StartAfter(ChildSpec, Option<String>, Reply<Pid>),
+    Update(Flags, Reply<Flags>),
+    SetSpec(ChildSpec, Reply<()>),
 }
 
 impl SupervisorRef {
@@ -47,11 +52,11 @@ impl SupervisorRef {
     /// Whether this is a simple-one-for-one supervisor (children are
     /// instances of one template).
     pub fn is_simple(&self) -> bool {
-        self.strategy == Strategy::SimpleOneForOne
+        *self.strategy.read() == Strategy::SimpleOneForOne
     }
 
     pub fn strategy(&self) -> Strategy {
-        self.strategy
+        *self.strategy.read()
     }
 
     /// Whether the supervisor's loop still runs.
@@ -124,5 +129,31 @@ impl SupervisorRef {
     /// Remove a terminated child's spec.
     pub async fn delete_child(&self, id: &str) -> Result<(), SupervisorError> {
         self.ask(|r| Op::Delete(id.to_string(), r)).await
+    }
+
+    /// Add and start a child right after the child `after` (first when
+    /// `None`), where a release upgrade puts a new child: its place among
+    /// its siblings is its place in the start order (rest-for-one).
+    pub async fn start_child_after(
+        &self,
+        spec: ChildSpec,
+        after: Option<&str>,
+    ) -> Result<Pid, SupervisorError> {
+        let after = after.map(str::to_string);
+        self.ask(|r| Op::StartAfter(spec, after, r)).await
+    }
+
+    /// Change the supervisor's flags in place (OTP's `{update, M,
+    /// supervisor}` in a relup): its children keep running. Returns the
+    /// flags it had, so the change can be undone.
+    pub async fn update(&self, flags: Flags) -> Result<Flags, SupervisorError> {
+        self.ask(|r| Op::Update(flags, r)).await
+    }
+
+    /// Replace the spec child `spec.id` restarts from, without restarting
+    /// it: a nested supervisor updated in place then comes back, if its
+    /// parent ever restarts it, as it is now.
+    pub async fn set_child_spec(&self, spec: ChildSpec) -> Result<(), SupervisorError> {
+        self.ask(|r| Op::SetSpec(spec, r)).await
     }
 }

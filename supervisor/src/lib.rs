@@ -13,7 +13,9 @@
 //! - `handle`: [`SupervisorRef`] and its operations;
 //! - `server`: the loop that carries plans out;
 //! - `child`: starting and stopping one child;
-//! - `registry`: one node's supervisors, and the child → supervisor map.
+//! - `registry`: one node's supervisors, and the child → supervisor map;
+//! - `update`: changes a release upgrade makes in place (flags, a child
+//!   started at its place).
 
 mod child;
 mod handle;
@@ -22,8 +24,9 @@ pub mod plan;
 mod registry;
 mod server;
 mod spec;
+mod update;
 
-pub use handle::{ChildInfo, Counts, MAX_QUEUED_OPS, SupervisorRef};
+pub use handle::{ChildInfo, Counts, Flags, MAX_QUEUED_OPS, SupervisorRef};
 pub use registry::{Registry, find_child, supervisor_at};
 pub use server::start_link;
 pub use spec::{ChildSpec, ChildStart, Restart, Shutdown, Strategy, SupervisorSpec};

@@ -28,8 +28,8 @@ pub type StartFuture = Pin<Box<dyn Future<Output = Result<SupervisorRef, Supervi
 
 pub(crate) struct Child {
     pub(crate) spec: ChildSpec,
-    running: Option<Running>,
-    restarts: u32,
+    pub(crate) running: Option<Running>,
+    pub(crate) restarts: u32,
 }
 
 impl Child {
@@ -37,7 +37,7 @@ impl Child {
         self.running.as_ref().map(Running::pid)
     }
 
-    fn info(&self) -> ChildInfo {
+    pub(crate) fn info(&self) -> ChildInfo {
         ChildInfo {
             id: self.spec.id.clone(),
             pid: self.pid(),
@@ -73,15 +73,17 @@ pub(crate) struct Sup {
     pub(crate) me: NativeProcess,
     pub(crate) spec: SupervisorSpec,
     pub(crate) children: Vec<Child>,
-    table: Arc<RwLock<Vec<ChildInfo>>>,
-    intensity: Intensity,
+    pub(crate) table: Arc<RwLock<Vec<ChildInfo>>>,
+    pub(crate) intensity: Intensity,
     parent: Option<Pid>,
-    registry: Arc<Registry>,
+    pub(crate) registry: Arc<Registry>,
     pub(crate) pending: VecDeque<Pending>,
     /// The node's partition standing (partition.rs).
     pub(crate) standing: tokio::sync::watch::Receiver<plasmoid_runtime::Standing>,
     /// Failover children waiting for the standing to allow them.
     pub(crate) held: Vec<String>,
+    /// The strategy as handles read it (update.rs changes both).
+    pub(crate) strategy: Arc<RwLock<Strategy>>,
 }
 
 /// Start a supervisor linked to `parent` and all its children, in order.
@@ -109,13 +111,14 @@ pub fn start_link(node: Node, spec: SupervisorSpec, parent: Option<Pid>) -> Star
             pending: VecDeque::new(),
             standing: node.standing(),
             held: Vec::new(),
+            strategy: Arc::new(RwLock::new(spec.strategy)),
             spec,
         };
         let (tx, rx) = mpsc::channel(MAX_QUEUED_OPS);
         let handle = SupervisorRef {
             pid: sup.me.pid(),
             ops: tx,
-            strategy: sup.spec.strategy,
+            strategy: sup.strategy.clone(),
             table: sup.table.clone(),
         };
         // Known from the start: a child's supervisor is found while the
@@ -397,7 +400,7 @@ impl Sup {
         }
     }
 
-    fn simple(&self) -> bool {
+    pub(crate) fn simple(&self) -> bool {
         self.spec.strategy == Strategy::SimpleOneForOne
     }
 
@@ -471,6 +474,17 @@ impl Sup {
                 let res = self.stopped_child(id).map(|i| self.remove(i));
                 let _ = r.send(res);
             }
+            Op::StartAfter(spec, after, r) => {
+                let res = self.add_after(spec, after).await;
+                let _ = r.send(res);
+            }
+            Op::Update(flags, r) => {
+                let res = self.update(flags).await;
+                let _ = r.send(res);
+            }
+            Op::SetSpec(spec, r) => {
+                let _ = r.send(self.set_spec(spec));
+            }
         }
     }
 
@@ -488,7 +502,7 @@ impl Sup {
     }
 
     /// Start a child from its spec, naming it in the error.
-    async fn start_spec(&self, spec: &ChildSpec) -> Result<Running, SupervisorError> {
+    pub(crate) async fn start_spec(&self, spec: &ChildSpec) -> Result<Running, SupervisorError> {
         child::start(&self.me, spec, self.spec.start_timeout)
             .await
             .map_err(|reason| SupervisorError::StartFailed {
@@ -497,7 +511,10 @@ impl Sup {
             })
     }
 
-    async fn start_instance(&mut self, mut spec: ChildSpec) -> Result<Pid, SupervisorError> {
+    pub(crate) async fn start_instance(
+        &mut self,
+        mut spec: ChildSpec,
+    ) -> Result<Pid, SupervisorError> {
         let running = self.start_spec(&spec).await?;
         spec.id = running.pid().to_string();
         Ok(self.push(spec, running))

@@ -324,23 +324,31 @@ async fn run(
         components = m.components.len(),
         "booting release"
     );
-    let _swapper = match opts.swap {
-        Some(swap) => {
-            let s = match crate::swap::watch(node.clone(), &dir, m.clone(), swap) {
-                Ok(s) => s,
-                Err(e) => {
-                    finish(joined.mesh, node).await;
-                    return Err(e);
-                }
-            };
-            tracing::info!(
-                "watching {} for new versions",
-                dir.join("components").display()
-            );
-            Some(s)
+    // The root node's versions: hot swaps of the running one, and
+    // declarative upgrades to the next.
+    let lock = match crate::lock::Lock::read(&dir) {
+        Ok(l) => l,
+        Err(e) => {
+            finish(joined.mesh, node).await;
+            return Err(e);
         }
-        None => None,
     };
+    let current = crate::upgrade::Version {
+        dir: dir.clone(),
+        manifest: m.clone(),
+        lock,
+    };
+    let releases = joined.control.enable_upgrades(current, opts.swap.clone());
+    if opts.swap.is_some() {
+        if let Err(e) = releases.watch_swaps().await {
+            finish(joined.mesh, node).await;
+            return Err(e);
+        }
+        tracing::info!(
+            "watching {} for new versions",
+            dir.join("components").display()
+        );
+    }
     let control = joined.control.clone();
     let release = m.release_id();
     let outcome = run_tree(&node, joined.booted.spec, stopped(stop), move |root| {

@@ -8,6 +8,8 @@
 //! cannot hand over through its supervisor.
 
 mod rollout;
+
+pub(crate) use rollout::roll_out;
 mod watch;
 
 use crate::error::ReleaseError;

@@ -87,48 +87,7 @@ impl Manager {
     /// Move every particle of `name` to the node's current version.
     /// Returns (handed over, restarted, left behind).
     pub(super) async fn roll_out(&self, name: &str, mode: Upgrade) -> (usize, usize, usize) {
-        let (mut handoff, mut restarted, mut left) = (0, 0, 0);
-        for p in self.node.particles_of(name) {
-            // Read each time: a rollback during the rollout changes it.
-            if Some(&p.version) == self.node.component_version(name).as_ref() {
-                continue;
-            }
-            if mode == Upgrade::Handoff && p.upgradable && self.node.request_upgrade(p.pid) {
-                handoff += 1;
-                continue;
-            }
-            // One by one, by the supervisor: terminate + restart_child is an
-            // operator's restart, not a crash, so intensity is untouched.
-            match plasmoid_supervisor::find_child(&self.node, p.pid) {
-                // An instance of a simple-one-for-one template has no spec
-                // of its own to restart from.
-                Some((sup, _)) if sup.is_simple() => left += 1,
-                Some((sup, id)) => {
-                    let res = match sup.terminate_child(&id).await {
-                        Ok(()) => match sup.restart_child(&id).await {
-                            Ok(_) => Ok(()),
-                            // The new version crashed as it started: the
-                            // runtime has put the old one back already, so
-                            // the child comes back on it (never left stopped).
-                            Err(e) => {
-                                tracing::warn!(component = %name, child = %id, "the new version did not start ({e}); starting the child again");
-                                sup.restart_child(&id).await.map(|_| ())
-                            }
-                        },
-                        Err(e) => Err(e),
-                    };
-                    match res {
-                        Ok(()) => restarted += 1,
-                        Err(e) => {
-                            tracing::warn!(component = %name, child = %id, "restart for the new version failed: {e}");
-                            left += 1;
-                        }
-                    }
-                }
-                None => left += 1,
-            }
-        }
-        (handoff, restarted, left)
+        roll_out(&self.node, name, mode, false).await
     }
 
     /// The runtime put `good` back after a particle of `bad` crashed.
@@ -172,4 +131,60 @@ impl Manager {
             self.record(name, &d, crate::lock::SwapOutcome::RolledBack, &detail);
         }
     }
+}
+
+/// Move every particle of `name` on `node` to the node's current version:
+/// handed over under its pid where `mode` and the particle allow, else
+/// restarted by its supervisor. With `force`, particles already on the
+/// current version are restarted too (its settings changed, not its code).
+/// Returns (handed over, restarted, left behind).
+pub(crate) async fn roll_out(
+    node: &plasmoid_runtime::Node,
+    name: &str,
+    mode: Upgrade,
+    force: bool,
+) -> (usize, usize, usize) {
+    let (mut handoff, mut restarted, mut left) = (0, 0, 0);
+    for p in node.particles_of(name) {
+        // Read each time: a rollback during the rollout changes it.
+        let current = Some(&p.version) == node.component_version(name).as_ref();
+        if current && !force {
+            continue;
+        }
+        if !current && mode == Upgrade::Handoff && p.upgradable && node.request_upgrade(p.pid) {
+            handoff += 1;
+            continue;
+        }
+        // One by one, by the supervisor: terminate + restart_child is an
+        // operator's restart, not a crash, so intensity is untouched.
+        match plasmoid_supervisor::find_child(node, p.pid) {
+            // An instance of a simple-one-for-one template has no spec
+            // of its own to restart from.
+            Some((sup, _)) if sup.is_simple() => left += 1,
+            Some((sup, id)) => {
+                let res = match sup.terminate_child(&id).await {
+                    Ok(()) => match sup.restart_child(&id).await {
+                        Ok(_) => Ok(()),
+                        // The new version crashed as it started: the
+                        // runtime has put the old one back already, so
+                        // the child comes back on it (never left stopped).
+                        Err(e) => {
+                            tracing::warn!(component = %name, child = %id, "the new version did not start ({e}); starting the child again");
+                            sup.restart_child(&id).await.map(|_| ())
+                        }
+                    },
+                    Err(e) => Err(e),
+                };
+                match res {
+                    Ok(()) => restarted += 1,
+                    Err(e) => {
+                        tracing::warn!(component = %name, child = %id, "restart for the new version failed: {e}");
+                        left += 1;
+                    }
+                }
+            }
+            None => left += 1,
+        }
+    }
+    (handoff, restarted, left)
 }

@@ -4,6 +4,7 @@ use super::{Plan, Planned, Step};
 use crate::error::ReleaseError;
 use crate::lock::{Lock, short_hash};
 use crate::model::{ChildDef, ChildKind, ComponentDef, Manifest, SupervisorDef};
+use plasmoid_supervisor::Strategy;
 use std::collections::BTreeMap;
 
 /// The plan from `old` (running) to `new`; `release.version` must differ.
@@ -102,19 +103,39 @@ fn components(
             continue;
         };
         let (from, to) = (version(old_lock, &c.name), version(new_lock, &c.name));
-        if from != to {
+        let mut changes = component_changes(was, c);
+        let mode = (was.upgrade != c.upgrade).then(|| {
+            format!(
+                "upgrade mode {} → {}",
+                was.upgrade.as_str(),
+                c.upgrade.as_str()
+            )
+        });
+        if !changes.is_empty() {
+            // New settings restart every particle anyway: new code with
+            // them is one restart, not a swap and then a restart.
+            if from != to {
+                changes.insert(0, format!("code {from} → {to}"));
+            }
+            changes.extend(mode);
+            swaps.push(all(Step::ChangeComponent {
+                name: c.name.clone(),
+                changes,
+                restart: true,
+            }));
+        } else if from != to {
             swaps.push(all(Step::SwapComponent {
                 name: c.name.clone(),
                 from,
                 to,
                 mode: c.upgrade.as_str(),
             }));
-        }
-        let changes = component_changes(was, c);
-        if !changes.is_empty() {
+        } else if let Some(mode) = mode {
+            // Only how later swaps roll out changed: nothing restarts.
             swaps.push(all(Step::ChangeComponent {
                 name: c.name.clone(),
-                changes,
+                changes: vec![mode],
+                restart: false,
             }));
         }
     }
@@ -128,13 +149,6 @@ fn component_changes(a: &ComponentDef, b: &ComponentDef) -> Vec<String> {
     }
     if a.config != b.config {
         out.push("new configuration (env, args, files)".into());
-    }
-    if a.upgrade != b.upgrade {
-        out.push(format!(
-            "upgrade mode {} → {}",
-            a.upgrade.as_str(),
-            b.upgrade.as_str()
-        ));
     }
     out
 }
@@ -272,25 +286,41 @@ fn tree(old: &Manifest, new: &Manifest, steps: &mut Vec<Planned>) {
             },
         });
     }
-    let (mut stops, mut restarts, mut starts) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut stops, mut restarts) = (Vec::new(), Vec::new());
     let mut gone: Vec<String> = Vec::new();
-    for f in b.iter() {
+    for (j, f) in b.iter().enumerate() {
         let Some(i) = find(&a, &f.path) else { continue };
         if under(&f.path, &gone) {
             continue;
         }
         let was = &a[i];
-        let changes = spec_changes(was.child, f.child);
+        let mut changes = spec_changes(was.child, f.child);
+        if was.node != f.node && !changes.iter().any(|c| c.contains("moved")) {
+            // Its parent moved, or the root's node changed.
+            changes.push(format!("moved from node {} to {}", was.node, f.node));
+        }
+        if let (ChildKind::Supervisor(sa), ChildKind::Supervisor(sb)) =
+            (&was.child.kind, &f.child.kind)
+        {
+            let simple = |s: &SupervisorDef| s.strategy == Strategy::SimpleOneForOne;
+            if simple(sa) != simple(sb) {
+                // Its children are of another kind: not an in-place change.
+                changes.push(format!("strategy {:?} → {:?}", sa.strategy, sb.strategy));
+            }
+        }
         if !changes.is_empty() {
             // Its running copy (and subtree) goes; the new one starts whole.
             gone.push(f.path.clone());
-            restarts.push(Planned {
-                node: f.node.clone(),
-                step: Step::RestartChild {
-                    path: f.path.clone(),
-                    changes,
+            restarts.push((
+                j,
+                Planned {
+                    node: f.node.clone(),
+                    step: Step::RestartChild {
+                        path: f.path.clone(),
+                        changes,
+                    },
                 },
-            });
+            ));
             continue;
         }
         if let (ChildKind::Supervisor(sa), ChildKind::Supervisor(sb)) =
@@ -324,21 +354,26 @@ fn tree(old: &Manifest, new: &Manifest, steps: &mut Vec<Planned>) {
     stops.reverse();
     // Added: in start order; a new subtree starts with its root.
     let mut added: Vec<String> = Vec::new();
-    for f in b.iter() {
+    for (j, f) in b.iter().enumerate() {
         if find(&a, &f.path).is_none() && !under(&f.path, &added) && !under(&f.path, &gone) {
             added.push(f.path.clone());
-            starts.push(Planned {
-                node: f.node.clone(),
-                step: Step::StartChild {
-                    path: f.path.clone(),
+            restarts.push((
+                j,
+                Planned {
+                    node: f.node.clone(),
+                    step: Step::StartChild {
+                        path: f.path.clone(),
+                    },
                 },
-            });
+            ));
         }
     }
+    // Restarted and added children come up together in the new tree's
+    // start order: a new child an existing one depends on starts first.
+    restarts.sort_by_key(|(j, _)| *j);
     steps.extend(updates);
     steps.extend(stops);
-    steps.extend(restarts);
-    steps.extend(starts);
+    steps.extend(restarts.into_iter().map(|(_, p)| p));
 }
 
 fn settings(old: &Manifest, new: &Manifest, steps: &mut Vec<Planned>) {
@@ -360,6 +395,23 @@ fn settings(old: &Manifest, new: &Manifest, steps: &mut Vec<Planned>) {
         format!("[{}]", list.join(", "))
     };
     setting("nodes", nodes(old), nodes(new));
+    // The root cannot restart under a running release: a new order of its
+    // children (stop order, rest-for-one) holds from the next start.
+    let kept = |m: &Manifest, other: &Manifest| -> String {
+        let ids: Vec<&str> = m
+            .root
+            .children
+            .iter()
+            .map(|c| c.id.as_str())
+            .filter(|id| other.root.children.iter().any(|c| c.id == *id))
+            .collect();
+        format!("[{}]", ids.join(", "))
+    };
+    setting(
+        "order of the root's children (from the next start)",
+        kept(old, new),
+        kept(new, old),
+    );
     setting(
         "max_particles",
         format!("{:?}", old.max_particles),

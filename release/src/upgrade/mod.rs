@@ -9,14 +9,22 @@
 //! flags updated in place, removed children stopped (deepest and last
 //! first), changed children restarted with their new spec, added children
 //! started in start order, components no longer used removed last. Each
-//! step names the node that carries it out. It does not apply the plan to
-//! a running release (not built yet), nor build either version (build.rs).
+//! step names the node that carries it out. apply.rs carries a plan out on
+//! the running root node and undoes it; live.rs keeps the node's versions
+//! (current, previous, on probation) and records each upgrade. It does not
+//! build either version (build.rs), nor upgrade subtrees or components on
+//! other nodes (refused before anything changes).
 
+mod apply;
 mod diff;
+mod live;
 #[cfg(test)]
 mod tests;
+mod tree;
 
+pub use apply::{Applied, Version};
 pub use diff::plan;
+pub use live::{MAX_PROBATION, Releases};
 
 /// One step of an upgrade plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,9 +40,14 @@ pub enum Step {
         to: String,
         mode: &'static str,
     },
-    /// A component whose limits, configuration or upgrade mode changed
-    /// (same code): its particles restart with the new settings.
-    ChangeComponent { name: String, changes: Vec<String> },
+    /// A component whose limits or configuration changed (its code too,
+    /// maybe): its particles restart with the new settings. With `restart`
+    /// false only its upgrade mode changed, for later swaps.
+    ChangeComponent {
+        name: String,
+        changes: Vec<String>,
+        restart: bool,
+    },
     /// A supervisor's flags changed: updated in place, not restarted.
     UpdateSupervisor { path: String, changes: Vec<String> },
     /// A child that the new tree no longer has.
@@ -90,7 +103,7 @@ impl Plan {
     }
 }
 
-fn describe(step: &Step) -> String {
+pub(crate) fn describe(step: &Step) -> String {
     match step {
         Step::SwapPolicies { files } => format!("swap policies ({})", files.join(", ")),
         Step::InstallComponent { name, version } => {
@@ -102,8 +115,18 @@ fn describe(step: &Step) -> String {
             to,
             mode,
         } => format!("hot-swap component `{name}` {from} → {to} ({mode})"),
-        Step::ChangeComponent { name, changes } => {
+        Step::ChangeComponent {
+            name,
+            changes,
+            restart: true,
+        } => {
             format!("restart `{name}`'s particles with {}", changes.join(", "))
+        }
+        Step::ChangeComponent { name, changes, .. } => {
+            format!(
+                "component `{name}`: {} (for later swaps; nothing restarts)",
+                changes.join(", ")
+            )
         }
         Step::UpdateSupervisor { path, changes } => {
             format!(

@@ -40,6 +40,8 @@ fn lock(components: &[(&str, &str)], policies: &[(&str, &str)]) -> Lock {
             })
             .collect(),
         history: Vec::new(),
+        previous: None,
+        upgrades: Vec::new(),
     }
 }
 
@@ -210,4 +212,75 @@ fn settings_and_component_limits_are_listed() {
         "{text}"
     );
     assert!(text.contains("[all] http: None →"), "{text}");
+}
+
+#[test]
+fn new_code_with_new_limits_is_one_restart_and_a_new_mode_alone_restarts_nothing() {
+    let limits = BASE.replace(
+        "[components.a]\nwasm = \"w.wat\"",
+        "[components.a]\nwasm = \"w.wat\"\nlimits = { memory_mb = 8 }",
+    );
+    let old = lock(&[("a", "aaaaaaaaaaaa"), ("b", "1")], &[]);
+    let new = lock(&[("a", "bbbbbbbbbbbb"), ("b", "1")], &[]);
+    let p = plan_of(BASE, &limits, &old, &new);
+    assert!(
+        matches!(steps(&p)[..], [Step::ChangeComponent { name, changes, restart: true }]
+            if name == "a" && changes[0] == "code aaaaaaaaaaaa → bbbbbbbbbbbb"),
+        "{}",
+        p.render()
+    );
+    let mode = BASE.replace(
+        "[components.b]\nwasm = \"w.wat\"",
+        "[components.b]\nwasm = \"w.wat\"\nupgrade = \"restart\"",
+    );
+    let l = lock(&[("a", "1"), ("b", "1")], &[]);
+    let p = plan_of(BASE, &mode, &l, &l);
+    assert!(
+        matches!(steps(&p)[..], [Step::ChangeComponent { name, restart: false, .. }] if name == "b"),
+        "{}",
+        p.render()
+    );
+}
+
+#[test]
+fn restarted_and_added_children_come_up_in_the_new_start_order() {
+    let new = r#"
+[components.a]
+wasm = "w.wat"
+[components.b]
+wasm = "w.wat"
+[supervisor]
+strategy = "one-for-one"
+children = ["first", { id = "a", component = "a", init = { n = 1 } }, "inner"]
+[supervisors.first]
+strategy = "one-for-one"
+children = [{ id = "f", component = "b" }]
+[supervisors.inner]
+strategy = "simple-one-for-one"
+children = [{ id = "b1", component = "b" }]
+"#;
+    let l = lock(&[("a", "1"), ("b", "1")], &[]);
+    let p = plan_of(BASE, new, &l, &l);
+    let s = steps(&p);
+    // `first` precedes `a` in the new tree, so it starts first; `inner`
+    // became simple-one-for-one: restarted, not updated in place.
+    assert_eq!(
+        s[0],
+        &Step::StartChild {
+            path: "first".into()
+        },
+        "{}",
+        p.render()
+    );
+    assert!(
+        matches!(s[1], Step::RestartChild { path, .. } if path == "a"),
+        "{}",
+        p.render()
+    );
+    assert!(
+        matches!(s[2], Step::RestartChild { path, changes } if path == "inner" && changes.iter().any(|c| c.contains("SimpleOneForOne"))),
+        "{}",
+        p.render()
+    );
+    assert_eq!(s.len(), 3, "{}", p.render());
 }
