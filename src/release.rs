@@ -176,6 +176,11 @@ pub fn release_dir(path: &Path, out: Option<PathBuf>) -> Result<PathBuf> {
 /// Build with progress on stderr: one updating line on a terminal, plain
 /// lines otherwise.
 pub fn build(m: &Manifest, out: Option<PathBuf>) -> Result<Built> {
+    build_with(m, BuildOptions { out, reuse: None })
+}
+
+/// [`build`] with every option (`reuse`: the running version's folder).
+pub fn build_with(m: &Manifest, opts: BuildOptions) -> Result<Built> {
     let tty = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut err = std::io::stderr();
@@ -193,7 +198,7 @@ pub fn build(m: &Manifest, out: Option<PathBuf>) -> Result<Built> {
             }
         };
     };
-    let built = plasmoid_release::build(m, &BuildOptions { out }, &mut show)
+    let built = plasmoid_release::build(m, &opts, &mut show)
         .with_context(|| format!("cannot build release {}", m.release_id()))?;
     eprintln!(
         "built {} in {} ms: {} compiled, {} unchanged → {}",

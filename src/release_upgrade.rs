@@ -54,7 +54,11 @@ pub fn run(args: UpgradeArgs) -> Result<ExitCode> {
             args.manifest.display()
         );
     }
-    let built = crate::release::build(&new, None)?;
+    let opts = plasmoid_release::BuildOptions {
+        out: None,
+        reuse: Some(running.clone()),
+    };
+    let built = crate::release::build_with(&new, opts)?;
     if built.dir != running {
         share_keys(&running, &built.dir)?;
     }

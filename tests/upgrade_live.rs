@@ -373,3 +373,26 @@ fn failing_upgrades_roll_back_to_exactly_the_tree_before() {
     );
     node.terminate();
 }
+
+/// `plasmoid bench upgrade`: ten changes applied to the running demo while
+/// HTTP clients call it; no call through the untouched gateway fails.
+#[test]
+fn bench_upgrade_converges_the_demo_and_untouched_calls_never_fail() {
+    let (code, out, err) = run(plasmoid().args(["bench", "--runs", "1", "upgrade"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let figures: std::collections::HashMap<String, f64> = out
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a JSON line");
+            (
+                v["name"].as_str().unwrap_or_default().to_string(),
+                v["value"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect();
+    for name in ["upgrade.time", "upgrade.apply", "upgrade.untouched_calls"] {
+        assert!(figures.get(name).is_some_and(|v| *v > 0.0), "{name}: {out}");
+    }
+    assert_eq!(figures["upgrade.untouched_failed"], 0.0, "{out}\n{err}");
+    assert_eq!(figures["upgrade.untouched_lost"], 0.0, "{out}\n{err}");
+}

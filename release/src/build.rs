@@ -2,7 +2,10 @@
 //!
 //! Incremental at two levels: cargo skips unchanged guest crates, and a
 //! component whose `.wasm` hash matches the lock keeps its `.cwasm` instead
-//! of being precompiled again.
+//! of being precompiled again. A new version built beside a running one
+//! (`release upgrade`) takes the running one's native code for components
+//! that did not change, after checking it was made for that folder and
+//! with the same code-shaping settings.
 
 use crate::error::ReleaseError;
 use crate::lock::{LOCK_FILE, Lock, LockedComponent, RELEASE_FILE, hash, locked_file, write_file};
@@ -20,7 +23,7 @@ pub enum Progress<'a> {
     },
     Done {
         name: &'a str,
-        /// `compiled` or `unchanged`.
+        /// `compiled`, `unchanged` or `reused` (from the running version).
         outcome: &'static str,
         ms: u128,
     },
@@ -30,6 +33,10 @@ pub enum Progress<'a> {
 pub struct BuildOptions {
     /// The release folder (default: [`default_out_dir`]).
     pub out: Option<PathBuf>,
+    /// Another build of the release (the running version) whose native
+    /// code may be taken for components with the same bytes: compiling an
+    /// unchanged CPython component again takes seconds.
+    pub reuse: Option<PathBuf>,
 }
 
 pub struct Built {
@@ -62,6 +69,32 @@ struct Staged {
     files: Option<(Vec<u8>, Vec<u8>)>,
 }
 
+/// A built version whose native code a new build may take.
+struct Donor {
+    dir: PathBuf,
+    lock: Lock,
+}
+
+impl Donor {
+    /// `None` (compile everything) unless `dir` is a release whose code was
+    /// compiled with the settings `cfg` shapes code with (the memory cap).
+    fn open(dir: &Path, cfg: &plasmoid_runtime::NodeConfig) -> Option<Donor> {
+        let (m, lock) = crate::lock::open_release(dir).ok()?;
+        let theirs = crate::boot::node_config(&m, None);
+        (theirs.max_memory_bytes == cfg.max_memory_bytes).then(|| Donor {
+            dir: dir.to_path_buf(),
+            lock,
+        })
+    }
+
+    /// The `.cwasm` of component `name` if its `.wasm` hashed to `digest`
+    /// there and the code passes that folder's check.
+    fn code(&self, name: &str, digest: &str) -> Option<Vec<u8>> {
+        let old = self.lock.component(name).filter(|c| c.blake3 == digest)?;
+        crate::native_code::check(&self.dir, &old.cwasm, &old.cwasm_mac).ok()
+    }
+}
+
 /// Build the release folder. Everything that can fail on the inputs
 /// (guest builds, validation, precompiling, policies) happens before the
 /// first write, so a broken component leaves the folder as it was. A new
@@ -76,6 +109,7 @@ pub fn build(
     let dir = opts.out.clone().unwrap_or_else(|| default_out_dir(m));
     let previous = Lock::read(&dir).ok();
     let cfg = crate::boot::node_config(m, None);
+    let donor = opts.reuse.as_deref().and_then(|d| Donor::open(d, &cfg));
     let mut staged = Vec::new();
     let (mut compiled, mut unchanged) = (0, 0);
     for (index, c) in m.components.iter().enumerate() {
@@ -95,10 +129,16 @@ pub fn build(
                     && still_intact(&dir, previous.as_ref(), old)
                     && crate::native_code::check(&dir, &old.cwasm, &old.cwasm_mac).is_ok()
             });
+        let mut outcome = "unchanged";
         let files = if reusable {
             unchanged += 1;
             None
+        } else if let Some(cwasm) = donor.as_ref().and_then(|d| d.code(&c.name, &digest)) {
+            unchanged += 1;
+            outcome = "reused";
+            Some((bytes.clone(), cwasm))
         } else {
+            outcome = "compiled";
             let cwasm = plasmoid_runtime::precompile(&cfg, &c.name, &bytes).map_err(|e| {
                 ReleaseError::Component {
                     component: c.name.clone(),
@@ -110,11 +150,7 @@ pub fn build(
         };
         progress(Progress::Done {
             name: &c.name,
-            outcome: if files.is_some() {
-                "compiled"
-            } else {
-                "unchanged"
-            },
+            outcome,
             ms: started.elapsed().as_millis(),
         });
         staged.push(Staged {

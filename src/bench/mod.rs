@@ -14,6 +14,7 @@ mod nodedown;
 mod restart;
 mod store;
 mod swap;
+mod upgrade;
 
 use crate::start::default_capacity;
 use anyhow::{Context, Result, anyhow, bail};
@@ -73,6 +74,14 @@ enum Which {
     Swap {
         #[arg(long, default_value_t = 20)]
         swaps: usize,
+    },
+    /// A plan of ten changes applied to the running demo by `plasmoid
+    /// release upgrade` while HTTP clients call it: ms from the command to
+    /// converged, calls failed or unanswered.
+    Upgrade {
+        /// The demo's manifest.
+        #[arg(default_value = "apps/demo/prod.toml")]
+        manifest: PathBuf,
     },
     /// Two nodes (this process and a second `plasmoid`) over iroh on
     /// 127.0.0.1: round trip µs, one-way msgs/s.
@@ -186,6 +195,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
         return swap::run((*swaps).max(1), args.threads, emit);
     }
+    if let Which::Upgrade { manifest } = &args.which {
+        let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
+        return upgrade::run(manifest, args.runs.max(1), args.threads, emit);
+    }
     if let Which::Boot { manifest } = &args.which {
         let _ = THREADS.set(args.threads.unwrap_or_else(num_cpus));
         return boot::run(manifest, args.runs.max(1), args.threads, emit);
@@ -288,6 +301,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 }
                 Which::Boot { .. }
                 | Which::Swap { .. }
+                | Which::Upgrade { .. }
                 | Which::Mesh { .. }
                 | Which::Http { .. }
                 | Which::Store { .. }

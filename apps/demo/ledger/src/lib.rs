@@ -5,7 +5,9 @@
 //! each settled transfer is written there before the gateway gets its
 //! answer, so a crash of the ledger, a restart or a `kill -9` of the node
 //! loses no acknowledged order. Without a store (`plasmoid start`) it keeps
-//! them in memory only, and says so.
+//! them in memory only, and says so. A hot swap hands the state to the new
+//! version under the same pid (`#[gen_server(handoff)]`): the name, the
+//! monitors of subscribers and the calls waiting in the mailbox stay.
 
 use plasmoid_sdk::cast;
 use plasmoid_sdk::prelude::*;
@@ -30,9 +32,12 @@ impl Default for Init {
     }
 }
 
+#[derive(Serialize, Deserialize)]
 struct Ledger {
     balances: BTreeMap<String, u64>,
     settled: u64,
+    /// Monitor reference and pid; handed over as the pid's text.
+    #[serde(with = "pids")]
     subscribers: Vec<(u64, Pid)>,
     /// Whether the node has a store to keep the balances in.
     durable: bool,
@@ -48,7 +53,27 @@ struct Saved {
 
 const STATE: &str = "state";
 
-#[plasmoid_sdk::gen_server]
+/// Pids travel as their printable form: a pid is a handle of this
+/// instance, the text names the process to the next.
+mod pids {
+    use plasmoid_sdk::prelude::*;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[(u64, Pid)], s: S) -> Result<S::Ok, S::Error> {
+        let text: Vec<(u64, String)> = v.iter().map(|(r, p)| (*r, p.to_string())).collect();
+        text.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(u64, Pid)>, D::Error> {
+        let text = Vec::<(u64, String)>::deserialize(d)?;
+        Ok(text
+            .into_iter()
+            .filter_map(|(r, p)| resolve(&p).map(|pid| (r, pid)))
+            .collect())
+    }
+}
+
+#[plasmoid_sdk::gen_server(handoff)]
 impl Ledger {
     fn init(args: Option<Init>) -> Self {
         let args = args.unwrap_or_default();
