@@ -60,6 +60,10 @@ fn a_dry_run_prints_the_plan_in_order_and_changes_nothing() {
         .args(["release", "upgrade", "--dry-run"])
         .arg(&manifest));
     assert_eq!(code, 0, "{err}");
+    // The unchanged echo takes the running version's native code; the new
+    // counter is compiled.
+    assert!(err.contains("reused echo"), "{err}");
+    assert!(err.contains("compiled counter"), "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "upgrade up-0.1.0 → up-0.2.0", "{out}");
     assert!(
