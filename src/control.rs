@@ -367,7 +367,15 @@ fn render(s: &Status, versions: &HashMap<String, String>) -> String {
         } else {
             "not connected"
         };
-        out += &format!("peer {} ({}) {state}\n", p.name, short(&p.id));
+        let runs = match &p.release {
+            Some((r, true)) if *r == s.release => String::new(),
+            Some((r, true)) => format!(", runs {r} (same components)"),
+            Some((r, false)) => {
+                format!(", runs {r}: other components, it hosts nothing for this node")
+            }
+            None => String::new(),
+        };
+        out += &format!("peer {} ({}) {state}{runs}\n", p.name, short(&p.id));
     }
     if let Some((policy, standing)) = &s.partition {
         out += &format!("partition {policy}: {standing}\n");

@@ -116,6 +116,10 @@ pub struct PeerStatus {
     pub name: String,
     pub id: String,
     pub connected: bool,
+    /// The release (`name-version`) the peer said it runs, and whether its
+    /// components are the same as this node's (it hosts children only then).
+    #[serde(default)]
+    pub release: Option<(String, bool)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,13 +26,23 @@ pub enum Frame {
     Admit {
         token: [u8; 32],
     },
+    /// After `Hello` (and `Admit`), and again whenever it changes: the
+    /// release (`name-version`) the sender runs. A node of another release
+    /// is disconnected; one of another version is refused work.
+    Release {
+        /// `name-version`.
+        release: String,
+        /// A hash of the components' names and code hashes.
+        code: String,
+    },
 }
 
 /// 2: `Lookup` and `Found` (name@node). 4: `HttpRequest`, `HttpAnswer`.
 /// 5: `Admit` (cluster membership), `Group*` (process groups), `Global*`
 /// (cluster-wide names). 6: `StartSupervisor`, `SupervisorAsk`,
-/// `SupervisorAnswer` (supervisors on other nodes).
-pub const VERSION: u32 = 6;
+/// `SupervisorAnswer` (supervisors on other nodes). 7: `Release` (nodes
+/// agree on the release version).
+pub const VERSION: u32 = 7;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WirePid(pub [u8; 32], pub u64);

@@ -11,6 +11,7 @@ use crate::frame::{self, Frame, WireOp};
 use dashmap::DashMap;
 use iroh::endpoint::{Connection, PortmapperConfig, presets};
 use iroh::{Endpoint, EndpointAddr, NetReportConfig, PublicKey, RelayMode, SecretKey};
+use plasmoid_runtime::versions::{MAX_TAG, Tag};
 use plasmoid_runtime::{Node, NodeId, Remote, RemoteOp, SendError};
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -514,6 +515,10 @@ async fn send_until_broken(me: &Arc<Inner>, peer: NodeId, conn: Connection) {
         let token = c.key.token(me.node.id());
         frame::encode_into(&Frame::Admit { token }, &mut buf);
     }
+    let mut release = me.node.release_watch();
+    if let Some(tag) = release.borrow_and_update().clone() {
+        frame::encode_into(&release_frame(tag), &mut buf);
+    }
     if stream.write_all(&buf).await.is_err() {
         return;
     }
@@ -548,6 +553,11 @@ async fn send_until_broken(me: &Arc<Inner>, peer: NodeId, conn: Connection) {
                 queued.fetch_sub(taken, Ordering::AcqRel);
             }
             _ = beat.tick() => frame::encode_into(&Frame::Heartbeat, &mut buf),
+            Ok(()) = release.changed() => {
+                if let Some(tag) = release.borrow_and_update().clone() {
+                    frame::encode_into(&release_frame(tag), &mut buf);
+                }
+            }
             _ = conn.closed() => break,
         }
         if stream.write_all(&buf).await.is_err() {
@@ -678,6 +688,13 @@ async fn serve(me: Arc<Inner>, conn: Connection, from: Option<SocketAddr>) {
                     conn.close(3u32.into(), b"protocol version");
                     break 'conn format!("protocol version {version}");
                 }
+                Ok(Frame::Release { release, code }) => {
+                    if let Err(why) = peer_release(&me, peer, Tag { release, code }) {
+                        tracing::warn!(peer = %peer.short(), "closing the connection: {why}");
+                        conn.close(4u32.into(), b"another release");
+                        break 'conn why;
+                    }
+                }
                 Ok(Frame::Hello { .. } | Frame::Heartbeat | Frame::Admit { .. }) => {}
                 Err(e) => break 'conn bad_frame(&conn, peer, e),
             }
@@ -695,6 +712,53 @@ async fn serve(me: Arc<Inner>, conn: Connection, from: Option<SocketAddr>) {
     if me.inbound.remove_if(&peer, |_, n| *n == number).is_some() {
         me.lost(peer);
     }
+}
+
+fn release_frame(tag: Tag) -> Frame {
+    Frame::Release {
+        release: tag.release,
+        code: tag.code,
+    }
+}
+
+/// Record what `peer` runs. Another release (by name) is not a member:
+/// `Err`, and the connection closes. Another version is kept, said in the
+/// log and in `status`; with other code this node then starts nothing for
+/// it (plasmoid-runtime's versions.rs).
+fn peer_release(me: &Inner, peer: NodeId, tag: Tag) -> Result<(), String> {
+    if tag.release.is_empty() || tag.release.len() + tag.code.len() > MAX_TAG {
+        return Err(format!(
+            "a release tag of {} bytes",
+            tag.release.len() + tag.code.len()
+        ));
+    }
+    let mine = me.node.release();
+    if let Some(mine) = &mine
+        && mine.name() != tag.name()
+    {
+        return Err(format!(
+            "the peer runs release {}, this node {}: nodes of different releases do not mesh",
+            tag.release, mine.release
+        ));
+    }
+    let theirs = tag.release.clone();
+    let same_code = mine.as_ref().is_none_or(|m| m.code == tag.code);
+    let before = me.node.set_peer_release(peer, tag);
+    match mine {
+        Some(mine) if !same_code => tracing::warn!(
+            peer = %peer.short(),
+            "the peer runs {theirs} and this node {} with other components: neither starts children for the other until both run the same code",
+            mine.release
+        ),
+        Some(mine) if mine.release != theirs => tracing::info!(
+            peer = %peer.short(),
+            "the peer runs {theirs} and this node {} (the same components)",
+            mine.release
+        ),
+        _ if before.is_some() => tracing::info!(peer = %peer.short(), "the peer now runs {theirs}"),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// How long a node that is not listed has to present its cluster token.

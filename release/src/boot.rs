@@ -150,6 +150,8 @@ pub fn boot_node(
     cfg.creation = creation;
     let defaults = cfg.default_limits.clone();
     let node = Node::new(cfg).map_err(|e| ReleaseError::Boot(e.to_string()))?;
+    // Before the mesh connects: peers learn the version at the handshake.
+    node.set_release(crate::lock::tag(m, lock));
     // Every node of a release can host a subtree a parent elsewhere
     // places on it (`node = [...]` on a supervisor), root or not.
     plasmoid_supervisor::Registry::of(&node);

@@ -316,6 +316,7 @@ impl Inner {
             }
             components.push((c, version.unwrap_or_default()));
         }
+        let mine = node.release();
         let peers = node
             .peers()
             .into_iter()
@@ -324,6 +325,10 @@ impl Inner {
                 name,
                 id: id.to_hex(),
                 connected: node.reachable(id),
+                release: node.peer_release(id).map(|t| {
+                    let same = mine.as_ref().is_none_or(|m| m.code == t.code);
+                    (t.release, same)
+                }),
             })
             .collect();
         let tree = self.tree().await;

@@ -238,6 +238,23 @@ pub fn open_release(dir: &Path) -> Result<(Manifest, Lock), ReleaseError> {
     Ok((manifest, lock))
 }
 
+/// What a node of this build runs, for the mesh handshake: the release's
+/// `name-version` and a hash of its components' names and code hashes
+/// (the same code under another version is the same code).
+pub fn tag(m: &Manifest, lock: &Lock) -> plasmoid_runtime::versions::Tag {
+    let mut parts: Vec<String> = lock
+        .components
+        .iter()
+        .map(|c| format!("{}={}\n", c.name, c.blake3))
+        .collect();
+    parts.sort();
+    let code = blake3::hash(parts.concat().as_bytes()).to_hex();
+    plasmoid_runtime::versions::Tag {
+        release: m.release_id(),
+        code: short(&code).to_string(),
+    }
+}
+
 /// The short form of a hash used as a version name (`3fa4c2d19b0e`).
 pub fn short_hash(h: &str) -> &str {
     short(h)

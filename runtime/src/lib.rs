@@ -43,6 +43,7 @@ mod supervision;
 mod supervisor_host;
 mod swap;
 mod timers;
+pub mod versions;
 
 /// Longest name a particle may register or look up.
 pub const MAX_NAME: usize = 255;

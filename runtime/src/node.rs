@@ -197,6 +197,8 @@ pub(crate) struct NodeInner {
     pub(crate) groups: parking_lot::Mutex<crate::groups::Groups>,
     /// Partition handling: members, reachability, standing (partition.rs).
     pub(crate) partition: crate::partition::Partition,
+    /// The release version of this node and of its peers (versions.rs).
+    pub(crate) versions: crate::versions::Versions,
     /// This node's copy of the cluster-wide names (global.rs).
     pub(crate) globals: parking_lot::Mutex<crate::global::Globals>,
     /// `name@node` lookups waiting for the other node's answer.
@@ -293,6 +295,7 @@ impl Node {
                 groups: parking_lot::Mutex::new(Default::default()),
                 globals: parking_lot::Mutex::new(Default::default()),
                 partition: Default::default(),
+                versions: Default::default(),
                 lookups: DashMap::new(),
                 http_pending: DashMap::new(),
                 sup_asks: DashMap::new(),

@@ -396,7 +396,15 @@ impl Node {
             self.answer_lookup(*asker, name, *reference, false);
             return;
         }
-        if let Err(why) = self.authorize(from, &op) {
+        let hosts = matches!(
+            op,
+            RemoteOp::Spawn { .. } | RemoteOp::StartSupervisor { .. }
+        );
+        let allowed = self.authorize(from, &op).and_then(|()| match hosts {
+            true => self.may_host_for(from),
+            false => Ok(()),
+        });
+        if let Err(why) = allowed {
             tracing::warn!(node = %from.short(), "{why}");
             let denied = ExitReason::Exception(why.clone());
             let answer = match op {

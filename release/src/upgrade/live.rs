@@ -154,6 +154,10 @@ impl Releases {
                 inner.log_to(&new.dir, rec);
                 copy_control_addr(&old.dir, &new.dir, &old.manifest);
                 *inner.label.lock() = new.manifest.release_id();
+                // Peers hear of it (the mesh's `Release` frame).
+                inner
+                    .node
+                    .set_release(crate::lock::tag(&new.manifest, &new.lock));
                 if let Err(e) = inner.rewatch(&new) {
                     tracing::warn!("hot swap is off until the node restarts: {e}");
                 }
@@ -221,6 +225,9 @@ impl Releases {
             let rec = record(&from, &to, "rolled back", why, ms, records);
             inner.log_to(&previous.dir, rec);
             *inner.label.lock() = to.clone();
+            inner
+                .node
+                .set_release(crate::lock::tag(&previous.manifest, &previous.lock));
             let _ = inner.rewatch(&previous);
             tracing::warn!(from = %from, to = %to, ms, "rolled back: {why}");
             state.current = previous;
